@@ -1,0 +1,1 @@
+"""The ``classpulse`` command line."""

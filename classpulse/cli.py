@@ -1,0 +1,23 @@
+"""``classpulse``: run, train, evaluate and operate ClassPulse from one command.
+
+Each group of commands lives in its own module and registers itself here;
+heavy imports (TensorFlow, OpenCV, servers) happen inside the commands.
+"""
+
+from __future__ import annotations
+
+import typer
+
+from classpulse import model_commands
+
+app = typer.Typer(
+    name="classpulse",
+    help="Real-time facial-expression analytics for online classes.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+model_commands.register(app)
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,1 @@
+"""ClassPulse domain package: labels, schemas, settings, database, vision."""

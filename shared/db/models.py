@@ -1,0 +1,251 @@
+"""Tables of ClassPulse. Times are ``timestamptz`` in UTC; no pixels are ever stored.
+
+Organisations own API keys, classes and students (pseudonymous LMS ids).
+A lesson is one session of a class. A frame is one image a student sent: its
+status moves queued → done | failed | expired, with a reason when not done. A
+face event is one face of a frame (or one ``no_face`` row), with its label and
+all seven probabilities; ``(frame_id, face_index)`` is unique so workers write
+idempotently.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+import uuid
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    Enum,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    SmallInteger,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB, REAL
+from sqlalchemy.orm import Mapped, mapped_column
+
+from shared.db.base import Base, created_at_column
+
+
+def _uuid_pk() -> Mapped[uuid.UUID]:
+    return mapped_column(primary_key=True, default=uuid.uuid4)
+
+
+class FrameStatus(enum.StrEnum):
+    QUEUED = "queued"
+    DONE = "done"
+    FAILED = "failed"
+    EXPIRED = "expired"
+
+
+class KeyRole(enum.StrEnum):
+    """LMS keys manage a whole organisation; teacher keys read one class."""
+
+    LMS = "lms"
+    TEACHER = "teacher"
+
+
+class EventKind(enum.StrEnum):
+    FACE = "face"
+    NO_FACE = "no_face"
+
+
+class FaceQuality(enum.StrEnum):
+    OK = "ok"
+    TOO_SMALL = "too_small"
+    TOO_DARK = "too_dark"
+    TOO_BLURRED = "too_blurred"
+
+
+def _enum(cls: type[enum.StrEnum], name: str) -> Enum:
+    return Enum(cls, name=name, values_callable=lambda e: [m.value for m in e])
+
+
+class Organisation(Base):
+    __tablename__ = "organisations"
+    id: Mapped[uuid.UUID] = _uuid_pk()
+    name: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[dt.datetime] = created_at_column()
+
+
+class ApiKey(Base):
+    """An API key, stored as SHA-256 of the secret; the prefix finds the row."""
+
+    __tablename__ = "api_keys"
+    id: Mapped[uuid.UUID] = _uuid_pk()
+    organisation_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("organisations.id", ondelete="CASCADE"), index=True
+    )
+    name: Mapped[str] = mapped_column(String(200))
+    role: Mapped[KeyRole] = mapped_column(_enum(KeyRole, "key_role"))
+    #: Teacher keys are bound to one class; LMS keys have none.
+    class_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("classes.id", ondelete="CASCADE")
+    )
+    prefix: Mapped[str] = mapped_column(String(16), unique=True)
+    key_hash: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[dt.datetime] = created_at_column()
+    revoked_at: Mapped[dt.datetime | None]
+
+
+class SchoolClass(Base):
+    __tablename__ = "classes"
+    __table_args__ = (UniqueConstraint("organisation_id", "external_id"),)
+    id: Mapped[uuid.UUID] = _uuid_pk()
+    organisation_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("organisations.id", ondelete="CASCADE")
+    )
+    external_id: Mapped[str] = mapped_column(String(200))
+    title: Mapped[str] = mapped_column(String(300))
+    created_at: Mapped[dt.datetime] = created_at_column()
+
+
+class Lesson(Base):
+    __tablename__ = "lessons"
+    __table_args__ = (CheckConstraint("ends_at > starts_at", name="ends_after_start"),)
+    id: Mapped[uuid.UUID] = _uuid_pk()
+    class_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("classes.id", ondelete="CASCADE"), index=True
+    )
+    title: Mapped[str] = mapped_column(String(300))
+    starts_at: Mapped[dt.datetime]
+    ends_at: Mapped[dt.datetime]
+    #: Lessons made by ``classpulse demo`` are labelled as such everywhere.
+    is_demo: Mapped[bool] = mapped_column(Boolean, default=False, server_default="false")
+    created_at: Mapped[dt.datetime] = created_at_column()
+
+
+class Student(Base):
+    __tablename__ = "students"
+    __table_args__ = (UniqueConstraint("organisation_id", "external_id"),)
+    id: Mapped[uuid.UUID] = _uuid_pk()
+    organisation_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("organisations.id", ondelete="CASCADE")
+    )
+    #: Pseudonymous id from the LMS; never a name or e-mail.
+    external_id: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[dt.datetime] = created_at_column()
+
+
+class Enrolment(Base):
+    __tablename__ = "enrolments"
+    class_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("classes.id", ondelete="CASCADE"), primary_key=True
+    )
+    student_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("students.id", ondelete="CASCADE"), primary_key=True, index=True
+    )
+    created_at: Mapped[dt.datetime] = created_at_column()
+
+
+class Consent(Base):
+    """A student's consent for one lesson or a whole class; withdrawal is a timestamp."""
+
+    __tablename__ = "consents"
+    __table_args__ = (Index("ix_consents_student_class", "student_id", "class_id"),)
+    id: Mapped[uuid.UUID] = _uuid_pk()
+    student_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("students.id", ondelete="CASCADE"))
+    class_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("classes.id", ondelete="CASCADE"))
+    #: None: the consent covers every lesson of the class.
+    lesson_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("lessons.id", ondelete="CASCADE")
+    )
+    granted_at: Mapped[dt.datetime] = created_at_column()
+    withdrawn_at: Mapped[dt.datetime | None]
+    #: Who recorded it: "lms" or "student" (the classroom page).
+    source: Mapped[str] = mapped_column(String(20))
+
+
+class LessonMarker(Base):
+    """A slide or topic change at a time in the lesson."""
+
+    __tablename__ = "lesson_markers"
+    __table_args__ = (Index("ix_lesson_markers_lesson_at", "lesson_id", "at"),)
+    id: Mapped[uuid.UUID] = _uuid_pk()
+    lesson_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("lessons.id", ondelete="CASCADE"))
+    at: Mapped[dt.datetime]
+    kind: Mapped[str] = mapped_column(String(20))
+    label: Mapped[str] = mapped_column(String(300))
+    created_at: Mapped[dt.datetime] = created_at_column()
+
+
+class Frame(Base):
+    """One image a student sent: its life in the queue, never its pixels."""
+
+    __tablename__ = "frames"
+    __table_args__ = (
+        UniqueConstraint("lesson_id", "student_id", "seq"),
+        Index("ix_frames_lesson_status", "lesson_id", "status"),
+        Index("ix_frames_status_received", "status", "received_at"),
+        Index("ix_frames_student", "student_id"),
+    )
+    id: Mapped[uuid.UUID] = _uuid_pk()
+    lesson_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("lessons.id", ondelete="CASCADE"))
+    student_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("students.id", ondelete="CASCADE"))
+    #: The client's sequence number; a repeat is an idempotent retry.
+    seq: Mapped[int] = mapped_column(BigInteger)
+    captured_at: Mapped[dt.datetime]
+    received_at: Mapped[dt.datetime] = created_at_column()
+    status: Mapped[FrameStatus] = mapped_column(
+        _enum(FrameStatus, "frame_status"), default=FrameStatus.QUEUED
+    )
+    failure_reason: Mapped[str | None] = mapped_column(String(100))
+    processed_at: Mapped[dt.datetime | None]
+    media_type: Mapped[str] = mapped_column(String(20))
+    size_bytes: Mapped[int] = mapped_column(Integer)
+    width: Mapped[int] = mapped_column(Integer)
+    height: Mapped[int] = mapped_column(Integer)
+
+
+class FaceEvent(Base):
+    """One face found in a frame (or one ``no_face`` row for a frame without any)."""
+
+    __tablename__ = "face_events"
+    __table_args__ = (
+        UniqueConstraint("frame_id", "face_index"),
+        # "Events of lesson L between t0 and t1" and "of student S in lesson L".
+        Index("ix_face_events_lesson_time", "lesson_id", "captured_at"),
+        Index("ix_face_events_lesson_student_time", "lesson_id", "student_id", "captured_at"),
+        Index("ix_face_events_student", "student_id"),
+        CheckConstraint("label BETWEEN 0 AND 6", name="label_range"),
+        CheckConstraint("array_length(probabilities, 1) = 7", name="seven_probabilities"),
+    )
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    frame_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("frames.id", ondelete="CASCADE"))
+    face_index: Mapped[int] = mapped_column(SmallInteger)
+    # Denormalised from the frame so time-range queries need no join.
+    lesson_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("lessons.id", ondelete="CASCADE"))
+    student_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("students.id", ondelete="CASCADE"))
+    captured_at: Mapped[dt.datetime]
+    kind: Mapped[EventKind] = mapped_column(_enum(EventKind, "event_kind"))
+    box_x: Mapped[int | None] = mapped_column(Integer)
+    box_y: Mapped[int | None] = mapped_column(Integer)
+    box_w: Mapped[int | None] = mapped_column(Integer)
+    box_h: Mapped[int | None] = mapped_column(Integer)
+    quality: Mapped[FaceQuality | None] = mapped_column(_enum(FaceQuality, "face_quality"))
+    #: FER2013 index of ``shared.labels.Expression``; NULL when not labelled
+    #: (poor quality, or expression inference switched off).
+    label: Mapped[int | None] = mapped_column(SmallInteger)
+    confidence: Mapped[float | None] = mapped_column(Float)
+    probabilities: Mapped[list[float] | None] = mapped_column(ARRAY(REAL))
+    model_version: Mapped[str | None] = mapped_column(String(100))
+    created_at: Mapped[dt.datetime] = created_at_column()
+
+
+class AuditEntry(Base):
+    """Who did what to personal data (erasure, consent changes, key changes)."""
+
+    __tablename__ = "audit_log"
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    at: Mapped[dt.datetime] = created_at_column()
+    actor: Mapped[str] = mapped_column(String(200))
+    action: Mapped[str] = mapped_column(String(100))
+    subject: Mapped[str] = mapped_column(String(200))
+    details: Mapped[dict[str, object]] = mapped_column(JSONB, default=dict)

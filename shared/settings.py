@@ -1,0 +1,137 @@
+"""Settings from the environment (``CLASSPULSE_*``), validated at start-up.
+
+Small pieces per concern, each read once through a cached getter. A bad value
+fails at start-up with pydantic's message, which names the variable.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import TypeVar
+
+from pydantic import Field, SecretStr, ValidationError
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from shared.errors import ConfigError
+
+ENV_PREFIX = "CLASSPULSE_"
+#: The shipped default model artifact (committed in the repository).
+DEFAULT_MODEL_DIR = Path(__file__).resolve().parents[1] / "models" / "default"
+
+
+def _config() -> SettingsConfigDict:
+    return SettingsConfigDict(env_prefix=ENV_PREFIX, extra="ignore", env_file=None)
+
+
+class StoreSettings(BaseSettings):
+    """Where PostgreSQL and Redis are; unset means the embedded servers."""
+
+    model_config = _config()
+    #: SQLAlchemy URL, e.g. ``postgresql://user@host:5432/db``; the driver is
+    #: chosen per engine (asyncpg for the APIs, psycopg for workers).
+    database_url: str | None = None
+    redis_url: str | None = None
+    #: Data directory of the embedded PostgreSQL and Redis.
+    data_dir: Path = Path(".classpulse")
+
+
+class FrameSettings(BaseSettings):
+    """Limits on incoming frames and their life in the queue."""
+
+    model_config = _config()
+    max_frame_bytes: int = Field(2_000_000, gt=0)
+    #: Largest width x height accepted; guards against decompression bombs.
+    max_frame_pixels: int = Field(4096 * 4096, gt=0)
+    #: Frame bytes wait this long in Redis for a worker, then the frame expires.
+    frame_ttl_seconds: int = Field(600, gt=0)
+    #: Queue length above which ingest answers 429 instead of accepting.
+    queue_limit: int = Field(10_000, gt=0)
+    #: Frames per second one student may send.
+    student_rate_per_second: float = Field(2.0, gt=0)
+
+
+class PrivacySettings(BaseSettings):
+    model_config = _config()
+    #: Face events older than this many days are purged.
+    retention_days: int = Field(30, gt=0)
+    #: Class-level views hide expression shares of buckets with fewer students.
+    min_group_size: int = Field(5, ge=1)
+    #: Off: only face presence is recorded, never an expression (e.g. where
+    #: emotion recognition in education is prohibited).
+    inference_enabled: bool = True
+
+
+class AuthSettings(BaseSettings):
+    model_config = _config()
+    #: Secret that signs student tokens; ``classpulse up`` refuses to start
+    #: without it outside demo mode.
+    token_secret: SecretStr | None = None
+    token_ttl_seconds: int = Field(3 * 3600, gt=0)
+
+
+class WorkerSettings(BaseSettings):
+    model_config = _config()
+    model_dir: Path = DEFAULT_MODEL_DIR
+    worker_concurrency: int = Field(1, ge=1)
+    worker_prefetch: int = Field(4, ge=1)
+    #: ONNX Runtime intra-op threads per worker process (0: library default).
+    inference_threads: int = Field(1, ge=0)
+
+
+class ApiSettings(BaseSettings):
+    model_config = _config()
+    host: str = "127.0.0.1"
+    ingest_port: int = Field(8000, gt=0, lt=65536)
+    analytics_port: int = Field(8001, gt=0, lt=65536)
+
+
+T = TypeVar("T", bound=BaseSettings)
+
+
+def _load(cls: type[T]) -> T:
+    try:
+        return cls()
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{ENV_PREFIX}{'_'.join(str(p) for p in err['loc']).upper()}: {err['msg']}"
+            for err in exc.errors()
+        )
+        raise ConfigError(f"invalid setting: {problems}") from None
+
+
+@lru_cache
+def store_settings() -> StoreSettings:
+    return _load(StoreSettings)
+
+
+@lru_cache
+def frame_settings() -> FrameSettings:
+    return _load(FrameSettings)
+
+
+@lru_cache
+def privacy_settings() -> PrivacySettings:
+    return _load(PrivacySettings)
+
+
+@lru_cache
+def auth_settings() -> AuthSettings:
+    return _load(AuthSettings)
+
+
+@lru_cache
+def worker_settings() -> WorkerSettings:
+    return _load(WorkerSettings)
+
+
+@lru_cache
+def api_settings() -> ApiSettings:
+    return _load(ApiSettings)
+
+
+def clear_cache() -> None:
+    """Forget cached settings (tests, and ``up`` after it sets embedded URLs)."""
+    for getter in (store_settings, frame_settings, privacy_settings, auth_settings,
+                   worker_settings, api_settings):
+        getter.cache_clear()

@@ -1,0 +1,88 @@
+"""The model artifact contract: a directory with the serving model and metadata.json.
+
+Training writes it, the worker and ``classpulse evaluate`` read it. Loading
+refuses an artifact whose labels, input shape or preprocessing differ from
+this code, because such a model would silently mislabel every face.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from shared.errors import ModelArtifactError
+from shared.labels import LABELS
+from shared.settings import DEFAULT_MODEL_DIR
+from shared.vision.preprocess import INPUT_SHAPE, PREPROCESSING_VERSION
+
+ARTIFACT_FORMAT = "classpulse-expression-model/1"
+METADATA_FILE = "metadata.json"
+ONNX_FILE = "model.onnx"
+KERAS_FILE = "model.keras"
+
+
+@dataclass(frozen=True)
+class ModelMetadata:
+    """What a model artifact says about itself (stored as metadata.json)."""
+
+    version: str
+    architecture: str
+    labels: list[str]
+    input_shape: list[int]
+    preprocessing: str
+    training_data_sha256: str
+    epochs: int
+    #: Test-time augmentation the model is served with: "none" or "flip".
+    tta: str = "none"
+    metrics: dict[str, Any] = field(default_factory=dict)
+    parameters: int = 0
+    created_at: str = ""
+    format: str = ARTIFACT_FORMAT
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), indent=2, sort_keys=True) + "\n"
+
+
+def check_compatible(meta: ModelMetadata, where: Path) -> None:
+    """Raise ``ModelArtifactError`` unless ``meta`` matches this code's contract."""
+    problems = []
+    if meta.format != ARTIFACT_FORMAT:
+        problems.append(f"format {meta.format!r} (expected {ARTIFACT_FORMAT!r})")
+    if list(meta.labels) != list(LABELS):
+        problems.append(f"labels {meta.labels} (expected {list(LABELS)})")
+    if list(meta.input_shape) != list(INPUT_SHAPE):
+        problems.append(f"input shape {meta.input_shape} (expected {list(INPUT_SHAPE)})")
+    if meta.preprocessing != PREPROCESSING_VERSION:
+        problems.append(
+            f"preprocessing {meta.preprocessing!r} (expected {PREPROCESSING_VERSION!r})"
+        )
+    if meta.tta not in ("none", "flip"):
+        problems.append(f"test-time augmentation {meta.tta!r} (expected 'none' or 'flip')")
+    if problems:
+        raise ModelArtifactError(
+            f"{where}: model artifact does not match this version of ClassPulse: "
+            + "; ".join(problems)
+        )
+
+
+def read_metadata(model_dir: Path | str) -> ModelMetadata:
+    """Read and validate ``metadata.json`` of an artifact directory."""
+    model_dir = Path(model_dir)
+    path = model_dir / METADATA_FILE
+    if not path.is_file():
+        raise ModelArtifactError(f"{path}: no such file; is {model_dir} a model artifact?")
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+        meta = ModelMetadata(**raw)
+    except (json.JSONDecodeError, TypeError, UnicodeDecodeError) as exc:
+        raise ModelArtifactError(f"{path}: unreadable model metadata: {exc}") from exc
+    check_compatible(meta, path)
+    return meta
+
+
+def write_metadata(model_dir: Path | str, meta: ModelMetadata) -> Path:
+    path = Path(model_dir) / METADATA_FILE
+    path.write_text(meta.to_json(), encoding="utf-8")
+    return path

@@ -1,0 +1,1 @@
+"""FER2013 to model artifact: data loading, models, training, evaluation, export."""

@@ -1,0 +1,87 @@
+"""Turn a trained Keras checkpoint into the served model artifact.
+
+The artifact holds ``model.keras`` (float32), ``model.onnx`` (what the worker
+runs with ONNX Runtime) and ``metadata.json``; its PublicTest metrics are
+measured through the ONNX model with the serving code, not taken from Keras.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from shared.errors import ModelArtifactError
+from shared.labels import LABELS
+from shared.vision.artifact import KERAS_FILE, ONNX_FILE, ModelMetadata, write_metadata
+from shared.vision.preprocess import INPUT_SHAPE, PREPROCESSING_VERSION
+from training.data import Split
+
+log = logging.getLogger("classpulse.export")
+
+
+def export_onnx(model: Any, path: Path) -> Path:
+    """Write ``model`` as ONNX with a dynamic batch dimension."""
+    import numpy as np
+
+    # Keras exports only a model that has been called once.
+    model(np.zeros((1, *INPUT_SHAPE), dtype=np.float32))
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp_path = Path(tmp) / ONNX_FILE
+        model.export(str(tmp_path), format="onnx", verbose=False)
+        if not tmp_path.is_file():
+            raise ModelArtifactError(f"ONNX export did not write {tmp_path}")
+        shutil.copyfile(tmp_path, path)
+    return path
+
+
+def export_artifact(
+    *,
+    best_keras: Path,
+    arch: str,
+    out: Path,
+    val: Split,
+    data_sha256: str,
+    epochs: int,
+    tta: str,
+    extra: dict[str, Any] | None = None,
+) -> Path:
+    """Write the artifact folder ``out`` from a checkpoint; returns ``out``."""
+    import keras
+
+    from training.evaluate import evaluate
+    from training.models import make_model
+
+    keras.mixed_precision.set_global_policy("float32")
+    trained = keras.models.load_model(best_keras, compile=False)
+    # Rebuilt in float32 so the ONNX graph has no bfloat16 ops (weights are
+    # float32 variables under mixed precision, so they copy over exactly).
+    model = make_model(arch)
+    model.set_weights(trained.get_weights())
+    out.mkdir(parents=True, exist_ok=True)
+    model.save(out / KERAS_FILE)
+    export_onnx(model, out / ONNX_FILE)
+
+    created = dt.datetime.now(dt.UTC)
+    meta = ModelMetadata(
+        version=f"{arch}-{created:%Y%m%d-%H%M%S}",
+        architecture=arch,
+        labels=list(LABELS),
+        input_shape=list(INPUT_SHAPE),
+        preprocessing=PREPROCESSING_VERSION,
+        training_data_sha256=data_sha256,
+        epochs=epochs,
+        tta=tta,
+        parameters=int(model.count_params()),
+        created_at=created.isoformat(timespec="seconds"),
+        metrics=dict(extra or {}),
+    )
+    write_metadata(out, meta)
+    result = evaluate(out, val, "PublicTest")
+    meta.metrics["public_test"] = result.as_dict()
+    write_metadata(out, meta)
+    log.info("PublicTest accuracy %.4f (tta=%s)", result.accuracy, tta)
+    return out

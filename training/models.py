@@ -1,0 +1,128 @@
+"""Model builders behind one ``make_model(arch)``.
+
+Every model takes (N, 48, 48, 1) float32 pixels in 0..255 and rescales inside,
+so serving feeds exactly what the crop function produces. Augmentation is not
+part of these graphs: it lives in the training input pipeline
+(``training.augment``), so the exported serving graph is pure inference.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import keras
+from keras import layers
+
+from shared.labels import NUM_CLASSES
+from shared.vision.preprocess import INPUT_SHAPE
+
+
+def _inputs() -> tuple[keras.KerasTensor, keras.KerasTensor]:
+    inputs = keras.Input(shape=INPUT_SHAPE, name="pixels")
+    return inputs, layers.Rescaling(1.0 / 255.0, name="rescale")(inputs)
+
+
+def thesis_cnn() -> keras.Model:
+    """The thesis's Figure 8 network, layer for layer (32,116,743 parameters)."""
+    inputs, x = _inputs()
+    x = layers.Conv2D(32, 3, padding="same", activation="relu")(x)
+    x = layers.Conv2D(64, 3, padding="same", activation="relu")(x)
+    x = layers.BatchNormalization()(x)
+    x = layers.MaxPooling2D(2)(x)
+    x = layers.Dropout(0.25)(x)
+    x = layers.Conv2D(128, 3, padding="same", activation="relu")(x)
+    x = layers.Conv2D(256, 3, padding="valid", activation="relu")(x)
+    x = layers.BatchNormalization()(x)
+    x = layers.MaxPooling2D(2)(x)
+    x = layers.Dropout(0.25)(x)
+    x = layers.Flatten()(x)
+    x = layers.Dense(1024, activation="relu")(x)
+    x = layers.Dropout(0.5)(x)
+    outputs = layers.Dense(NUM_CLASSES, activation="softmax", name="probabilities")(x)
+    return keras.Model(inputs, outputs, name="thesis")
+
+
+def _conv_bn(x: keras.KerasTensor, filters: int, weight_decay: float) -> keras.KerasTensor:
+    x = layers.Conv2D(
+        filters,
+        3,
+        padding="same",
+        use_bias=False,
+        kernel_regularizer=keras.regularizers.l2(weight_decay),
+    )(x)
+    x = layers.BatchNormalization()(x)
+    return layers.Activation("relu")(x)
+
+
+def _residual_block(
+    x: keras.KerasTensor, filters: int, stride: int, weight_decay: float
+) -> keras.KerasTensor:
+    """Pre-activation-free basic ResNet block (two 3x3 convs + projection shortcut)."""
+    reg = keras.regularizers.l2(weight_decay)
+    shortcut = x
+    y = layers.Conv2D(filters, 3, strides=stride, padding="same", use_bias=False, kernel_regularizer=reg)(x)
+    y = layers.BatchNormalization()(y)
+    y = layers.Activation("relu")(y)
+    y = layers.Conv2D(filters, 3, padding="same", use_bias=False, kernel_regularizer=reg)(y)
+    y = layers.BatchNormalization()(y)
+    if stride != 1 or shortcut.shape[-1] != filters:
+        shortcut = layers.Conv2D(
+            filters, 1, strides=stride, use_bias=False, kernel_regularizer=reg
+        )(shortcut)
+        shortcut = layers.BatchNormalization()(shortcut)
+    return layers.Activation("relu")(layers.Add()([y, shortcut]))
+
+
+def resnet_small(width: int = 32, weight_decay: float = 5e-4) -> keras.Model:
+    """A compact ResNet for 48x48 faces: stem, three stages (48→24→12→6), GAP head.
+
+    Deep enough to beat the thesis CNN by a wide margin with ~40x fewer
+    parameters, and cheap enough to train for tens of epochs on two CPU cores.
+    """
+    inputs, x = _inputs()
+    x = _conv_bn(x, width, weight_decay)
+    x = _residual_block(x, width, 1, weight_decay)
+    x = _residual_block(x, width * 2, 2, weight_decay)
+    x = _residual_block(x, width * 2, 1, weight_decay)
+    x = _residual_block(x, width * 4, 2, weight_decay)
+    x = _residual_block(x, width * 4, 1, weight_decay)
+    x = _residual_block(x, width * 8, 2, weight_decay)
+    x = layers.GlobalAveragePooling2D()(x)
+    x = layers.Dropout(0.4)(x)
+    outputs = layers.Dense(NUM_CLASSES, activation="softmax", name="probabilities")(x)
+    return keras.Model(inputs, outputs, name="resnet_small")
+
+
+def vgg_bn(width: int = 32, weight_decay: float = 5e-4) -> keras.Model:
+    """VGG-style: four blocks of two conv-BN-ReLU + max-pool, GAP + dense head."""
+    inputs, x = _inputs()
+    for multiplier in (1, 2, 4, 8):
+        x = _conv_bn(x, width * multiplier, weight_decay)
+        x = _conv_bn(x, width * multiplier, weight_decay)
+        x = layers.MaxPooling2D(2)(x)
+    x = layers.GlobalAveragePooling2D()(x)
+    x = layers.Dropout(0.4)(x)
+    x = layers.Dense(256, activation="relu")(x)
+    x = layers.Dropout(0.4)(x)
+    outputs = layers.Dense(NUM_CLASSES, activation="softmax", name="probabilities")(x)
+    return keras.Model(inputs, outputs, name="vgg_bn")
+
+
+ARCHITECTURES: dict[str, Callable[[], keras.Model]] = {
+    "thesis": thesis_cnn,
+    "resnet_small": resnet_small,
+    "vgg_bn": vgg_bn,
+}
+#: The architecture ``classpulse train`` uses unless told otherwise.
+DEFAULT_ARCH = "resnet_small"
+
+
+def make_model(arch: str = DEFAULT_ARCH) -> keras.Model:
+    """Build an untrained model by architecture name."""
+    try:
+        builder = ARCHITECTURES[arch]
+    except KeyError:
+        raise ValueError(
+            f"unknown architecture {arch!r}; choose one of {', '.join(sorted(ARCHITECTURES))}"
+        ) from None
+    return builder()
