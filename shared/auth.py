@@ -1,0 +1,107 @@
+"""Credentials: organisation API keys and short-lived student tokens.
+
+API keys look like ``cp_<prefix>_<secret>``; only the prefix (to find the row)
+and SHA-256 of the whole key are stored. Student tokens are HS256 JWTs signed
+with the configured secret and bound to one student and one lesson.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import hmac
+import secrets
+import uuid
+from dataclasses import dataclass
+from enum import StrEnum
+
+import jwt
+
+from shared.errors import AuthError
+
+KEY_SCHEME = "cp"
+TOKEN_AUDIENCE = "classpulse-classroom"
+TOKEN_ALGORITHM = "HS256"
+
+
+class PrincipalKind(StrEnum):
+    LMS = "lms"
+    TEACHER = "teacher"
+    STUDENT = "student"
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """Who is calling: an LMS key (whole organisation), a teacher key (one
+    class) or a student token (one student in one lesson)."""
+
+    kind: PrincipalKind
+    organisation_id: uuid.UUID | None = None
+    class_id: uuid.UUID | None = None
+    student_id: uuid.UUID | None = None
+    lesson_id: uuid.UUID | None = None
+    key_id: uuid.UUID | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class NewKey:
+    plaintext: str
+    prefix: str
+    key_hash: str
+
+
+def hash_key(plaintext: str) -> str:
+    return hashlib.sha256(plaintext.encode()).hexdigest()
+
+
+def generate_api_key() -> NewKey:
+    """A new random key; show ``plaintext`` once, store ``prefix`` and ``key_hash``."""
+    prefix = secrets.token_hex(6)
+    plaintext = f"{KEY_SCHEME}_{prefix}_{secrets.token_urlsafe(32)}"
+    return NewKey(plaintext, prefix, hash_key(plaintext))
+
+
+def key_prefix(plaintext: str) -> str:
+    """The lookup prefix of a presented key; ``AuthError`` if it is malformed."""
+    parts = plaintext.split("_", 2)
+    if len(parts) != 3 or parts[0] != KEY_SCHEME or not parts[1] or not parts[2]:
+        raise AuthError("malformed API key")
+    return parts[1]
+
+
+def key_matches(plaintext: str, stored_hash: str) -> bool:
+    return hmac.compare_digest(hash_key(plaintext), stored_hash)
+
+
+def issue_student_token(
+    secret: str, *, student_id: uuid.UUID, lesson_id: uuid.UUID, ttl_seconds: int,
+    now: dt.datetime | None = None,
+) -> str:
+    """A signed token for one student in one lesson, valid ``ttl_seconds``."""
+    issued = now or dt.datetime.now(dt.UTC)
+    claims = {
+        "sub": str(student_id),
+        "lesson": str(lesson_id),
+        "aud": TOKEN_AUDIENCE,
+        "iat": int(issued.timestamp()),
+        "exp": int((issued + dt.timedelta(seconds=ttl_seconds)).timestamp()),
+    }
+    return jwt.encode(claims, secret, algorithm=TOKEN_ALGORITHM)
+
+
+def verify_student_token(secret: str, token: str) -> Principal:
+    """The student principal of a valid token; ``AuthError`` says why it is not."""
+    try:
+        claims = jwt.decode(
+            token, secret, algorithms=[TOKEN_ALGORITHM], audience=TOKEN_AUDIENCE,
+            options={"require": ["exp", "sub", "lesson", "aud"]},
+        )
+        return Principal(
+            PrincipalKind.STUDENT,
+            student_id=uuid.UUID(claims["sub"]),
+            lesson_id=uuid.UUID(claims["lesson"]),
+        )
+    except jwt.ExpiredSignatureError:
+        raise AuthError("student token expired") from None
+    except (jwt.InvalidTokenError, ValueError, KeyError):
+        raise AuthError("invalid student token") from None
