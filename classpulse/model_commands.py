@@ -12,27 +12,47 @@ import typer
 from shared.errors import ClassPulseError
 from shared.settings import DEFAULT_MODEL_DIR
 
-DATA_HELP = "FER2013 CSV (plain or .gz) or a folder (the data set folder or Kaggle train/ test/ layout)"
+DATA_HELP = (
+    "FER2013 CSV (plain or .gz) or a folder (the data set folder or Kaggle train/ test/ layout)"
+)
 
 
 def train(
-    arch: Annotated[str, typer.Option(help="Architecture: vgg_bn (default), resnet_small, thesis")] = "vgg_bn",
+    arch: Annotated[
+        str, typer.Option(help="Architecture: vgg_bn (default), resnet_small, thesis")
+    ] = "vgg_bn",
     data: Annotated[Path, typer.Option(help=DATA_HELP)] = Path("../shared/datasets/fer2013"),
-    out: Annotated[Path, typer.Option(help="Run folder: log, checkpoints, curves, artifact")] = Path("runs/default"),
+    out: Annotated[
+        Path, typer.Option(help="Run folder: log, checkpoints, curves, artifact")
+    ] = Path("runs/default"),
     epochs: Annotated[int, typer.Option(min=1)] = 40,
     batch_size: Annotated[int, typer.Option(min=1)] = 64,
-    learning_rate: Annotated[float | None, typer.Option(help="Peak LR (thesis: 1e-3 constant)")] = None,
+    learning_rate: Annotated[
+        float | None, typer.Option(help="Peak LR (thesis: 1e-3 constant)")
+    ] = None,
     patience: Annotated[int, typer.Option(help="Early stopping on PublicTest accuracy")] = 12,
     seed: int = 1337,
-    resume: Annotated[bool, typer.Option(help="Continue the run in --out from its last checkpoint")] = False,
+    resume: Annotated[
+        bool, typer.Option(help="Continue the run in --out from its last checkpoint")
+    ] = False,
     limit: Annotated[int, typer.Option(help="Use only N samples per split (smoke runs)")] = 0,
 ) -> None:
     """Train an expression model on FER2013 Training, selecting on PublicTest."""
-    from training.train import TrainConfig, train as run
+    from training.train import TrainConfig
+    from training.train import train as run
 
-    cfg = TrainConfig(arch=arch, data=data, out=out, epochs=epochs, batch_size=batch_size,
-                      patience=patience, seed=seed, resume=resume, limit=limit,
-                      verbose=1 if sys.stdout.isatty() else 2)
+    cfg = TrainConfig(
+        arch=arch,
+        data=data,
+        out=out,
+        epochs=epochs,
+        batch_size=batch_size,
+        patience=patience,
+        seed=seed,
+        resume=resume,
+        limit=limit,
+        verbose=1 if sys.stdout.isatty() else 2,
+    )
     if arch == "thesis":
         # The thesis recipe: Adam at a constant 1e-3, hard labels, float32, no TTA.
         cfg.schedule, cfg.learning_rate, cfg.ferplus_weight = "constant", 1e-3, 0.0
@@ -52,11 +72,14 @@ def evaluate(
     model: Annotated[Path, typer.Option(help="Model artifact folder")] = DEFAULT_MODEL_DIR,
     split: Annotated[str, typer.Option(help="Training, PublicTest or PrivateTest")] = "PublicTest",
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object on stdout")] = False,
-    report: Annotated[Path | None, typer.Option(help="Folder for confusion-matrix PNG and JSON")] = None,
+    report: Annotated[
+        Path | None, typer.Option(help="Folder for confusion-matrix PNG and JSON")
+    ] = None,
 ) -> None:
     """Accuracy, macro recall, per-class recall and confusion matrix of a model."""
     from training.data import load
-    from training.evaluate import evaluate as run, format_report
+    from training.evaluate import evaluate as run
+    from training.evaluate import format_report
 
     try:
         result = run(model, load(data, split), split)
@@ -67,8 +90,11 @@ def evaluate(
         from training.report import plot_confusion
 
         report.mkdir(parents=True, exist_ok=True)
-        plot_confusion(result.confusion, report / "confusion.png",
-                       f"{result.model_version} on {split}: {result.accuracy:.1%}")
+        plot_confusion(
+            result.confusion,
+            report / "confusion.png",
+            f"{result.model_version} on {split}: {result.accuracy:.1%}",
+        )
         (report / "evaluation.json").write_text(json.dumps(result.as_dict(), indent=2))
     if as_json:
         typer.echo(json.dumps(result.as_dict()))

@@ -74,7 +74,11 @@ def key_matches(plaintext: str, stored_hash: str) -> bool:
 
 
 def issue_student_token(
-    secret: str, *, student_id: uuid.UUID, lesson_id: uuid.UUID, ttl_seconds: int,
+    secret: str,
+    *,
+    student_id: uuid.UUID,
+    lesson_id: uuid.UUID,
+    ttl_seconds: int,
     now: dt.datetime | None = None,
 ) -> str:
     """A signed token for one student in one lesson, valid ``ttl_seconds``."""
@@ -93,7 +97,10 @@ def verify_student_token(secret: str, token: str) -> Principal:
     """The student principal of a valid token; ``AuthError`` says why it is not."""
     try:
         claims = jwt.decode(
-            token, secret, algorithms=[TOKEN_ALGORITHM], audience=TOKEN_AUDIENCE,
+            token,
+            secret,
+            algorithms=[TOKEN_ALGORITHM],
+            audience=TOKEN_AUDIENCE,
             options={"require": ["exp", "sub", "lesson", "aud"]},
         )
         return Principal(

@@ -132,6 +132,12 @@ def api_settings() -> ApiSettings:
 
 def clear_cache() -> None:
     """Forget cached settings (tests, and ``up`` after it sets embedded URLs)."""
-    for getter in (store_settings, frame_settings, privacy_settings, auth_settings,
-                   worker_settings, api_settings):
+    for getter in (
+        store_settings,
+        frame_settings,
+        privacy_settings,
+        auth_settings,
+        worker_settings,
+        api_settings,
+    ):
         getter.cache_clear()

@@ -25,7 +25,9 @@ from shared.db.models import Base
 ROOT = Path(__file__).resolve().parents[1]
 MEDIA = ROOT.parent / "shared" / "media"
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
-SERVER_URL = os.environ.get("CLASSPULSE_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test")
+SERVER_URL = os.environ.get(
+    "CLASSPULSE_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test"
+)
 REDIS_SERVER = os.environ.get("CLASSPULSE_TEST_REDIS_URL", "redis://127.0.0.1:6379")
 
 
@@ -64,12 +66,12 @@ def sync_engine(pg_url: str) -> Iterator[Engine]:
 
 
 @pytest.fixture
-def clean_db(sync_engine: Engine) -> Iterator[Engine]:
+def clean_db(sync_engine: Engine) -> Engine:
     """The session database, emptied before the test."""
     tables = ", ".join(f'"{t.name}"' for t in Base.metadata.sorted_tables)
     with sync_engine.begin() as conn:
         conn.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
-    yield sync_engine
+    return sync_engine
 
 
 @pytest.fixture

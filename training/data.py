@@ -91,7 +91,8 @@ def _iter_csv(path: Path) -> Iterator[tuple[int, dict[str, str]]]:
             if missing:
                 raise DatasetError(
                     f"{path}: missing column(s) {', '.join(missing)}; "
-                    f"expected header {','.join(CSV_COLUMNS)}, found {','.join(header) or 'nothing'}"
+                    f"expected header {','.join(CSV_COLUMNS)}, "
+                    f"found {','.join(header) or 'nothing'}"
                 )
             # Line 1 is the header, so data row i is on line i + 2.
             yield from enumerate(reader)
@@ -119,9 +120,7 @@ def load_csv(path: Path | str, split: str = "Training") -> Split:
             raise DatasetError(f"{where}: emotion {label} is outside 0..{NUM_CLASSES - 1}")
         values = (row["pixels"] or "").split()
         if len(values) != PIXELS_PER_IMAGE:
-            raise DatasetError(
-                f"{where}: expected {PIXELS_PER_IMAGE} pixels, found {len(values)}"
-            )
+            raise DatasetError(f"{where}: expected {PIXELS_PER_IMAGE} pixels, found {len(values)}")
         try:
             pixels = np.array(values, dtype=np.int32)
         except ValueError:
@@ -134,7 +133,10 @@ def load_csv(path: Path | str, split: str = "Training") -> Split:
     if not images:
         raise DatasetError(f"{path}: no rows with Usage={split}")
     return Split(
-        np.stack(images), np.array(labels, dtype=np.int64), str(path), np.array(rows, dtype=np.int64)
+        np.stack(images),
+        np.array(labels, dtype=np.int64),
+        str(path),
+        np.array(rows, dtype=np.int64),
     )
 
 

@@ -50,9 +50,7 @@ def metrics(
     confusion = np.zeros((NUM_CLASSES, NUM_CLASSES), dtype=np.int64)
     np.add.at(confusion, (labels, predicted), 1)
     support = confusion.sum(axis=1)
-    recall = np.divide(
-        np.diag(confusion), support, out=np.zeros(NUM_CLASSES), where=support > 0
-    )
+    recall = np.divide(np.diag(confusion), support, out=np.zeros(NUM_CLASSES), where=support > 0)
     present = support > 0
     return Evaluation(
         accuracy=float(np.trace(confusion) / max(1, confusion.sum())),

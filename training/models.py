@@ -60,7 +60,9 @@ def _residual_block(
     """Pre-activation-free basic ResNet block (two 3x3 convs + projection shortcut)."""
     reg = keras.regularizers.l2(weight_decay)
     shortcut = x
-    y = layers.Conv2D(filters, 3, strides=stride, padding="same", use_bias=False, kernel_regularizer=reg)(x)
+    y = layers.Conv2D(
+        filters, 3, strides=stride, padding="same", use_bias=False, kernel_regularizer=reg
+    )(x)
     y = layers.BatchNormalization()(y)
     y = layers.Activation("relu")(y)
     y = layers.Conv2D(filters, 3, padding="same", use_bias=False, kernel_regularizer=reg)(y)

@@ -54,7 +54,9 @@ class TrainConfig:
     verbose: int = 1
 
 
-def _targets(split: Split, votes: npt.NDArray[np.float32] | None, weight: float) -> npt.NDArray[np.float32]:
+def _targets(
+    split: Split, votes: npt.NDArray[np.float32] | None, weight: float
+) -> npt.NDArray[np.float32]:
     onehot = np.eye(7, dtype=np.float32)[split.labels]
     if votes is None or weight <= 0:
         return onehot
@@ -74,7 +76,10 @@ def _setup_logging(out: Path) -> None:
     root = logging.getLogger("classpulse")
     root.setLevel(logging.INFO)
     root.addHandler(handler)
-    if not any(isinstance(h, logging.StreamHandler) and not isinstance(h, logging.FileHandler) for h in root.handlers):
+    if not any(
+        isinstance(h, logging.StreamHandler) and not isinstance(h, logging.FileHandler)
+        for h in root.handlers
+    ):
         stream = logging.StreamHandler(sys.stderr)
         stream.setFormatter(logging.Formatter("%(message)s"))
         root.addHandler(stream)
@@ -115,7 +120,10 @@ def train(cfg: TrainConfig) -> Path:
         votes = load_ferplus_votes(ferplus, train_split.rows)
     log.info(
         "data: %d training, %d PublicTest images loaded in %.1fs (FER+ votes: %s)",
-        len(train_split), len(val_split), time.time() - t0, "yes" if votes is not None else "no",
+        len(train_split),
+        len(val_split),
+        time.time() - t0,
+        "yes" if votes is not None else "no",
     )
     y_train = _targets(train_split, votes, cfg.ferplus_weight)
     y_val = np.eye(7, dtype=np.float32)[val_split.labels]
@@ -123,9 +131,11 @@ def train(cfg: TrainConfig) -> Path:
     x_val = val_split.images[..., np.newaxis].astype(np.float32)
 
     augmenter = make_augmenter(cfg.seed)
-    train_ds = tf.data.Dataset.from_tensor_slices((x_train, y_train)).shuffle(
-        len(x_train), seed=cfg.seed, reshuffle_each_iteration=True
-    ).batch(cfg.batch_size)
+    train_ds = (
+        tf.data.Dataset.from_tensor_slices((x_train, y_train))
+        .shuffle(len(x_train), seed=cfg.seed, reshuffle_each_iteration=True)
+        .batch(cfg.batch_size)
+    )
     if cfg.augment:
         train_ds = train_ds.map(
             lambda x, y: (tf.clip_by_value(augmenter(x, training=True), 0.0, 255.0), y),
@@ -166,7 +176,9 @@ def train(cfg: TrainConfig) -> Path:
         ),
         keras.callbacks.LambdaCallback(
             on_epoch_end=lambda epoch, logs: log.info(
-                "epoch %d/%d %s", epoch + 1, cfg.epochs,
+                "epoch %d/%d %s",
+                epoch + 1,
+                cfg.epochs,
                 " ".join(f"{k}={v:.4f}" for k, v in sorted((logs or {}).items())),
             )
         ),

@@ -9,7 +9,12 @@ from __future__ import annotations
 
 from sqlalchemy import Engine, create_engine
 from sqlalchemy.engine import make_url
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.ext.asyncio import (
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
 from sqlalchemy.orm import Session, sessionmaker
 
 
@@ -22,11 +27,11 @@ def with_driver(url: str, driver: str) -> str:
 
 
 def make_async_engine(url: str, **kwargs: object) -> AsyncEngine:
-    return create_async_engine(with_driver(url, "asyncpg"), pool_pre_ping=True, **kwargs)  # type: ignore[arg-type]
+    return create_async_engine(with_driver(url, "asyncpg"), pool_pre_ping=True, **kwargs)
 
 
 def make_sync_engine(url: str, **kwargs: object) -> Engine:
-    return create_engine(with_driver(url, "psycopg"), pool_pre_ping=True, **kwargs)  # type: ignore[arg-type]
+    return create_engine(with_driver(url, "psycopg"), pool_pre_ping=True, **kwargs)
 
 
 def async_session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:

@@ -25,7 +25,6 @@ from sqlalchemy import (
     Integer,
     SmallInteger,
     String,
-    Text,
     UniqueConstraint,
 )
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB, REAL
@@ -86,9 +85,7 @@ class ApiKey(Base):
     name: Mapped[str] = mapped_column(String(200))
     role: Mapped[KeyRole] = mapped_column(_enum(KeyRole, "key_role"))
     #: Teacher keys are bound to one class; LMS keys have none.
-    class_id: Mapped[uuid.UUID | None] = mapped_column(
-        ForeignKey("classes.id", ondelete="CASCADE")
-    )
+    class_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("classes.id", ondelete="CASCADE"))
     prefix: Mapped[str] = mapped_column(String(16), unique=True)
     key_hash: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[dt.datetime] = created_at_column()

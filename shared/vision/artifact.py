@@ -14,7 +14,6 @@ from typing import Any
 
 from shared.errors import ModelArtifactError
 from shared.labels import LABELS
-from shared.settings import DEFAULT_MODEL_DIR
 from shared.vision.preprocess import INPUT_SHAPE, PREPROCESSING_VERSION
 
 ARTIFACT_FORMAT = "classpulse-expression-model/1"

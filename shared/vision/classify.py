@@ -13,7 +13,8 @@ import numpy as np
 import numpy.typing as npt
 
 from shared.errors import ModelArtifactError
-from shared.vision.artifact import DEFAULT_MODEL_DIR, ONNX_FILE, ModelMetadata, read_metadata
+from shared.settings import DEFAULT_MODEL_DIR
+from shared.vision.artifact import ONNX_FILE, ModelMetadata, read_metadata
 from shared.vision.preprocess import GrayImage, stack_inputs
 
 Probabilities = npt.NDArray[np.float32]

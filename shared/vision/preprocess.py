@@ -57,9 +57,7 @@ def to_model_input(image: npt.NDArray[np.uint8]) -> GrayImage:
     gray = to_gray(image)
     if gray.shape == (INPUT_SIZE, INPUT_SIZE):
         return np.ascontiguousarray(gray)
-    interpolation = (
-        cv2.INTER_AREA if min(gray.shape) >= INPUT_SIZE else cv2.INTER_LINEAR
-    )
+    interpolation = cv2.INTER_AREA if min(gray.shape) >= INPUT_SIZE else cv2.INTER_LINEAR
     resized = cv2.resize(gray, (INPUT_SIZE, INPUT_SIZE), interpolation=interpolation)
     return resized  # type: ignore[return-value]
 
@@ -77,9 +75,7 @@ def square_box(box: Box, frame_w: int, frame_h: int, margin: float = DEFAULT_MAR
     return Box(x, y, side, side)
 
 
-def crop_face(
-    image: npt.NDArray[np.uint8], box: Box, margin: float = DEFAULT_MARGIN
-) -> GrayImage:
+def crop_face(image: npt.NDArray[np.uint8], box: Box, margin: float = DEFAULT_MARGIN) -> GrayImage:
     """Crop a detected face with margin, square it and return the 48x48 model input."""
     gray = to_gray(image)
     frame_h, frame_w = gray.shape[:2]
