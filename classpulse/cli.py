@@ -21,3 +21,7 @@ model_commands.register(app)
 
 def main() -> None:
     app()
+
+
+if __name__ == "__main__":
+    main()

@@ -169,7 +169,7 @@ def load_folder(root: Path | str, split: str = "Training") -> Split:
             image = cv2.imread(str(file), cv2.IMREAD_GRAYSCALE)
             if image is None or image.size == 0:
                 raise DatasetError(f"{file}: not a readable image")
-            images.append(to_model_input(image))
+            images.append(to_model_input(image.astype(np.uint8, copy=False)))
             labels.append(label)
     if not images:
         raise DatasetError(f"{split_dir}: no images in any label folder")

@@ -115,7 +115,8 @@ def train(cfg: TrainConfig) -> Path:
     if cfg.limit:
         train_split, val_split = train_split.subset(cfg.limit), val_split.subset(cfg.limit)
     votes = None
-    ferplus = Path(cfg.data) / FERPLUS_NAME
+    data_dir = Path(cfg.data) if Path(cfg.data).is_dir() else Path(cfg.data).parent
+    ferplus = data_dir / FERPLUS_NAME
     if cfg.ferplus_weight > 0 and ferplus.is_file() and (train_split.rows >= 0).all():
         votes = load_ferplus_votes(ferplus, train_split.rows)
     log.info(

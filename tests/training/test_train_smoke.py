@@ -1,0 +1,87 @@
+"""A few training steps on real FER2013 rows, through export and the serving loader."""
+
+import csv
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("tensorflow")
+
+from shared.vision.classify import ExpressionClassifier  # noqa: E402
+from training.data import load_csv  # noqa: E402
+from training.train import TrainConfig, train  # noqa: E402
+
+from ..conftest import FIXTURES, ROOT  # noqa: E402
+
+SAMPLE = FIXTURES / "fer2013-sample.csv"
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("run")
+    cfg = TrainConfig(
+        arch="vgg_bn", data=SAMPLE, out=out, epochs=12, batch_size=7, learning_rate=1e-3,
+        schedule="constant", ferplus_weight=0.0, augment=False, mixed_precision=False,
+        patience=50, verbose=0, tta="flip",
+    )
+    train(cfg)
+    return out
+
+
+def test_loss_falls_and_run_files_exist(run_dir):
+    with (run_dir / "history.csv").open() as handle:
+        losses = [float(row["loss"]) for row in csv.DictReader(handle)]
+    assert len(losses) == 12
+    assert losses[-1] < 0.7 * losses[0]
+    for name in ("train.log", "best.keras", "curves.png", "backup"):
+        assert (run_dir / name).exists(), name
+
+
+def test_artifact_loads_and_onnx_agrees_with_keras(run_dir):
+    import keras
+
+    artifact = run_dir / "artifact"
+    classifier = ExpressionClassifier(artifact)
+    meta = classifier.metadata
+    assert meta.architecture == "vgg_bn"
+    assert meta.metrics["public_test"]["n"] == 28
+    faces = list(load_csv(SAMPLE, "PublicTest").images[:5])
+    onnx_probs = classifier.predict(faces)
+    np.testing.assert_allclose(onnx_probs.sum(axis=1), 1.0, atol=1e-5)
+    model = keras.models.load_model(artifact / "model.keras")
+    batch = np.stack(faces).astype(np.float32)[..., None]
+    keras_probs = (model.predict(batch, verbose=0) + model.predict(batch[:, :, ::-1], verbose=0)) / 2
+    np.testing.assert_allclose(onnx_probs, keras_probs, atol=1e-4)
+
+
+def test_resume_continues_from_the_checkpoint(run_dir):
+    cfg = TrainConfig(
+        arch="vgg_bn", data=SAMPLE, out=run_dir, epochs=13, batch_size=7, learning_rate=1e-3,
+        schedule="constant", ferplus_weight=0.0, augment=False, mixed_precision=False,
+        patience=50, verbose=0, resume=True,
+    )
+    train(cfg)
+    with (run_dir / "history.csv").open() as handle:
+        epochs = [int(row["epoch"]) for row in csv.DictReader(handle)]
+    assert epochs == list(range(13))  # one more epoch, appended, not restarted
+
+
+def test_evaluate_json_is_one_object_with_the_contract_fields(run_dir, tmp_path):
+    proc = subprocess.run(
+        [sys.executable, "-m", "classpulse.cli", "evaluate", "--model", str(run_dir / "artifact"),
+         "--data", str(SAMPLE), "--split", "PublicTest", "--json", "--report", str(tmp_path)],
+        capture_output=True, text=True, cwd=ROOT, check=True,
+    )
+    result = json.loads(proc.stdout)
+    assert set(result) >= {"accuracy", "macro_recall", "per_class_recall", "n", "model_version"}
+    assert result["n"] == 28
+    assert 0.0 <= result["accuracy"] <= 1.0
+    matrix = np.array(result["confusion_matrix"])
+    assert matrix.sum() == 28
+    assert matrix.sum(axis=1).tolist() == [4] * 7
+    assert result["accuracy"] == pytest.approx(np.trace(matrix) / 28)
+    assert (tmp_path / "confusion.png").stat().st_size > 1000
