@@ -1,0 +1,1 @@
+"""ClassPulse services: ingest, inference and analytics."""

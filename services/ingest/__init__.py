@@ -1,0 +1,1 @@
+"""Ingest API: frames from classroom clients in, validated, stored briefly, queued."""

@@ -1,0 +1,113 @@
+"""The ingest application: ``uvicorn services.ingest.app:create_app --factory``."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+from fastapi import FastAPI, Request
+from fastapi.responses import FileResponse, JSONResponse
+from fastapi.staticfiles import StaticFiles
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+from sqlalchemy import text
+
+from services.ingest import routes_classroom, routes_frames, routes_setup, ws
+from services.ingest.config import IngestConfig
+from services.ingest.deps import Resources
+from services.ingest.errors import install_error_handlers
+from services.ingest.live import LiveHub
+from services.ingest.queue import FrameQueue, make_celery_producer
+from services.ingest.ratelimit import AdmissionLimits, FrameAdmission
+from shared.db.engine import async_session_factory, make_async_engine
+from shared.errors import NotFound
+
+STATIC_DIR = Path(__file__).resolve().parent / "static"
+CLASSROOM_PAGE = STATIC_DIR / "classroom.html"
+#: Seconds a readiness probe waits for each store.
+READY_TIMEOUT = 2.0
+
+
+async def _open(config: IngestConfig) -> Resources:
+    engine = make_async_engine(config.database_url, pool_size=20, max_overflow=20)
+    redis = Redis.from_url(
+        config.redis_url, socket_timeout=READY_TIMEOUT, socket_connect_timeout=READY_TIMEOUT
+    )
+    limits = AdmissionLimits(
+        rate_per_second=config.student_rate_per_second,
+        queue_limit=config.queue_limit,
+        frame_ttl_seconds=config.frame_ttl_seconds,
+    )
+    return Resources(
+        config=config,
+        engine=engine,
+        autocommit_engine=engine.execution_options(isolation_level="AUTOCOMMIT"),
+        sessions=async_session_factory(engine),
+        redis=redis,
+        admission=FrameAdmission(redis, limits),
+        queue=FrameQueue(make_celery_producer(config.redis_url), redis),
+    )
+
+
+def create_app(config: IngestConfig | None = None) -> FastAPI:
+    """The ingest app; ``config`` defaults to the ``CLASSPULSE_*`` settings, read at start-up."""
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        resources = await _open(config or IngestConfig.from_settings())
+        app.state.resources = resources
+        app.state.live_hub = LiveHub(resources.redis)
+        try:
+            yield
+        finally:
+            await app.state.live_hub.close()
+            resources.queue.close()
+            await resources.redis.aclose()
+            await resources.engine.dispose()
+
+    app = FastAPI(
+        title="ClassPulse ingest API",
+        version="1",
+        summary="Frames from classroom clients in; set-up of classes, lessons, students, consents.",
+        lifespan=lifespan,
+    )
+    install_error_handlers(app)
+    app.include_router(routes_setup.router)
+    app.include_router(routes_classroom.router)
+    app.include_router(routes_frames.router)
+    app.include_router(ws.router)
+    app.mount("/static", StaticFiles(directory=STATIC_DIR, check_dir=False), name="static")
+
+    @app.get("/healthz", tags=["health"], summary="The process is up (no stores checked)")
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/readyz", tags=["health"], summary="PostgreSQL and Redis answer")
+    async def readyz(request: Request) -> JSONResponse:
+        resources: Resources = request.app.state.resources
+        checks: dict[str, str] = {}
+        try:
+            async with resources.engine.connect() as conn:
+                await conn.execute(text("SELECT 1"))
+            checks["postgres"] = "ok"
+        except Exception as exc:  # any failure means not ready; say which
+            checks["postgres"] = f"unavailable: {type(exc).__name__}"
+        try:
+            await resources.redis.ping()
+            checks["redis"] = "ok"
+        except (RedisError, OSError) as exc:
+            checks["redis"] = f"unavailable: {type(exc).__name__}"
+        ready = all(v == "ok" for v in checks.values())
+        return JSONResponse(
+            {"status": "ok" if ready else "unavailable", "checks": checks},
+            status_code=200 if ready else 503,
+        )
+
+    @app.get("/classroom/{lesson_id}", include_in_schema=False)
+    async def classroom(lesson_id: str) -> FileResponse:
+        if not CLASSROOM_PAGE.is_file():
+            raise NotFound("the classroom page is not installed")
+        return FileResponse(CLASSROOM_PAGE, media_type="text/html")
+
+    return app

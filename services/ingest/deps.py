@@ -1,0 +1,85 @@
+"""Typed dependencies: the process-wide resources and the caller's identity."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import Depends, Header, Request
+from redis.asyncio import Redis
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from services.ingest.config import IngestConfig
+from services.ingest.queue import FrameQueue
+from services.ingest.ratelimit import FrameAdmission
+from shared.access import authenticate, bearer_token
+from shared.auth import Principal, PrincipalKind, verify_student_token
+from shared.errors import Forbidden
+
+
+@dataclass(frozen=True, slots=True)
+class Resources:
+    """Created once in the lifespan, shared by every request."""
+
+    config: IngestConfig
+    engine: AsyncEngine
+    #: The same pool in autocommit mode: a frame is one INSERT, one transaction.
+    autocommit_engine: AsyncEngine
+    sessions: async_sessionmaker[AsyncSession]
+    redis: Redis
+    admission: FrameAdmission
+    queue: FrameQueue
+
+
+def get_resources(request: Request) -> Resources:
+    resources: Resources = request.app.state.resources
+    return resources
+
+
+ResourcesDep = Annotated[Resources, Depends(get_resources)]
+
+
+async def get_session(resources: ResourcesDep) -> AsyncIterator[AsyncSession]:
+    """A session for one request; the route commits (one commit point), else it rolls back."""
+    async with resources.sessions() as session:
+        yield session
+
+
+SessionDep = Annotated[AsyncSession, Depends(get_session)]
+AuthorizationHeader = Annotated[
+    str | None,
+    Header(
+        alias="Authorization",
+        description="`Bearer cp_…` (LMS or teacher API key) or `Bearer <student token>`",
+    ),
+]
+
+
+async def get_principal(
+    session: SessionDep, resources: ResourcesDep, authorization: AuthorizationHeader = None
+) -> Principal:
+    return await authenticate(session, bearer_token(authorization), resources.config.token_secret)
+
+
+PrincipalDep = Annotated[Principal, Depends(get_principal)]
+
+
+async def get_lms_principal(principal: PrincipalDep) -> Principal:
+    """Set-up endpoints need an organisation's LMS key."""
+    if principal.kind != PrincipalKind.LMS:
+        raise Forbidden("this endpoint needs an LMS API key")
+    return principal
+
+
+LmsDep = Annotated[Principal, Depends(get_lms_principal)]
+
+
+def get_student_principal(
+    resources: ResourcesDep, authorization: AuthorizationHeader = None
+) -> Principal:
+    """A student token from the header; no database round trip."""
+    return verify_student_token(resources.config.token_secret, bearer_token(authorization))
+
+
+StudentDep = Annotated[Principal, Depends(get_student_principal)]

@@ -1,0 +1,89 @@
+"""Endpoints the classroom page calls with its student token: who am I, my consent."""
+
+from __future__ import annotations
+
+import uuid
+
+from fastapi import APIRouter
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.ingest import consent
+from services.ingest.deps import ResourcesDep, SessionDep, StudentDep
+from services.ingest.errors import error_responses
+from services.ingest.intake import require_own_lesson
+from services.ingest.schemas import ConsentOut, MeOut
+from shared.access import lesson_is_live, lesson_with_class
+from shared.auth import Principal
+from shared.db.models import Lesson, SchoolClass, Student
+from shared.errors import NotFound
+
+router = APIRouter(
+    prefix="/v1/lessons/{lesson_id}",
+    tags=["classroom (student token)"],
+    responses=error_responses(401, 403, 404, 422),
+)
+
+
+async def _own(
+    session: AsyncSession, principal: Principal, lesson_id: uuid.UUID
+) -> tuple[Lesson, SchoolClass, Student]:
+    student_id = require_own_lesson(principal, lesson_id)
+    lesson, school_class = await lesson_with_class(session, lesson_id)
+    student = await session.get(Student, student_id)
+    if student is None:
+        raise NotFound("this student no longer exists", field="token")
+    return lesson, school_class, student
+
+
+async def _set(
+    session: AsyncSession, principal: Principal, lesson_id: uuid.UUID, *, granted: bool
+) -> ConsentOut:
+    _, school_class, student = await _own(session, principal, lesson_id)
+    change = consent.grant if granted else consent.withdraw
+    await change(
+        session,
+        student_id=student.id,
+        class_id=school_class.id,
+        lesson_id=lesson_id,
+        source="student",
+        actor=f"student:{student.id}",
+    )
+    await session.commit()
+    return ConsentOut(
+        student_external_id=student.external_id,
+        class_id=school_class.id,
+        lesson_id=lesson_id,
+        active=granted,
+    )
+
+
+@router.put("/consent", summary="The student consents to this lesson")
+async def grant_own_consent(
+    lesson_id: uuid.UUID, principal: StudentDep, session: SessionDep
+) -> ConsentOut:
+    return await _set(session, principal, lesson_id, granted=True)
+
+
+@router.delete("/consent", summary="The student withdraws consent for this lesson")
+async def withdraw_own_consent(
+    lesson_id: uuid.UUID, principal: StudentDep, session: SessionDep
+) -> ConsentOut:
+    return await _set(session, principal, lesson_id, granted=False)
+
+
+@router.get("/me", summary="The token's student, the lesson and the consent state")
+async def me(
+    lesson_id: uuid.UUID, principal: StudentDep, session: SessionDep, resources: ResourcesDep
+) -> MeOut:
+    lesson, school_class, student = await _own(session, principal, lesson_id)
+    active = await consent.is_active(session, student.id, school_class.id, lesson_id)
+    return MeOut(
+        student_external_id=student.external_id,
+        lesson_id=lesson.id,
+        lesson_title=lesson.title,
+        consent_active=active,
+        lesson_live=lesson_is_live(lesson),
+        starts_at=lesson.starts_at,
+        ends_at=lesson.ends_at,
+        frame_interval_seconds=resources.config.suggested_interval_seconds,
+    )

@@ -1,0 +1,335 @@
+"""Set-up endpoints for LMS platforms: classes, lessons, students, consents, markers, tokens."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+
+from fastapi import APIRouter, status
+from sqlalchemy import select
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.ingest import consent
+from services.ingest.deps import LmsDep, PrincipalDep, ResourcesDep, SessionDep
+from services.ingest.errors import error_responses
+from services.ingest.keys import new_api_key
+from services.ingest.schemas import (
+    ClassIn,
+    ClassOut,
+    ConsentOut,
+    EnrolIn,
+    EnrolOut,
+    LessonIn,
+    LessonOut,
+    MarkerIn,
+    MarkerOut,
+    StudentOut,
+    StudentTokenOut,
+    TeacherKeyIn,
+    TeacherKeyOut,
+)
+from shared.access import check_class_access, lesson_with_class
+from shared.auth import Principal, PrincipalKind, issue_student_token
+from shared.db.models import (
+    AuditEntry,
+    Enrolment,
+    KeyRole,
+    Lesson,
+    LessonMarker,
+    SchoolClass,
+    Student,
+)
+from shared.errors import Conflict, NotFound
+
+router = APIRouter(
+    prefix="/v1",
+    tags=["set-up (LMS key)"],
+    responses=error_responses(401, 403, 404, 422),
+)
+
+
+def _actor(principal: Principal) -> str:
+    return f"{principal.kind.value}:{principal.key_id}"
+
+
+async def _class(session: AsyncSession, principal: Principal, class_id: uuid.UUID) -> SchoolClass:
+    school_class = await session.get(SchoolClass, class_id)
+    if school_class is None:
+        raise NotFound(f"class {class_id} not found", field="class")
+    check_class_access(principal, school_class)
+    return school_class
+
+
+async def _lesson(
+    session: AsyncSession, principal: Principal, lesson_id: uuid.UUID
+) -> tuple[Lesson, SchoolClass]:
+    lesson, school_class = await lesson_with_class(session, lesson_id)
+    check_class_access(principal, school_class)
+    return lesson, school_class
+
+
+async def _enrolled_student(
+    session: AsyncSession, school_class: SchoolClass, external_id: str
+) -> Student:
+    student = await session.scalar(
+        select(Student)
+        .join(Enrolment, Enrolment.student_id == Student.id)
+        .where(
+            Enrolment.class_id == school_class.id,
+            Student.organisation_id == school_class.organisation_id,
+            Student.external_id == external_id,
+        )
+    )
+    if student is None:
+        raise NotFound(f"student {external_id!r} is not enrolled in this class", field="student")
+    return student
+
+
+@router.post(
+    "/classes",
+    status_code=status.HTTP_201_CREATED,
+    responses=error_responses(409),
+    summary="Create a class",
+)
+async def create_class(body: ClassIn, principal: LmsDep, session: SessionDep) -> ClassOut:
+    row = SchoolClass(
+        organisation_id=principal.organisation_id, external_id=body.external_id, title=body.title
+    )
+    session.add(row)
+    try:
+        await session.commit()
+    except IntegrityError:
+        raise Conflict(
+            f"a class with external_id {body.external_id!r} exists", field="external_id"
+        ) from None
+    return ClassOut.model_validate(row)
+
+
+@router.get("/classes", summary="List the classes these credentials can see")
+async def list_classes(principal: PrincipalDep, session: SessionDep) -> list[ClassOut]:
+    query = select(SchoolClass).order_by(SchoolClass.created_at)
+    if principal.kind == PrincipalKind.LMS:
+        query = query.where(SchoolClass.organisation_id == principal.organisation_id)
+    elif principal.kind == PrincipalKind.TEACHER:
+        query = query.where(SchoolClass.id == principal.class_id)
+    else:
+        return []
+    return [ClassOut.model_validate(c) for c in await session.scalars(query)]
+
+
+@router.post(
+    "/classes/{class_id}/lessons", status_code=status.HTTP_201_CREATED, summary="Create a lesson"
+)
+async def create_lesson(
+    class_id: uuid.UUID, body: LessonIn, principal: LmsDep, session: SessionDep
+) -> LessonOut:
+    await _class(session, principal, class_id)
+    row = Lesson(
+        class_id=class_id, title=body.title, starts_at=body.starts_at, ends_at=body.ends_at
+    )
+    session.add(row)
+    await session.commit()
+    return LessonOut.model_validate(row)
+
+
+@router.get("/classes/{class_id}/lessons", summary="List a class's lessons")
+async def list_lessons(
+    class_id: uuid.UUID, principal: PrincipalDep, session: SessionDep
+) -> list[LessonOut]:
+    await _class(session, principal, class_id)
+    rows = await session.scalars(
+        select(Lesson).where(Lesson.class_id == class_id).order_by(Lesson.starts_at)
+    )
+    return [LessonOut.model_validate(r) for r in rows]
+
+
+@router.post("/classes/{class_id}/students", summary="Enrol students (idempotent)")
+async def enrol_students(
+    class_id: uuid.UUID, body: EnrolIn, principal: LmsDep, session: SessionDep
+) -> EnrolOut:
+    school_class = await _class(session, principal, class_id)
+    external_ids = sorted(set(body.external_ids))
+    org = school_class.organisation_id
+    await session.execute(
+        insert(Student)
+        .values(
+            [{"id": uuid.uuid4(), "organisation_id": org, "external_id": e} for e in external_ids]
+        )
+        .on_conflict_do_nothing(index_elements=["organisation_id", "external_id"])
+    )
+    students = list(
+        await session.execute(
+            select(Student.id, Student.external_id).where(
+                Student.organisation_id == org, Student.external_id.in_(external_ids)
+            )
+        )
+    )
+    await session.execute(
+        insert(Enrolment)
+        .values([{"class_id": class_id, "student_id": s.id} for s in students])
+        .on_conflict_do_nothing()
+    )
+    await session.commit()
+    return EnrolOut(
+        class_id=class_id,
+        students=[StudentOut(id=s.id, external_id=s.external_id) for s in students],
+    )
+
+
+@router.post(
+    "/classes/{class_id}/teacher-keys",
+    status_code=status.HTTP_201_CREATED,
+    summary="Create a teacher key for one class (plaintext shown once)",
+)
+async def create_teacher_key(
+    class_id: uuid.UUID, principal: LmsDep, session: SessionDep, body: TeacherKeyIn | None = None
+) -> TeacherKeyOut:
+    school_class = await _class(session, principal, class_id)
+    name = (body or TeacherKeyIn()).name
+    row, plaintext = new_api_key(school_class.organisation_id, KeyRole.TEACHER, name, class_id)
+    session.add(row)
+    session.add(
+        AuditEntry(
+            actor=_actor(principal),
+            action="key.create",
+            subject=f"key:{row.prefix}",
+            details={"role": "teacher", "class_id": str(class_id)},
+        )
+    )
+    await session.commit()
+    return TeacherKeyOut(key=plaintext, prefix=row.prefix, class_id=class_id, name=name)
+
+
+async def _set_consent(
+    session: AsyncSession,
+    principal: Principal,
+    school_class: SchoolClass,
+    lesson_id: uuid.UUID | None,
+    external_id: str,
+    *,
+    granted: bool,
+) -> ConsentOut:
+    student = await _enrolled_student(session, school_class, external_id)
+    change = consent.grant if granted else consent.withdraw
+    await change(
+        session,
+        student_id=student.id,
+        class_id=school_class.id,
+        lesson_id=lesson_id,
+        source="lms",
+        actor=_actor(principal),
+    )
+    await session.commit()
+    return ConsentOut(
+        student_external_id=external_id,
+        class_id=school_class.id,
+        lesson_id=lesson_id,
+        active=granted,
+    )
+
+
+@router.put(
+    "/lessons/{lesson_id}/consents/{external_student_id}", summary="Record consent for a lesson"
+)
+async def grant_lesson_consent(
+    lesson_id: uuid.UUID, external_student_id: str, principal: LmsDep, session: SessionDep
+) -> ConsentOut:
+    _, school_class = await _lesson(session, principal, lesson_id)
+    return await _set_consent(
+        session, principal, school_class, lesson_id, external_student_id, granted=True
+    )
+
+
+@router.delete(
+    "/lessons/{lesson_id}/consents/{external_student_id}", summary="Withdraw consent for a lesson"
+)
+async def withdraw_lesson_consent(
+    lesson_id: uuid.UUID, external_student_id: str, principal: LmsDep, session: SessionDep
+) -> ConsentOut:
+    _, school_class = await _lesson(session, principal, lesson_id)
+    return await _set_consent(
+        session, principal, school_class, lesson_id, external_student_id, granted=False
+    )
+
+
+@router.put(
+    "/classes/{class_id}/consents/{external_student_id}",
+    summary="Record consent for every lesson of a class",
+)
+async def grant_class_consent(
+    class_id: uuid.UUID, external_student_id: str, principal: LmsDep, session: SessionDep
+) -> ConsentOut:
+    school_class = await _class(session, principal, class_id)
+    return await _set_consent(
+        session, principal, school_class, None, external_student_id, granted=True
+    )
+
+
+@router.delete(
+    "/classes/{class_id}/consents/{external_student_id}",
+    summary="Withdraw consent for a class and its lessons",
+)
+async def withdraw_class_consent(
+    class_id: uuid.UUID, external_student_id: str, principal: LmsDep, session: SessionDep
+) -> ConsentOut:
+    school_class = await _class(session, principal, class_id)
+    return await _set_consent(
+        session, principal, school_class, None, external_student_id, granted=False
+    )
+
+
+@router.post(
+    "/lessons/{lesson_id}/markers",
+    status_code=status.HTTP_201_CREATED,
+    summary="Mark a slide or topic change",
+)
+async def add_marker(
+    lesson_id: uuid.UUID, body: MarkerIn, principal: LmsDep, session: SessionDep
+) -> MarkerOut:
+    await _lesson(session, principal, lesson_id)
+    row = LessonMarker(lesson_id=lesson_id, at=body.at, kind=body.kind, label=body.label)
+    session.add(row)
+    await session.commit()
+    return MarkerOut.model_validate(row)
+
+
+@router.get("/lessons/{lesson_id}/markers", summary="List a lesson's markers")
+async def list_markers(
+    lesson_id: uuid.UUID, principal: PrincipalDep, session: SessionDep
+) -> list[MarkerOut]:
+    await _lesson(session, principal, lesson_id)
+    rows = await session.scalars(
+        select(LessonMarker).where(LessonMarker.lesson_id == lesson_id).order_by(LessonMarker.at)
+    )
+    return [MarkerOut.model_validate(r) for r in rows]
+
+
+@router.post(
+    "/lessons/{lesson_id}/students/{external_student_id}/token",
+    summary="Issue a short-lived student token and the classroom page URL",
+)
+async def issue_token(
+    lesson_id: uuid.UUID,
+    external_student_id: str,
+    principal: LmsDep,
+    session: SessionDep,
+    resources: ResourcesDep,
+) -> StudentTokenOut:
+    _, school_class = await _lesson(session, principal, lesson_id)
+    student = await _enrolled_student(session, school_class, external_student_id)
+    now = dt.datetime.now(dt.UTC).replace(microsecond=0)
+    ttl = resources.config.token_ttl_seconds
+    token = issue_student_token(
+        resources.config.token_secret,
+        student_id=student.id,
+        lesson_id=lesson_id,
+        ttl_seconds=ttl,
+        now=now,
+    )
+    return StudentTokenOut(
+        token=token,
+        expires_at=now + dt.timedelta(seconds=ttl),
+        classroom_url=f"/classroom/{lesson_id}#token={token}",
+    )

@@ -1,0 +1,132 @@
+"""Request and response bodies of the ingest API (not rows, not queue messages)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from typing import Literal
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
+
+ExternalId = Field(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9._:@-]+$")
+
+
+class ClassIn(BaseModel):
+    external_id: str = Field(min_length=1, max_length=200)
+    title: str = Field(min_length=1, max_length=300)
+
+
+class ClassOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+    id: uuid.UUID
+    external_id: str
+    title: str
+    created_at: dt.datetime
+
+
+class LessonIn(BaseModel):
+    title: str = Field(min_length=1, max_length=300)
+    starts_at: AwareDatetime
+    ends_at: AwareDatetime
+
+    @model_validator(mode="after")
+    def _ends_after_start(self) -> LessonIn:
+        if self.ends_at <= self.starts_at:
+            raise ValueError("ends_at must be after starts_at")
+        return self
+
+
+class LessonOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+    id: uuid.UUID
+    class_id: uuid.UUID
+    title: str
+    starts_at: dt.datetime
+    ends_at: dt.datetime
+    is_demo: bool
+
+
+class EnrolIn(BaseModel):
+    external_ids: list[str] = Field(
+        min_length=1,
+        max_length=1000,
+        description="Pseudonymous LMS ids (never names or e-mail addresses)",
+    )
+
+
+class StudentOut(BaseModel):
+    id: uuid.UUID
+    external_id: str
+
+
+class EnrolOut(BaseModel):
+    class_id: uuid.UUID
+    students: list[StudentOut]
+
+
+class TeacherKeyIn(BaseModel):
+    name: str = Field("teacher", min_length=1, max_length=200)
+
+
+class TeacherKeyOut(BaseModel):
+    key: str = Field(description="Shown once; only its hash is stored")
+    prefix: str
+    class_id: uuid.UUID
+    name: str
+
+
+class ConsentOut(BaseModel):
+    student_external_id: str
+    class_id: uuid.UUID
+    lesson_id: uuid.UUID | None = Field(description="None: the consent covers the whole class")
+    active: bool = Field(description="Whether frames of this student are processed here")
+
+
+class MarkerIn(BaseModel):
+    at: AwareDatetime
+    kind: Literal["slide", "topic"]
+    label: str = Field(min_length=1, max_length=300)
+
+
+class MarkerOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+    id: uuid.UUID
+    lesson_id: uuid.UUID
+    at: dt.datetime
+    kind: str
+    label: str
+
+
+class StudentTokenOut(BaseModel):
+    token: str
+    expires_at: dt.datetime
+    classroom_url: str = Field(description="The classroom page, with the token in its fragment")
+
+
+class MeOut(BaseModel):
+    student_external_id: str
+    lesson_id: uuid.UUID
+    lesson_title: str
+    consent_active: bool
+    lesson_live: bool
+    starts_at: dt.datetime
+    ends_at: dt.datetime
+    frame_interval_seconds: float = Field(description="Suggested time between frames")
+
+
+class FrameAccepted(BaseModel):
+    frame_id: uuid.UUID
+    status: Literal["queued"] = "queued"
+    seq: int
+
+
+class BatchItem(BaseModel):
+    seq: int | None
+    status: int = Field(description="HTTP status this frame would have had on its own")
+    frame_id: uuid.UUID | None = None
+    error: dict[str, str | None] | None = None
+    retry_after: int | None = None
+
+
+class BatchOut(BaseModel):
+    results: list[BatchItem]

@@ -1,0 +1,179 @@
+"""Ingest test fixtures: a real uvicorn server on a free port, seeded rows, real photos."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import io
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+
+import pytest
+import uvicorn
+from PIL import Image
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session
+
+from services.ingest.app import create_app
+from services.ingest.config import IngestConfig
+from services.ingest.keys import new_api_key
+from shared.auth import issue_student_token
+from shared.db.models import Consent, Enrolment, KeyRole, Lesson, Organisation, SchoolClass, Student
+from tests.conftest import MEDIA
+
+SECRET = "ingest-test-secret-of-at-least-32-bytes"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def jpeg_640x480(name: str = "obama.jpg", quality: int = 85) -> bytes:
+    """A real photo from the shared media, as a classroom client would send it."""
+    with Image.open(MEDIA / name) as image:
+        frame = image.convert("RGB").resize((640, 480))
+    out = io.BytesIO()
+    frame.save(out, "JPEG", quality=quality)
+    return out.getvalue()
+
+
+@pytest.fixture(scope="session")
+def photo() -> bytes:
+    return jpeg_640x480()
+
+
+@pytest.fixture
+def config(pg_url: str, redis_url: str) -> IngestConfig:
+    """Test settings; the rate is high so that only the rate-limit test meets it."""
+    return IngestConfig(
+        database_url=pg_url,
+        redis_url=redis_url,
+        token_secret=SECRET,
+        student_rate_per_second=1000.0,
+    )
+
+
+class Servers:
+    """Starts ingest apps on free ports and stops them all at the end of a test."""
+
+    def __init__(self) -> None:
+        self._running: list[tuple[uvicorn.Server, threading.Thread]] = []
+
+    def start(self, config: IngestConfig) -> str:
+        port = free_port()
+        server = uvicorn.Server(
+            uvicorn.Config(create_app(config), host="127.0.0.1", port=port, log_level="warning")
+        )
+        thread = threading.Thread(target=server.run, daemon=True)
+        thread.start()
+        deadline = time.monotonic() + 15
+        while not server.started:
+            if not thread.is_alive() or time.monotonic() > deadline:
+                raise RuntimeError("ingest server did not start")
+            time.sleep(0.01)
+        self._running.append((server, thread))
+        return f"http://127.0.0.1:{port}"
+
+    def stop_all(self) -> None:
+        for server, _ in self._running:
+            server.should_exit = True
+        for _, thread in self._running:
+            thread.join(timeout=10)
+
+
+@pytest.fixture
+def servers() -> Iterator[Servers]:
+    running = Servers()
+    yield running
+    running.stop_all()
+
+
+@pytest.fixture
+def base_url(servers: Servers, config: IngestConfig, redis_client: object) -> str:
+    """A running ingest on the test database and a flushed Redis database."""
+    return servers.start(config)
+
+
+@dataclass
+class World:
+    """One organisation with an LMS key, a class, a live lesson and consenting students."""
+
+    organisation_id: uuid.UUID
+    lms_key: str
+    class_id: uuid.UUID
+    lesson_id: uuid.UUID
+    students: dict[str, uuid.UUID] = field(default_factory=dict)
+
+    def token(
+        self,
+        student: str = "s1",
+        lesson_id: uuid.UUID | None = None,
+        ttl: int = 600,
+        now: dt.datetime | None = None,
+    ) -> str:
+        return issue_student_token(
+            SECRET,
+            student_id=self.students[student],
+            lesson_id=lesson_id or self.lesson_id,
+            ttl_seconds=ttl,
+            now=now,
+        )
+
+    def lms_headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.lms_key}"}
+
+
+def seed_world(engine: Engine, students: tuple[str, ...] = ("s1", "s2", "nocon")) -> World:
+    """Rows for one live lesson; every student but ``nocon`` has class consent."""
+    now = dt.datetime.now(dt.UTC)
+    with Session(engine) as session:
+        org = Organisation(id=uuid.uuid4(), name="Test school")
+        session.add(org)
+        session.flush()
+        key_row, plaintext = new_api_key(org.id, KeyRole.LMS, "lms")
+        school_class = SchoolClass(
+            id=uuid.uuid4(), organisation_id=org.id, external_id="c1", title="Maths"
+        )
+        lesson = Lesson(
+            id=uuid.uuid4(),
+            class_id=school_class.id,
+            title="Fractions",
+            starts_at=now - dt.timedelta(minutes=10),
+            ends_at=now + dt.timedelta(minutes=50),
+        )
+        session.add_all([key_row, school_class])
+        session.flush()
+        session.add(lesson)
+        world = World(org.id, plaintext, school_class.id, lesson.id)
+        for external_id in students:
+            student = Student(id=uuid.uuid4(), organisation_id=org.id, external_id=external_id)
+            session.add(student)
+            session.flush()
+            session.add(Enrolment(class_id=school_class.id, student_id=student.id))
+            if external_id != "nocon":
+                session.add(Consent(student_id=student.id, class_id=school_class.id, source="lms"))
+            world.students[external_id] = student.id
+        session.commit()
+    return world
+
+
+@pytest.fixture
+def world(clean_db: Engine) -> World:
+    return seed_world(clean_db)
+
+
+FrameSender = Callable[..., object]
+
+
+def frame_params(seq: int, captured_at: dt.datetime | None = None) -> dict[str, str]:
+    return {"seq": str(seq), "captured_at": (captured_at or dt.datetime.now(dt.UTC)).isoformat()}
+
+
+def replace(config: IngestConfig, **changes: object) -> IngestConfig:
+    return dataclasses.replace(config, **changes)  # type: ignore[arg-type]
