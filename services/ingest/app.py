@@ -18,7 +18,7 @@ from services.ingest.config import IngestConfig
 from services.ingest.deps import Resources
 from services.ingest.errors import install_error_handlers
 from services.ingest.live import LiveHub
-from services.ingest.queue import FrameQueue, make_celery_producer
+from services.ingest.queue import FrameQueue
 from services.ingest.ratelimit import AdmissionLimits, FrameAdmission
 from shared.db.engine import async_session_factory, make_async_engine
 from shared.errors import NotFound
@@ -46,7 +46,7 @@ async def _open(config: IngestConfig) -> Resources:
         sessions=async_session_factory(engine),
         redis=redis,
         admission=FrameAdmission(redis, limits),
-        queue=FrameQueue(make_celery_producer(config.redis_url), redis),
+        queue=FrameQueue(redis),
     )
 
 
@@ -62,7 +62,6 @@ def create_app(config: IngestConfig | None = None) -> FastAPI:
             yield
         finally:
             await app.state.live_hub.close()
-            resources.queue.close()
             await resources.redis.aclose()
             await resources.engine.dispose()
 

@@ -77,11 +77,13 @@ async def test_raw_jpeg_is_stored_recorded_and_queued(
 
     assert response.status_code == 202, response.text
     body = response.json()
-    assert body["status"] == "queued" and body["seq"] == 7
+    assert body["status"] == "queued"
+    assert body["seq"] == 7
     frame_id = uuid.UUID(body["frame_id"])
 
     [row] = frames_of(clean_db, world)
-    assert row.id == frame_id and row.status == FrameStatus.QUEUED
+    assert row.id == frame_id
+    assert row.status == FrameStatus.QUEUED
     assert (row.media_type, row.width, row.height, row.size_bytes) == (
         "image/jpeg",
         640,
@@ -148,7 +150,8 @@ async def test_concurrent_retries_race_to_one_frame(
 
 def _error(response: httpx.Response) -> dict[str, object]:
     body = response.json()
-    assert set(body) == {"error"} and set(body["error"]) == {"code", "message", "field"}
+    assert set(body) == {"error"}
+    assert set(body["error"]) == {"code", "message", "field"}
     return body["error"]
 
 
@@ -267,8 +270,10 @@ async def test_unknown_lesson_404_and_lesson_not_live_409(
             lesson.ends_at = lesson.starts_at + dt.timedelta(hours=1)
             session.commit()
         not_live = await post_jpeg(client, world, photo, seq=2)
-    assert missing.status_code == 404 and _error(missing)["code"] == "not_found"
-    assert not_live.status_code == 409 and _error(not_live)["code"] == "conflict"
+    assert missing.status_code == 404
+    assert _error(missing)["code"] == "not_found"
+    assert not_live.status_code == 409
+    assert _error(not_live)["code"] == "conflict"
 
 
 async def test_withdrawn_consent_stops_intake_at_once(
@@ -278,11 +283,13 @@ async def test_withdrawn_consent_stops_intake_at_once(
     async with httpx.AsyncClient(base_url=base_url) as client:
         assert (await post_jpeg(client, world, photo, seq=1)).status_code == 202
         withdrawn = await client.delete(f"/v1/lessons/{world.lesson_id}/consent", headers=headers)
-        assert withdrawn.status_code == 200 and withdrawn.json()["active"] is False
+        assert withdrawn.status_code == 200
+        assert withdrawn.json()["active"] is False
         refused = await post_jpeg(client, world, photo, seq=2)
         assert refused.status_code == 451
         me = (await client.get(f"/v1/lessons/{world.lesson_id}/me", headers=headers)).json()
-        assert me["consent_active"] is False and me["lesson_live"] is True
+        assert me["consent_active"] is False
+        assert me["lesson_live"] is True
         # The class-level consent must not override the student's lesson refusal.
         assert (
             await client.put(f"/v1/lessons/{world.lesson_id}/consent", headers=headers)
@@ -301,7 +308,8 @@ async def test_student_rate_limit_answers_429_with_retry_after(
         second = await post_jpeg(client, world, photo, seq=2)
         other_student = await post_jpeg(client, world, photo, seq=1, token=world.token("s2"))
     assert first.status_code == 202
-    assert second.status_code == 429 and _error(second)["code"] == "rate_limited"
+    assert second.status_code == 429
+    assert _error(second)["code"] == "rate_limited"
     assert 1 <= int(second.headers["Retry-After"]) <= 2
     assert other_student.status_code == 202
     assert redis_client.llen(FRAME_QUEUE) == 2

@@ -1,0 +1,102 @@
+"""The queue contract: ingest's hand-written Celery messages are what Celery writes and consumes."""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import json
+import os
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import httpx
+import pytest
+import redis as redis_lib
+from celery import Celery
+
+from services.ingest.queue import PROCESS_FRAME_TASK, celery_message
+from shared.schemas import FRAME_QUEUE, FrameRef, frame_key
+from tests.ingest.conftest import World
+from tests.ingest.test_frames import post_jpeg
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _ref() -> FrameRef:
+    now = dt.datetime.now(dt.UTC)
+    frame_id = uuid.uuid4()
+    return FrameRef(
+        frame_id=frame_id,
+        lesson_id=uuid.uuid4(),
+        student_id=uuid.uuid4(),
+        captured_at=now,
+        enqueued_at=now,
+        redis_key=frame_key(frame_id),
+    )
+
+
+def test_message_matches_what_celery_send_task_writes(
+    redis_url: str, redis_client: redis_lib.Redis
+) -> None:
+    ref = _ref()
+    celery = Celery("reference", broker=redis_url, set_as_current=False)
+    celery.send_task(
+        PROCESS_FRAME_TASK, kwargs={"ref": ref.model_dump(mode="json")}, queue=FRAME_QUEUE
+    )
+    celery.close()
+    theirs = json.loads(redis_client.rpop(FRAME_QUEUE))
+    ours = json.loads(celery_message(ref))
+
+    assert set(ours) == set(theirs)
+    assert set(ours["headers"]) == set(theirs["headers"])
+    assert set(ours["properties"]) == set(theirs["properties"])
+    assert ours["headers"]["task"] == theirs["headers"]["task"] == PROCESS_FRAME_TASK
+    assert ours["properties"]["delivery_info"] == theirs["properties"]["delivery_info"]
+    assert json.loads(base64.b64decode(ours["body"])) == json.loads(
+        base64.b64decode(theirs["body"])
+    )
+
+
+@pytest.mark.slow
+async def test_a_real_celery_worker_consumes_ingested_frames(
+    base_url: str, world: World, photo: bytes, redis_url: str, redis_client: redis_lib.Redis
+) -> None:
+    async with httpx.AsyncClient(base_url=base_url) as client:
+        accepted = [
+            (await post_jpeg(client, world, photo, seq=s)).json()["frame_id"] for s in range(3)
+        ]
+    worker = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "tests.ingest.echo_worker:app",
+            "worker",
+            "-Q",
+            FRAME_QUEUE,
+            "--pool",
+            "solo",
+            "--without-heartbeat",
+            "--without-mingle",
+            "--without-gossip",
+            "--loglevel",
+            "WARNING",
+        ],
+        cwd=ROOT,
+        env={**os.environ, "ECHO_BROKER_URL": redis_url},
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while redis_client.llen("echo:received") < 3 and time.monotonic() < deadline:
+            time.sleep(0.2)
+    finally:
+        worker.terminate()
+        worker.wait(timeout=30)
+    received = [json.loads(r) for r in redis_client.lrange("echo:received", 0, -1)]
+    assert sorted(r["frame_id"] for r in received) == sorted(accepted)
+    assert all(r["lesson_id"] == str(world.lesson_id) for r in received)
+    assert redis_client.llen(FRAME_QUEUE) == 0

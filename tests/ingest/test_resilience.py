@@ -1,0 +1,117 @@
+"""Backing stores failing under ingest: answer 503 with Retry-After, keep nothing half-done."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import time
+from collections.abc import Iterator
+
+import httpx
+import pytest
+import redis as redis_lib
+from redis.asyncio import Redis
+from sqlalchemy import Engine
+
+from services.ingest.app import _open
+from services.ingest.config import IngestConfig
+from services.ingest.intake import IncomingFrame, accept_frame
+from services.ingest.queue import FrameQueue
+from shared.errors import ServiceUnavailable
+from tests.ingest.conftest import Servers, World, free_port, replace
+from tests.ingest.test_frames import frames_of, post_jpeg
+
+pytestmark = pytest.mark.asyncio
+
+
+@pytest.fixture
+def own_redis() -> Iterator[tuple[subprocess.Popen[bytes], str]]:
+    """A throwaway Redis server this test may stop (never the machine's)."""
+    if shutil.which("redis-server") is None:
+        pytest.skip("redis-server is not installed")
+    port = free_port()
+    process = subprocess.Popen(
+        ["redis-server", "--port", str(port), "--save", "", "--appendonly", "no"],
+        stdout=subprocess.DEVNULL,
+    )
+    client = redis_lib.Redis(port=port)
+    for _ in range(100):
+        try:
+            client.ping()
+            break
+        except redis_lib.ConnectionError:
+            time.sleep(0.05)
+    client.close()
+    yield process, f"redis://127.0.0.1:{port}/0"
+    process.kill()
+    process.wait()
+
+
+async def test_redis_stopped_mid_test_answers_503_and_records_nothing(
+    servers: Servers,
+    config: IngestConfig,
+    world: World,
+    photo: bytes,
+    clean_db: Engine,
+    own_redis: tuple[subprocess.Popen[bytes], str],
+) -> None:
+    process, url = own_redis
+    base = servers.start(replace(config, redis_url=url))
+    async with httpx.AsyncClient(base_url=base) as client:
+        before = await post_jpeg(client, world, photo, seq=1)
+        assert before.status_code == 202
+        process.terminate()
+        process.wait()
+        after = await post_jpeg(client, world, photo, seq=2)
+        ready = await client.get("/readyz")
+        health = await client.get("/healthz")
+    assert after.status_code == 503, after.text
+    assert after.json()["error"]["code"] == "service_unavailable"
+    assert int(after.headers["Retry-After"]) >= 1
+    assert ready.status_code == 503
+    assert ready.json()["checks"]["redis"].startswith("unavailable")
+    assert health.status_code == 200
+    assert [f.seq for f in frames_of(clean_db, world)] == [1]
+
+
+async def test_enqueue_failure_after_insert_removes_row_and_bytes(
+    config: IngestConfig,
+    world: World,
+    photo: bytes,
+    clean_db: Engine,
+    redis_client: redis_lib.Redis,
+) -> None:
+    """Bytes stored and row inserted, then the broker refuses: nothing may stay 'queued'."""
+    import datetime as dt
+
+    resources = await _open(config)
+    dead_broker = f"redis://127.0.0.1:{free_port()}/0"
+    dead = Redis.from_url(dead_broker)
+    broken = replace_queue(resources, FrameQueue(dead))
+    try:
+        with pytest.raises(ServiceUnavailable):
+            await accept_frame(
+                broken,
+                _principal(world),
+                world.lesson_id,
+                IncomingFrame(1, dt.datetime.now(dt.UTC), photo, len(photo), "image/jpeg"),
+            )
+    finally:
+        await dead.aclose()
+        await resources.redis.aclose()
+        await resources.engine.dispose()
+    assert frames_of(clean_db, world) == []
+    assert redis_client.keys("classpulse:frame:*") == []
+
+
+def replace_queue(resources, queue):
+    import dataclasses
+
+    return dataclasses.replace(resources, queue=queue)
+
+
+def _principal(world: World):
+    from shared.auth import verify_student_token
+    from tests.ingest.conftest import SECRET
+
+    return verify_student_token(SECRET, world.token())
