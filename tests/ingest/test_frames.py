@@ -329,3 +329,36 @@ async def test_queue_over_limit_answers_429_and_stores_nothing(
     assert redis_client.llen(FRAME_QUEUE) == 3
     assert len(frames_of(clean_db, world)) == 3
     assert len(redis_client.keys("classpulse:frame:*")) == 3
+
+
+async def test_batch_gives_one_result_per_frame_in_order(
+    base_url: str, world: World, photo: bytes, clean_db: Engine, redis_client: redis_lib.Redis
+) -> None:
+    now = dt.datetime.now(dt.UTC).isoformat()
+    files = [
+        ("image", ("a.jpg", photo, "image/jpeg")),
+        ("image", ("b.txt", b"plain text", "image/jpeg")),
+        ("image", ("c.jpg", photo, "image/jpeg")),
+    ]
+    data = {"seq": ["1", "2", "3"], "captured_at": [now, now, now]}
+    async with httpx.AsyncClient(base_url=base_url) as client:
+        response = await client.post(
+            f"/v1/lessons/{world.lesson_id}/frames:batch",
+            files=files,
+            data=data,
+            headers={"Authorization": f"Bearer {world.token()}"},
+        )
+        mismatched = await client.post(
+            f"/v1/lessons/{world.lesson_id}/frames:batch",
+            files=files,
+            data={"seq": ["1"], "captured_at": [now]},
+            headers={"Authorization": f"Bearer {world.token()}"},
+        )
+    assert response.status_code == 207, response.text
+    results = response.json()["results"]
+    assert [r["status"] for r in results] == [202, 415, 202]
+    assert [r["seq"] for r in results] == [1, 2, 3]
+    assert results[1]["error"]["code"] == "unsupported_media_type"
+    assert mismatched.status_code == 422
+    assert sorted(r.seq for r in frames_of(clean_db, world)) == [1, 3]
+    assert len(queued_refs(redis_client)) == 2
