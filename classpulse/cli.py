@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import typer
 
-from classpulse import model_commands
+from classpulse import admin_commands, model_commands
 
 app = typer.Typer(
     name="classpulse",
@@ -17,6 +17,7 @@ app = typer.Typer(
     add_completion=False,
 )
 model_commands.register(app)
+admin_commands.register(app)
 
 
 def main() -> None:
