@@ -1,0 +1,287 @@
+"""Rows for analytics tests and benchmarks: an organisation, keys, a lesson, students, events.
+
+Tests insert a few hand-made events with :func:`insert_events`; the benchmark
+generates hundreds of thousands with :func:`generate_events`, which does the
+work in PostgreSQL (``generate_series``) instead of sending rows one by one.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+
+from sqlalchemy import Engine, insert, text
+from sqlalchemy.orm import Session
+
+from shared.auth import generate_api_key, issue_student_token
+from shared.db.models import (
+    ApiKey,
+    EventKind,
+    FaceEvent,
+    FaceQuality,
+    Frame,
+    FrameStatus,
+    KeyRole,
+    Lesson,
+    LessonMarker,
+    Organisation,
+    SchoolClass,
+    Student,
+)
+from shared.labels import NUM_CLASSES
+
+TOKEN_SECRET = "analytics-test-secret-of-at-least-32-bytes"
+
+
+@dataclass
+class SeededLesson:
+    """One organisation with an LMS key, a class with a teacher key, a lesson, students."""
+
+    organisation_id: uuid.UUID
+    class_id: uuid.UUID
+    lesson_id: uuid.UUID
+    starts_at: dt.datetime
+    lms_key: str
+    teacher_key: str
+    students: dict[str, uuid.UUID] = field(default_factory=dict)
+
+    def student_token(self, external_id: str, lesson_id: uuid.UUID | None = None) -> str:
+        return issue_student_token(
+            TOKEN_SECRET,
+            student_id=self.students[external_id],
+            lesson_id=lesson_id or self.lesson_id,
+            ttl_seconds=3600,
+        )
+
+    def at(self, seconds: float) -> dt.datetime:
+        """A time ``seconds`` after the lesson start."""
+        return self.starts_at + dt.timedelta(seconds=seconds)
+
+
+def add_key(
+    session: Session,
+    organisation_id: uuid.UUID,
+    role: KeyRole,
+    class_id: uuid.UUID | None = None,
+    *,
+    revoked: bool = False,
+) -> str:
+    """A new API key row; returns the plaintext key."""
+    new = generate_api_key()
+    session.add(
+        ApiKey(
+            organisation_id=organisation_id,
+            name=f"{role.value} key",
+            role=role,
+            class_id=class_id,
+            prefix=new.prefix,
+            key_hash=new.key_hash,
+            revoked_at=dt.datetime.now(dt.UTC) if revoked else None,
+        )
+    )
+    return new.plaintext
+
+
+def seed_lesson(
+    engine: Engine,
+    *,
+    students: Iterable[str] = (),
+    starts_at: dt.datetime | None = None,
+    minutes: int = 60,
+    title: str = "Fractions",
+    is_demo: bool = False,
+) -> SeededLesson:
+    """An organisation, its LMS key, a class, its teacher key, a lesson and students."""
+    starts_at = starts_at or dt.datetime(2024, 5, 6, 8, 0, tzinfo=dt.UTC)
+    with Session(engine) as session:
+        org = Organisation(id=uuid.uuid4(), name="Test school")
+        school_class = SchoolClass(
+            id=uuid.uuid4(), organisation_id=org.id, external_id="c1", title="Maths 7B"
+        )
+        lesson = Lesson(
+            id=uuid.uuid4(),
+            class_id=school_class.id,
+            title=title,
+            starts_at=starts_at,
+            ends_at=starts_at + dt.timedelta(minutes=minutes),
+            is_demo=is_demo,
+        )
+        session.add(org)
+        session.flush()
+        session.add(school_class)
+        session.flush()
+        session.add(lesson)
+        lms = add_key(session, org.id, KeyRole.LMS)
+        teacher = add_key(session, org.id, KeyRole.TEACHER, school_class.id)
+        seeded = SeededLesson(org.id, school_class.id, lesson.id, starts_at, lms, teacher)
+        for external_id in students:
+            student = Student(id=uuid.uuid4(), organisation_id=org.id, external_id=external_id)
+            session.add(student)
+            seeded.students[external_id] = student.id
+        session.commit()
+    return seeded
+
+
+@dataclass(frozen=True)
+class SeedEvent:
+    """One frame of one student: a labelled face, an unlabelled face or no face."""
+
+    student_id: uuid.UUID
+    captured_at: dt.datetime
+    label: int | None = None
+    face: bool = True
+    confidence: float = 0.8
+
+
+def probabilities(label: int, confidence: float) -> list[float]:
+    """Seven probabilities with ``confidence`` on ``label`` and the rest spread evenly."""
+    rest = (1.0 - confidence) / (NUM_CLASSES - 1)
+    return [confidence if i == label else rest for i in range(NUM_CLASSES)]
+
+
+def insert_events(engine: Engine, lesson_id: uuid.UUID, events: Sequence[SeedEvent]) -> None:
+    """One done frame and one face event (or ``no_face`` row) per ``SeedEvent``."""
+    frames, faces = [], []
+    for event in events:
+        frame_id = uuid.uuid4()
+        # The capture time in microseconds: unique per student, like a client's counter.
+        seq = int(event.captured_at.timestamp() * 1_000_000)
+        frames.append(
+            {
+                "id": frame_id,
+                "lesson_id": lesson_id,
+                "student_id": event.student_id,
+                "seq": seq,
+                "captured_at": event.captured_at,
+                "status": FrameStatus.DONE,
+                "processed_at": event.captured_at,
+                "media_type": "image/jpeg",
+                "size_bytes": 30_000,
+                "width": 640,
+                "height": 480,
+            }
+        )
+        labelled = event.face and event.label is not None
+        faces.append(
+            {
+                "frame_id": frame_id,
+                "face_index": 0,
+                "lesson_id": lesson_id,
+                "student_id": event.student_id,
+                "captured_at": event.captured_at,
+                "kind": EventKind.FACE if event.face else EventKind.NO_FACE,
+                "quality": FaceQuality.OK if event.face else None,
+                "label": event.label if labelled else None,
+                "confidence": event.confidence if labelled else None,
+                "probabilities": (
+                    probabilities(event.label, event.confidence)
+                    if labelled and event.label is not None
+                    else None
+                ),
+                "model_version": "seed" if labelled else None,
+            }
+        )
+    with engine.begin() as conn:
+        if frames:
+            conn.execute(insert(Frame), frames)
+            conn.execute(insert(FaceEvent), faces)
+
+
+def add_marker(
+    engine: Engine, lesson_id: uuid.UUID, at: dt.datetime, label: str, kind: str = "slide"
+) -> None:
+    with Session(engine) as session:
+        session.add(LessonMarker(lesson_id=lesson_id, at=at, kind=kind, label=label))
+        session.commit()
+
+
+_PROBABILITY_ARRAY = (
+    "ARRAY["
+    + ", ".join(f"CASE WHEN x.label = {i} THEN 0.7 ELSE 0.05 END" for i in range(NUM_CLASSES))
+    + "]::real[]"
+)
+
+
+def generate_events(
+    engine: Engine,
+    seeded: SeededLesson,
+    *,
+    students: int,
+    minutes: int,
+    interval_seconds: int = 5,
+    no_face_share: float = 0.1,
+) -> int:
+    """``students`` new students each sending a frame every ``interval_seconds`` for
+    ``minutes``, with random labels (seeded, so runs are repeatable); returns events."""
+    params = {
+        "org": seeded.organisation_id,
+        "lesson": seeded.lesson_id,
+        "students": students,
+        "frames": minutes * 60 // interval_seconds,
+        "start": seeded.starts_at,
+        "step": dt.timedelta(seconds=interval_seconds),
+        "no_face": no_face_share,
+    }
+    with engine.begin() as conn:
+        conn.execute(text("SELECT setseed(0.42)"))
+        conn.execute(
+            text(
+                """
+CREATE TEMP TABLE gen_students ON COMMIT DROP AS
+SELECT gen_random_uuid() AS id, 'gen-' || g AS external_id
+FROM generate_series(1, :students) g"""
+            ),
+            params,
+        )
+        conn.execute(
+            text(
+                """
+INSERT INTO students (id, organisation_id, external_id)
+SELECT id, :org, external_id FROM gen_students"""
+            ),
+            params,
+        )
+        conn.execute(
+            text(
+                """
+CREATE TEMP TABLE gen_frames ON COMMIT DROP AS
+SELECT gen_random_uuid() AS id, s.id AS student_id, t.i AS seq,
+       CAST(:start AS timestamptz) + t.i * CAST(:step AS interval) AS captured_at,
+       CASE WHEN random() < :no_face THEN NULL ELSE floor(random() * 7)::smallint END AS label,
+       (0.4 + random() * 0.6)::float AS confidence
+FROM gen_students s CROSS JOIN generate_series(0, :frames - 1) t(i)"""
+            ),
+            params,
+        )
+        conn.execute(
+            text(
+                """
+INSERT INTO frames (id, lesson_id, student_id, seq, captured_at, status, processed_at,
+                    media_type, size_bytes, width, height)
+SELECT id, :lesson, student_id, seq, captured_at, 'done', captured_at,
+       'image/jpeg', 30000, 640, 480
+FROM gen_frames"""
+            ),
+            params,
+        )
+        inserted = conn.execute(
+            text(
+                f"""
+INSERT INTO face_events (frame_id, face_index, lesson_id, student_id, captured_at, kind,
+                         quality, label, confidence, probabilities, model_version)
+SELECT x.id, 0, :lesson, x.student_id, x.captured_at,
+       CASE WHEN x.label IS NULL THEN 'no_face' ELSE 'face' END::event_kind,
+       CASE WHEN x.label IS NULL THEN NULL ELSE 'ok' END::face_quality,
+       x.label, CASE WHEN x.label IS NULL THEN NULL ELSE x.confidence END,
+       CASE WHEN x.label IS NULL THEN NULL ELSE {_PROBABILITY_ARRAY} END,
+       CASE WHEN x.label IS NULL THEN NULL ELSE 'bench' END
+FROM gen_frames x"""
+            ),
+            params,
+        ).rowcount
+    with engine.begin() as conn:
+        conn.execute(text("ANALYZE frames"))
+        conn.execute(text("ANALYZE face_events"))
+    return int(inserted)

@@ -1,0 +1,1 @@
+"""Analytics API: timelines, summaries, moments, exports, live updates and the teacher dashboard."""

@@ -1,0 +1,103 @@
+"""The analytics application: ``uvicorn services.analytics.app:create_app --factory``."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+from fastapi import FastAPI, Request
+from fastapi.responses import FileResponse, JSONResponse
+from fastapi.staticfiles import StaticFiles
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+from sqlalchemy import text
+
+from services.analytics import (
+    export,
+    live,
+    routes_lessons,
+    routes_summary,
+    routes_timeline,
+)
+from services.analytics.config import AnalyticsConfig
+from services.analytics.deps import Resources
+from services.analytics.errors import install_error_handlers
+from shared.db.engine import async_session_factory, make_async_engine
+
+STATIC_DIR = Path(__file__).resolve().parent / "static"
+DASHBOARD_PAGE = STATIC_DIR / "dashboard.html"
+#: Seconds a readiness probe waits for each store.
+READY_TIMEOUT = 2.0
+
+
+def _open(config: AnalyticsConfig) -> Resources:
+    engine = make_async_engine(config.database_url, pool_size=10, max_overflow=10)
+    # No socket_timeout: live streams block on pub/sub reads with their own timeout.
+    redis = Redis.from_url(config.redis_url, socket_connect_timeout=READY_TIMEOUT)
+    return Resources(
+        config=config, engine=engine, sessions=async_session_factory(engine), redis=redis
+    )
+
+
+def create_app(config: AnalyticsConfig | None = None) -> FastAPI:
+    """The analytics app; ``config`` defaults to the ``CLASSPULSE_*`` settings, read at start-up."""
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        resources = _open(config or AnalyticsConfig.from_settings())
+        app.state.resources = resources
+        try:
+            yield
+        finally:
+            await resources.redis.aclose()
+            await resources.engine.dispose()
+
+    app = FastAPI(
+        title="ClassPulse analytics API",
+        version="1",
+        summary="Timelines of the facial expressions students display during online lessons, "
+        "summaries, moments, exports, live updates and the teacher dashboard.",
+        description="Every figure describes **displayed expressions** as a classifier "
+        "labels them, never what a person feels.",
+        lifespan=lifespan,
+    )
+    install_error_handlers(app)
+    app.include_router(routes_lessons.router)
+    app.include_router(routes_timeline.router)
+    app.include_router(routes_summary.router)
+    app.include_router(live.router)
+    app.include_router(export.router)
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+
+    @app.get("/healthz", tags=["health"], summary="The process is up (no stores checked)")
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/readyz", tags=["health"], summary="PostgreSQL and Redis answer")
+    async def readyz(request: Request) -> JSONResponse:
+        resources: Resources = request.app.state.resources
+        checks: dict[str, str] = {}
+        try:
+            async with resources.engine.connect() as conn:
+                await conn.execute(text("SELECT 1"))
+            checks["postgres"] = "ok"
+        except Exception as exc:  # any failure means not ready; say which
+            checks["postgres"] = f"unavailable: {type(exc).__name__}"
+        try:
+            await resources.redis.ping()
+            checks["redis"] = "ok"
+        except (RedisError, OSError) as exc:
+            checks["redis"] = f"unavailable: {type(exc).__name__}"
+        ready = all(v == "ok" for v in checks.values())
+        return JSONResponse(
+            {"status": "ok" if ready else "unavailable", "checks": checks},
+            status_code=200 if ready else 503,
+        )
+
+    @app.get("/", include_in_schema=False)
+    @app.get("/dashboard", include_in_schema=False)
+    async def dashboard() -> FileResponse:
+        return FileResponse(DASHBOARD_PAGE, media_type="text/html")
+
+    return app

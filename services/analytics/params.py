@@ -1,0 +1,39 @@
+"""Query parameters shared by the timeline, summary, live and export endpoints."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Annotated
+
+from fastapi import Query
+
+from services.analytics.window import Bucket
+
+#: Longest smoothing window offered (frames per student).
+MAX_SMOOTH = 30
+
+BucketQuery = Annotated[Bucket, Query(description="Bucket width")]
+FromQuery = Annotated[
+    dt.datetime | None,
+    Query(
+        alias="from",
+        description="Window start, ISO 8601 with an offset (default: the lesson start)",
+    ),
+]
+ToQuery = Annotated[
+    dt.datetime | None,
+    Query(
+        alias="to",
+        description="Window end, exclusive, ISO 8601 with an offset "
+        "(default: the lesson end, or now during the lesson)",
+    ),
+]
+SmoothQuery = Annotated[
+    int,
+    Query(
+        ge=0,
+        le=MAX_SMOOTH,
+        description="Smooth each student's displayed expression over their last N frames "
+        "(0 or 1: off)",
+    ),
+]

@@ -1,0 +1,130 @@
+"""The one aggregation every view shares: counts per group, first per student, then per group.
+
+Grouping twice (per group and student, then per group) gives "students seen"
+without ``count(DISTINCT …)``, and the per-student level doubles as the student
+timeline. A frame is counted by its ``face_index = 0`` row: the worker writes
+either faces 0..n-1 or one ``no_face`` row with index 0, so each frame has
+exactly one such row.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from shared.labels import LABELS, NUM_CLASSES
+
+_LABEL_COUNTS = ",\n    ".join(
+    f"count(*) FILTER (WHERE e.label = {i}) AS l{i}" for i in range(NUM_CLASSES)
+)
+#: Per (group, student) counts over events ``e`` with a group key expression.
+PER_STUDENT_COLUMNS = f"""
+    e.student_id,
+    count(*) FILTER (WHERE e.face_index = 0) AS frames,
+    count(*) FILTER (WHERE e.face_index = 0 AND e.kind = 'face') AS face_frames,
+    count(e.label) AS labelled,
+    {_LABEL_COUNTS},
+    sum(e.confidence) FILTER (WHERE e.label IS NOT NULL) AS confidence_sum"""
+
+_LABEL_SUMS = ", ".join(f"sum(p.l{i})::bigint AS l{i}" for i in range(NUM_CLASSES))
+#: Per-group sums over a ``per_student`` relation ``p``.
+GROUP_COLUMNS = f"""
+    count(p.student_id) AS students_seen,
+    count(*) FILTER (WHERE p.labelled > 0) AS students_labelled,
+    sum(p.frames)::bigint AS frames,
+    sum(p.face_frames)::bigint AS face_frames,
+    sum(p.labelled)::bigint AS labelled,
+    {_LABEL_SUMS},
+    sum(p.confidence_sum) AS confidence_sum"""
+
+#: Events of one lesson in ``[:t0, :t1)``, optionally of one student.
+_FILTER = "e.lesson_id = :lesson AND e.captured_at >= :t0 AND e.captured_at < :t1"
+
+
+def events_source(*, smooth: int, one_student: bool) -> str:
+    """A subquery of the lesson's events; with ``smooth`` > 1 labels are smoothed.
+
+    Smoothing averages each student's last ``smooth`` labelled probability
+    vectors (a window over their own frames) and relabels with the argmax, so a
+    single odd frame does not flip a student's displayed expression.
+    """
+    where = _FILTER + (" AND e.student_id = :student" if one_student else "")
+    if smooth <= 1:
+        return f"""(SELECT e.captured_at, e.student_id, e.face_index, e.kind, e.label,
+                e.confidence FROM face_events e WHERE {where})"""
+    averages = ", ".join(
+        f"avg(CASE WHEN e.label IS NOT NULL THEN e.probabilities[{i + 1}] END) OVER w AS p{i}"
+        for i in range(NUM_CLASSES)
+    )
+    vector = ", ".join(f"s.p{i}" for i in range(NUM_CLASSES))
+    return f"""(SELECT s.captured_at, s.student_id, s.face_index, s.kind,
+            CASE WHEN s.label IS NULL THEN NULL ELSE (
+                SELECT (u.i - 1)::smallint FROM unnest(ARRAY[{vector}]) WITH ORDINALITY u(p, i)
+                ORDER BY u.p DESC LIMIT 1) END AS label,
+            CASE WHEN s.label IS NULL THEN NULL ELSE greatest({vector}) END AS confidence
+        FROM (SELECT e.captured_at, e.student_id, e.face_index, e.kind, e.label, {averages}
+              FROM face_events e WHERE {where}
+              WINDOW w AS (PARTITION BY e.student_id ORDER BY e.captured_at
+                           ROWS BETWEEN {int(smooth) - 1} PRECEDING AND CURRENT ROW)) s)"""
+
+
+@dataclass(frozen=True, slots=True)
+class GroupCounts:
+    """Raw counts of one group (a bucket, a segment, a student, the lesson)."""
+
+    students_seen: int
+    students_labelled: int
+    frames: int
+    face_frames: int
+    labelled: int
+    label_counts: tuple[int, ...]
+    confidence_sum: float
+
+    @classmethod
+    def from_row(cls, row: Any) -> GroupCounts:
+        """From a row carrying the ``GROUP_COLUMNS`` (NULLs of empty groups become 0)."""
+        m = row._mapping
+        return cls(
+            students_seen=int(m["students_seen"] or 0),
+            students_labelled=int(m["students_labelled"] or 0),
+            frames=int(m["frames"] or 0),
+            face_frames=int(m["face_frames"] or 0),
+            labelled=int(m["labelled"] or 0),
+            label_counts=tuple(int(m[f"l{i}"] or 0) for i in range(NUM_CLASSES)),
+            confidence_sum=float(m["confidence_sum"] or 0.0),
+        )
+
+    def stats(self, min_group_size: int | None) -> dict[str, Any]:
+        """Shares of this group; with ``min_group_size``, hidden for too few students.
+
+        Expression shares need at least ``min_group_size`` students with a labelled
+        face (otherwise the group is ``suppressed``); face presence needs that many
+        students seen.
+        """
+        k = min_group_size or 0
+        suppressed = self.students_labelled < k
+        face_share = (
+            round(self.face_frames / self.frames, 4)
+            if self.frames and self.students_seen >= k
+            else None
+        )
+        expressions: dict[str, float] | None = None
+        dominant: str | None = None
+        confidence: float | None = None
+        if self.labelled and not suppressed:
+            expressions = {
+                label: round(count / self.labelled, 4)
+                for label, count in zip(LABELS, self.label_counts, strict=True)
+            }
+            dominant = LABELS[max(range(NUM_CLASSES), key=lambda i: self.label_counts[i])]
+            confidence = round(self.confidence_sum / self.labelled, 4)
+        return {
+            "students_seen": self.students_seen,
+            "frames": self.frames,
+            "faces_labelled": self.labelled,
+            "face_share": face_share,
+            "expressions": expressions,
+            "dominant": dominant,
+            "mean_confidence": confidence,
+            "suppressed": suppressed,
+        }

@@ -1,0 +1,65 @@
+"""Lessons a key can see, and frame counts by status."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from shared.access import lesson_is_live
+from shared.auth import Principal, PrincipalKind
+from shared.db.models import Frame, FrameStatus, Lesson, SchoolClass
+from shared.errors import Forbidden
+
+#: Lessons listed at most (newest first).
+LESSON_LIST_LIMIT = 500
+
+
+def lesson_info(lesson: Lesson, school_class: SchoolClass, now: dt.datetime) -> dict[str, object]:
+    return {
+        "id": lesson.id,
+        "title": lesson.title,
+        "class_id": school_class.id,
+        "class_title": school_class.title,
+        "starts_at": lesson.starts_at,
+        "ends_at": lesson.ends_at,
+        "is_demo": lesson.is_demo,
+        "is_live": lesson_is_live(lesson, now),
+    }
+
+
+async def visible_lessons(session: AsyncSession, principal: Principal) -> list[dict[str, object]]:
+    """Lessons of the LMS key's organisation or the teacher key's class, newest first."""
+    query = select(Lesson, SchoolClass).join(SchoolClass, SchoolClass.id == Lesson.class_id)
+    if principal.kind == PrincipalKind.LMS:
+        query = query.where(SchoolClass.organisation_id == principal.organisation_id)
+    elif principal.kind == PrincipalKind.TEACHER:
+        query = query.where(SchoolClass.id == principal.class_id)
+    else:
+        raise Forbidden("listing lessons needs an LMS or teacher API key")
+    query = query.order_by(Lesson.starts_at.desc()).limit(LESSON_LIST_LIMIT)
+    now = dt.datetime.now(dt.UTC)
+    return [lesson_info(lesson, cls, now) for lesson, cls in (await session.execute(query)).all()]
+
+
+async def frame_status_counts(
+    session: AsyncSession, lesson_id: uuid.UUID
+) -> tuple[dict[str, int], dict[str, int]]:
+    """Frames per status, and failed frames per reason."""
+    by_status = {status.value: 0 for status in FrameStatus}
+    rows = await session.execute(
+        select(Frame.status, func.count())
+        .where(Frame.lesson_id == lesson_id)
+        .group_by(Frame.status)
+    )
+    for status, count in rows.all():
+        by_status[FrameStatus(status).value] = count
+    reason = func.coalesce(Frame.failure_reason, "unknown")
+    reasons = await session.execute(
+        select(reason, func.count())
+        .where(Frame.lesson_id == lesson_id, Frame.status == FrameStatus.FAILED)
+        .group_by(reason)
+    )
+    return by_status, {str(r): int(n) for r, n in reasons.all()}

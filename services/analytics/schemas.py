@@ -1,0 +1,123 @@
+"""Response shapes of the analytics API (not database rows, not queue messages)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+
+from pydantic import BaseModel, Field
+
+from shared.labels import LABELS
+
+_SHARES = f"Share of each displayed expression ({', '.join(LABELS)}) among labelled faces"
+
+
+class GroupStats(BaseModel):
+    """Figures of one group of frames (a bucket, a segment, a student, the lesson)."""
+
+    students_seen: int = Field(description="Students with at least one frame in the group")
+    frames: int = Field(description="Frames processed")
+    faces_labelled: int = Field(description="Faces with a displayed expression label")
+    face_share: float | None = Field(
+        description="Share of frames with a face (time spent in front of the screen); "
+        "null when there were no frames or too few students"
+    )
+    expressions: dict[str, float] | None = Field(description=_SHARES + "; null when suppressed")
+    dominant: str | None = Field(description="Most frequent displayed expression")
+    mean_confidence: float | None = Field(description="Mean classifier confidence of the labels")
+    suppressed: bool = Field(
+        description="True when fewer students than the minimum group size had a labelled "
+        "face: expression shares are withheld so no class view exposes one student"
+    )
+
+
+class TimelineBucket(GroupStats):
+    start: dt.datetime = Field(description="Bucket start, ISO 8601 UTC")
+
+
+class Timeline(BaseModel):
+    lesson_id: uuid.UUID
+    bucket: str
+    bucket_seconds: int
+    start: dt.datetime = Field(description="Window start (inclusive), UTC")
+    end: dt.datetime = Field(description="Window end (exclusive), UTC")
+    min_group_size: int | None = Field(description="Suppression threshold (null: not applied)")
+    smooth: int = Field(description="Frames in each student's smoothing window (0: off)")
+    buckets: list[TimelineBucket]
+
+
+class LabelledPoint(BaseModel):
+    captured_at: dt.datetime
+    label: str = Field(description="Displayed expression")
+    confidence: float | None
+
+
+class StudentTimeline(Timeline):
+    student_id: uuid.UUID
+    external_id: str
+    points: list[LabelledPoint] = Field(description="Every labelled face of the student")
+
+
+class LessonInfo(BaseModel):
+    id: uuid.UUID
+    title: str
+    class_id: uuid.UUID
+    class_title: str
+    starts_at: dt.datetime
+    ends_at: dt.datetime
+    is_demo: bool
+    is_live: bool
+
+
+class LessonList(BaseModel):
+    lessons: list[LessonInfo]
+
+
+class Marker(BaseModel):
+    at: dt.datetime
+    kind: str
+    label: str
+
+
+class Segment(GroupStats):
+    """The expression mix between two consecutive markers."""
+
+    marker: str | None = Field(description="Marker label (null before the first marker)")
+    kind: str | None
+    start: dt.datetime
+    end: dt.datetime
+
+
+class StudentSummary(GroupStats):
+    student_id: uuid.UUID
+    external_id: str
+
+
+class MomentOut(BaseModel):
+    kind: str = Field(description="negative_rise, happy_rise or presence_drop")
+    start: dt.datetime
+    end: dt.datetime
+    value: float = Field(description="Mean of the signal over the moment")
+    baseline: float = Field(description="Median of the signal over the lesson")
+    change: float
+    marker: str | None = Field(description="Marker in force when the moment starts")
+    marker_at: dt.datetime | None
+    description: str
+
+
+class Summary(BaseModel):
+    lesson: LessonInfo
+    bucket: str = Field(description="Bucket width the moments were found at")
+    smooth: int
+    min_group_size: int
+    totals: GroupStats
+    students: list[StudentSummary]
+    markers: list[Marker]
+    segments: list[Segment]
+    moments: list[MomentOut]
+
+
+class FrameStats(BaseModel):
+    lesson_id: uuid.UUID
+    by_status: dict[str, int] = Field(description="Frames per status (queued/done/failed/expired)")
+    failed_by_reason: dict[str, int]

@@ -1,0 +1,92 @@
+"""Time buckets and query windows: UTC in, ISO 8601 out, buckets aligned to the lesson start."""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from dataclasses import dataclass
+from enum import StrEnum
+
+from services.analytics.errors import InvalidQuery
+from shared.db.models import Lesson
+
+#: A window wider than this many buckets is refused (ask for a larger bucket).
+MAX_BUCKETS = 5000
+
+
+class Bucket(StrEnum):
+    """Bucket widths offered by the API."""
+
+    S10 = "10s"
+    S30 = "30s"
+    M1 = "1m"
+    M5 = "5m"
+
+    @property
+    def seconds(self) -> int:
+        return {"10s": 10, "30s": 30, "1m": 60, "5m": 300}[self.value]
+
+
+@dataclass(frozen=True, slots=True)
+class TimeWindow:
+    """Events with ``start <= captured_at < end``, grouped in ``step``-second buckets.
+
+    Bucket boundaries are ``origin + k * step`` (``origin`` is the lesson start), so a
+    bucket means the same span whatever ``from`` a client asks for.
+    """
+
+    start: dt.datetime
+    end: dt.datetime
+    origin: dt.datetime
+    step: int
+
+    @property
+    def interval(self) -> dt.timedelta:
+        return dt.timedelta(seconds=self.step)
+
+    def bucket_of(self, at: dt.datetime) -> dt.datetime:
+        return bucket_start(at, self.origin, self.step)
+
+    @property
+    def bucket_count(self) -> int:
+        if self.end <= self.start:
+            return 0
+        first = self.bucket_of(self.start)
+        return math.ceil((self.end - first).total_seconds() / self.step)
+
+
+def bucket_start(at: dt.datetime, origin: dt.datetime, step: int) -> dt.datetime:
+    """Start of the ``step``-second bucket holding ``at`` (the arithmetic of SQL ``date_bin``)."""
+    offset = math.floor((at - origin).total_seconds() / step)
+    return origin + dt.timedelta(seconds=offset * step)
+
+
+def to_utc(value: dt.datetime) -> dt.datetime:
+    """An aware time in UTC; naive times are refused rather than guessed."""
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise InvalidQuery("times need a UTC offset, e.g. 2024-05-01T09:00:00Z", field="from")
+    return value.astimezone(dt.UTC)
+
+
+def lesson_window(
+    lesson: Lesson,
+    step: int,
+    start: dt.datetime | None = None,
+    end: dt.datetime | None = None,
+    now: dt.datetime | None = None,
+) -> TimeWindow:
+    """The window a query covers: by default the lesson so far (to its end once over)."""
+    now = now or dt.datetime.now(dt.UTC)
+    origin = lesson.starts_at.astimezone(dt.UTC)
+    begin = to_utc(start) if start is not None else origin
+    finish = to_utc(end) if end is not None else min(lesson.ends_at.astimezone(dt.UTC), now)
+    if start is not None and end is not None and finish <= begin:
+        raise InvalidQuery("'to' must be after 'from'", field="to")
+    window = TimeWindow(begin, max(finish, begin), origin, step)
+    if window.bucket_count > MAX_BUCKETS:
+        raise InvalidQuery(
+            f"the window holds {window.bucket_count} buckets (at most {MAX_BUCKETS}); "
+            "use a larger bucket or a shorter window",
+            field="bucket",
+        )
+    return window

@@ -1,0 +1,70 @@
+"""Analytics fixtures: a real uvicorn server of the app on a free port, seeded lessons."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections.abc import Iterator
+
+import httpx
+import pytest
+import uvicorn
+from sqlalchemy import Engine
+
+from bench.analytics_seed import TOKEN_SECRET, SeededLesson, seed_lesson
+from services.analytics.app import create_app
+from services.analytics.config import AnalyticsConfig
+
+#: The default minimum group size; class-level tests seed around it.
+K = 5
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def analytics_config(pg_url: str, redis_url: str) -> AnalyticsConfig:
+    return AnalyticsConfig(
+        database_url=pg_url, redis_url=redis_url, token_secret=TOKEN_SECRET, min_group_size=K
+    )
+
+
+@pytest.fixture(scope="session")
+def analytics_url(analytics_config: AnalyticsConfig) -> Iterator[str]:
+    """A running analytics app (one per test session; tests empty the database)."""
+    port = free_port()
+    server = uvicorn.Server(
+        uvicorn.Config(
+            create_app(analytics_config), host="127.0.0.1", port=port, log_level="warning"
+        )
+    )
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 15
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            raise RuntimeError("analytics server did not start")
+        time.sleep(0.01)
+    yield f"http://127.0.0.1:{port}"
+    server.should_exit = True
+    thread.join(timeout=10)
+
+
+@pytest.fixture
+def api(analytics_url: str) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=analytics_url, timeout=10) as client:
+        yield client
+
+
+def bearer(credential: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {credential}"}
+
+
+@pytest.fixture
+def lesson(clean_db: Engine) -> SeededLesson:
+    """A lesson with seven students s1..s7 and no events yet."""
+    return seed_lesson(clean_db, students=[f"s{i}" for i in range(1, 8)])
