@@ -12,6 +12,7 @@ from fastapi.staticfiles import StaticFiles
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from services.ingest import routes_classroom, routes_frames, routes_setup, ws
 from services.ingest.config import IngestConfig
@@ -20,17 +21,44 @@ from services.ingest.errors import install_error_handlers
 from services.ingest.live import LiveHub
 from services.ingest.queue import FrameQueue
 from services.ingest.ratelimit import AdmissionLimits, FrameAdmission
-from shared.db.engine import async_session_factory, make_async_engine
+from services.ingest.tokens import StudentTokens
+from shared.db.engine import async_session_factory, make_async_engine, with_driver
 from shared.errors import NotFound
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 CLASSROOM_PAGE = STATIC_DIR / "classroom.html"
 #: Seconds a readiness probe waits for each store.
 READY_TIMEOUT = 2.0
+#: PostgreSQL connections of the frame path per ingest process.
+FRAME_POOL_SIZE = 32
+
+
+def make_frames_engine(database_url: str) -> AsyncEngine:
+    """The frame path's pool: autocommit, asynchronous commit, no pre-ping.
+
+    ``synchronous_commit=off`` lets a frame's INSERT return before its WAL is
+    flushed (PostgreSQL flushes within ~200 ms): the row is then as durable as
+    the frame's bytes and message in Redis, which are not fsynced either, and
+    a commit stops costing a disk flush per frame. A database crash in that
+    window loses rows of frames whose messages the worker then reports
+    (unknown frame) instead of processing. No pre-ping: a dead connection
+    fails the request with 503 and the pool is reset, instead of every
+    request paying a round trip.
+    """
+    return create_async_engine(
+        with_driver(database_url, "asyncpg"),
+        # A fixed pool: under load, requests wait for a connection (then 503 after
+        # pool_timeout) rather than open and close overflow connections.
+        pool_size=FRAME_POOL_SIZE,
+        max_overflow=0,
+        pool_timeout=5,
+        isolation_level="AUTOCOMMIT",
+        connect_args={"server_settings": {"synchronous_commit": "off"}},
+    )
 
 
 async def _open(config: IngestConfig) -> Resources:
-    engine = make_async_engine(config.database_url, pool_size=20, max_overflow=20)
+    engine = make_async_engine(config.database_url, pool_size=5, max_overflow=10)
     redis = Redis.from_url(
         config.redis_url, socket_timeout=READY_TIMEOUT, socket_connect_timeout=READY_TIMEOUT
     )
@@ -42,11 +70,12 @@ async def _open(config: IngestConfig) -> Resources:
     return Resources(
         config=config,
         engine=engine,
-        autocommit_engine=engine.execution_options(isolation_level="AUTOCOMMIT"),
+        frames_engine=make_frames_engine(config.database_url),
         sessions=async_session_factory(engine),
         redis=redis,
         admission=FrameAdmission(redis, limits),
         queue=FrameQueue(redis),
+        tokens=StudentTokens(config.token_secret),
     )
 
 
@@ -63,6 +92,7 @@ def create_app(config: IngestConfig | None = None) -> FastAPI:
         finally:
             await app.state.live_hub.close()
             await resources.redis.aclose()
+            await resources.frames_engine.dispose()
             await resources.engine.dispose()
 
     app = FastAPI(

@@ -13,8 +13,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from services.ingest.config import IngestConfig
 from services.ingest.queue import FrameQueue
 from services.ingest.ratelimit import FrameAdmission
+from services.ingest.tokens import StudentTokens
 from shared.access import authenticate, bearer_token
-from shared.auth import Principal, PrincipalKind, verify_student_token
+from shared.auth import Principal, PrincipalKind
 from shared.errors import Forbidden
 
 
@@ -24,15 +25,19 @@ class Resources:
 
     config: IngestConfig
     engine: AsyncEngine
-    #: The same pool in autocommit mode: a frame is one INSERT, one transaction.
-    autocommit_engine: AsyncEngine
+    #: The frame path's own pool: autocommit (a frame is one INSERT, one
+    #: transaction) and asynchronous commit (see ``app.make_frames_engine``).
+    frames_engine: AsyncEngine
     sessions: async_sessionmaker[AsyncSession]
     redis: Redis
     admission: FrameAdmission
     queue: FrameQueue
+    tokens: StudentTokens
 
 
-def get_resources(request: Request) -> Resources:
+# Dependencies are ``async def`` even when they do not await: FastAPI runs plain
+# functions in a thread pool, a hand-off that costs more than the work here.
+async def get_resources(request: Request) -> Resources:
     resources: Resources = request.app.state.resources
     return resources
 
@@ -75,11 +80,11 @@ async def get_lms_principal(principal: PrincipalDep) -> Principal:
 LmsDep = Annotated[Principal, Depends(get_lms_principal)]
 
 
-def get_student_principal(
+async def get_student_principal(
     resources: ResourcesDep, authorization: AuthorizationHeader = None
 ) -> Principal:
     """A student token from the header; no database round trip."""
-    return verify_student_token(resources.config.token_secret, bearer_token(authorization))
+    return resources.tokens.verify(bearer_token(authorization))
 
 
 StudentDep = Annotated[Principal, Depends(get_student_principal)]

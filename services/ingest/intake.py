@@ -14,9 +14,10 @@ import datetime as dt
 import uuid
 from dataclasses import dataclass
 
-from sqlalchemy import delete, select
+from sqlalchemy import bindparam, delete, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.ingest.consent import consent_active
@@ -76,114 +77,91 @@ def check_declared_type(declared: str | None, detected: str) -> None:
         )
 
 
-@dataclass(frozen=True, slots=True)
-class _Gate:
-    live: bool
-    consented: bool
-    existing_frame: uuid.UUID | None
-
-
-async def _gate(
-    conn: AsyncConnection, lesson_id: uuid.UUID, student_id: uuid.UUID, seq: int
-) -> _Gate:
-    """Lesson state, consent and an earlier frame with this seq, in one query."""
-    now = dt.datetime.now(dt.UTC)
-    earlier = (
-        select(Frame.id)
-        .where(Frame.lesson_id == lesson_id, Frame.student_id == student_id, Frame.seq == seq)
-        .scalar_subquery()
+# Statements are built once (bound parameters per call): building SQLAlchemy
+# expressions per request costs more CPU than PostgreSQL spends answering them.
+_GATE = select(
+    (Lesson.starts_at <= bindparam("now")) & (Lesson.ends_at >= bindparam("now")),
+    consent_active(bindparam("student_id"), Lesson.class_id, Lesson.id),
+    select(Frame.id)
+    .where(
+        Frame.lesson_id == bindparam("lesson_id"),
+        Frame.student_id == bindparam("student_id"),
+        Frame.seq == bindparam("seq"),
     )
-    row = (
-        await conn.execute(
-            select(
-                (Lesson.starts_at <= now) & (Lesson.ends_at >= now),
-                consent_active(student_id, Lesson.class_id, Lesson.id),
-                earlier,
-            ).where(Lesson.id == lesson_id)
-        )
-    ).first()
-    if row is None:
-        raise NotFound(f"lesson {lesson_id} not found", field="lesson")
-    return _Gate(live=bool(row[0]), consented=bool(row[1]), existing_frame=row[2])
+    .scalar_subquery(),
+).where(Lesson.id == bindparam("lesson_id"))
+_INSERT = (
+    insert(Frame)
+    .values(
+        id=bindparam("frame_id"),
+        lesson_id=bindparam("lesson_id"),
+        student_id=bindparam("student_id"),
+        seq=bindparam("seq"),
+        captured_at=bindparam("captured_at"),
+        status=FrameStatus.QUEUED,
+        media_type=bindparam("media_type"),
+        size_bytes=bindparam("size_bytes"),
+        width=bindparam("width"),
+        height=bindparam("height"),
+    )
+    .on_conflict_do_nothing(index_elements=["lesson_id", "student_id", "seq"])
+    .returning(Frame.id)
+)
+_EXISTING = select(Frame.id).where(
+    Frame.lesson_id == bindparam("lesson_id"),
+    Frame.student_id == bindparam("student_id"),
+    Frame.seq == bindparam("seq"),
+)
+_DELETE = delete(Frame).where(Frame.id == bindparam("frame_id"))
 
 
 async def check_lesson(
-    resources: Resources, lesson_id: uuid.UUID, student_id: uuid.UUID, seq: int
+    conn: AsyncConnection, lesson_id: uuid.UUID, student_id: uuid.UUID, seq: int
 ) -> uuid.UUID | None:
-    """404/409/451 checks; the id of an earlier frame with the same seq, if any."""
-    try:
-        async with resources.autocommit_engine.connect() as conn:
-            gate = await _gate(conn, lesson_id, student_id, seq)
-    except (OperationalError, DBAPIError, OSError) as exc:
-        raise ServiceUnavailable(f"database unavailable ({type(exc).__name__})") from None
-    if gate.existing_frame is not None:
+    """404/409/451 checks in one query; the id of an earlier frame with this seq, if any."""
+    params = {
+        "now": dt.datetime.now(dt.UTC),
+        "lesson_id": lesson_id,
+        "student_id": student_id,
+        "seq": seq,
+    }
+    row = (await conn.execute(_GATE, params)).first()
+    if row is None:
+        raise NotFound(f"lesson {lesson_id} not found", field="lesson")
+    live, consented, earlier = row
+    if earlier is not None:
         # An idempotent retry: the first answer stands, whatever changed since.
-        return gate.existing_frame
-    if not gate.live:
+        return uuid.UUID(str(earlier))
+    if not live:
         raise Conflict("the lesson is not live: frames are accepted from its start to its end")
-    if not gate.consented:
+    if not consented:
         raise ConsentRequired("no active consent for this student in this lesson")
     return None
-
-
-async def _insert_frame(
-    resources: Resources,
-    frame_id: uuid.UUID,
-    lesson_id: uuid.UUID,
-    student_id: uuid.UUID,
-    frame: IncomingFrame,
-    media_type: str,
-    width: int,
-    height: int,
-) -> uuid.UUID | None:
-    """Insert the queued row; None if a concurrent request already holds this seq."""
-    statement = (
-        insert(Frame)
-        .values(
-            id=frame_id,
-            lesson_id=lesson_id,
-            student_id=student_id,
-            seq=frame.seq,
-            captured_at=frame.captured_at,
-            status=FrameStatus.QUEUED,
-            media_type=media_type,
-            size_bytes=len(frame.data),
-            width=width,
-            height=height,
-        )
-        .on_conflict_do_nothing(index_elements=["lesson_id", "student_id", "seq"])
-        .returning(Frame.id)
-    )
-    async with resources.autocommit_engine.connect() as conn:
-        return (await conn.execute(statement)).scalar_one_or_none()
-
-
-async def _existing_frame(
-    resources: Resources, lesson_id: uuid.UUID, student_id: uuid.UUID, seq: int
-) -> uuid.UUID:
-    async with resources.autocommit_engine.connect() as conn:
-        found = await conn.scalar(
-            select(Frame.id).where(
-                Frame.lesson_id == lesson_id, Frame.student_id == student_id, Frame.seq == seq
-            )
-        )
-    if found is None:  # the other request rolled back after its insert: ask for a retry
-        raise ServiceUnavailable("a concurrent request with this seq did not finish; retry")
-    return found
-
-
-async def _remove_frame(resources: Resources, frame_id: uuid.UUID) -> None:
-    async with resources.autocommit_engine.connect() as conn:
-        await conn.execute(delete(Frame).where(Frame.id == frame_id))
 
 
 async def accept_frame(
     resources: Resources, principal: Principal, lesson_id: uuid.UUID, frame: IncomingFrame
 ) -> AcceptedFrame:
     """Validate, store and queue one frame of the token's student, or raise why not."""
-    config = resources.config
     student_id = require_own_lesson(principal, lesson_id)
-    earlier = await check_lesson(resources, lesson_id, student_id, frame.seq)
+    try:
+        # One pooled connection for the whole frame; each statement is its own
+        # transaction (autocommit), the INSERT being the frame's one commit.
+        async with resources.frames_engine.connect() as conn:
+            return await _accept(resources, conn, student_id, lesson_id, frame)
+    except (OperationalError, DBAPIError, PoolTimeout, OSError) as exc:
+        raise ServiceUnavailable(f"database unavailable ({type(exc).__name__})") from None
+
+
+async def _accept(
+    resources: Resources,
+    conn: AsyncConnection,
+    student_id: uuid.UUID,
+    lesson_id: uuid.UUID,
+    frame: IncomingFrame,
+) -> AcceptedFrame:
+    config = resources.config
+    earlier = await check_lesson(conn, lesson_id, student_id, frame.seq)
     if earlier is not None:
         return AcceptedFrame(earlier, frame.seq)
     check_size(frame.size, config.max_frame_bytes)
@@ -192,33 +170,37 @@ async def accept_frame(
 
     frame_id = uuid.uuid4()
     await resources.admission.admit(student_id, frame_id, frame.data)
+    key = {"lesson_id": lesson_id, "student_id": student_id, "seq": frame.seq}
     try:
-        inserted = await _insert_frame(
-            resources,
-            frame_id,
-            lesson_id,
-            student_id,
-            frame,
-            header.media_type,
-            header.width,
-            header.height,
+        inserted = await conn.scalar(
+            _INSERT,
+            {
+                **key,
+                "frame_id": frame_id,
+                "captured_at": frame.captured_at,
+                "media_type": header.media_type,
+                "size_bytes": len(frame.data),
+                "width": header.width,
+                "height": header.height,
+            },
         )
-    except (OperationalError, DBAPIError, OSError) as exc:
+    except BaseException:
         await resources.admission.discard(frame_id)
-        raise ServiceUnavailable(f"database unavailable ({type(exc).__name__})") from None
+        raise
     if inserted is None:
+        # A concurrent request with the same seq won the race: answer with its frame.
         await resources.admission.discard(frame_id)
-        return AcceptedFrame(
-            await _existing_frame(resources, lesson_id, student_id, frame.seq), frame.seq
-        )
+        winner = await conn.scalar(_EXISTING, key)
+        if winner is None:
+            raise ServiceUnavailable("a concurrent request with this seq did not finish; retry")
+        return AcceptedFrame(winner, frame.seq)
 
-    now = dt.datetime.now(dt.UTC)
     ref = FrameRef(
         frame_id=frame_id,
         lesson_id=lesson_id,
         student_id=student_id,
         captured_at=frame.captured_at,
-        enqueued_at=now,
+        enqueued_at=dt.datetime.now(dt.UTC),
         redis_key=frame_key(frame_id),
     )
     try:
@@ -226,7 +208,7 @@ async def accept_frame(
     except ServiceUnavailable:
         # Not queued: undo so that no row stays "queued" for a frame nobody will process.
         try:
-            await _remove_frame(resources, frame_id)
+            await conn.execute(_DELETE, {"frame_id": frame_id})
         finally:
             await resources.admission.discard(frame_id)
         raise

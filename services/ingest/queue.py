@@ -16,7 +16,6 @@ import base64
 import json
 import os
 import socket
-import uuid
 from typing import Any
 
 from redis.asyncio import Redis
@@ -70,7 +69,8 @@ def celery_message(ref: FrameRef) -> bytes:
             "delivery_info": {"exchange": "", "routing_key": FRAME_QUEUE},
             "priority": 0,
             "body_encoding": "base64",
-            "delivery_tag": str(uuid.uuid4()),
+            # Unique per message as kombu needs; the frame id already is.
+            "delivery_tag": task_id,
         },
     }
     return json.dumps(envelope).encode()

@@ -18,7 +18,6 @@ from services.ingest.deps import Resources
 from services.ingest.errors import retry_after_seconds
 from services.ingest.intake import IncomingFrame, accept_frame, require_own_lesson
 from services.ingest.live import LiveHub
-from shared.auth import verify_student_token
 from shared.errors import ClassPulseError
 from shared.schemas import LiveNotice
 
@@ -122,7 +121,7 @@ async def _frames(conn: _Connection, resources: Resources, lesson_id: uuid.UUID)
         frame = IncomingFrame(seq, header_now.captured_at, data, len(data))
         try:
             # Verified per frame so that a token expiring mid-lesson stops being accepted.
-            principal = verify_student_token(resources.config.token_secret, token)
+            principal = resources.tokens.verify(token)
             accepted = await accept_frame(resources, principal, lesson_id, frame)
         except ClassPulseError as exc:
             await conn.send(_from_exception(seq, exc))
@@ -145,9 +144,7 @@ async def stream(websocket: WebSocket, lesson_id: uuid.UUID) -> None:
     hub: LiveHub = websocket.app.state.live_hub
     await websocket.accept()
     try:
-        principal = verify_student_token(
-            resources.config.token_secret, websocket.query_params.get("token", "")
-        )
+        principal = resources.tokens.verify(websocket.query_params.get("token", ""))
         student_id = require_own_lesson(principal, lesson_id)
     except ClassPulseError as exc:
         # Browsers cannot read an HTTP error of a WebSocket handshake: say it, then close.
