@@ -17,7 +17,9 @@ HAPPY, SAD, NEUTRAL = Expression.HAPPY, Expression.SAD, Expression.NEUTRAL
 
 def timeline(api: httpx.Client, lesson: SeededLesson, **params: str) -> dict:
     response = api.get(
-        f"/v1/lessons/{lesson.lesson_id}/timeline", params=params, headers=bearer(lesson.teacher_key)
+        f"/v1/lessons/{lesson.lesson_id}/timeline",
+        params=params,
+        headers=bearer(lesson.teacher_key),
     )
     assert response.status_code == 200, response.text
     return response.json()
@@ -41,7 +43,9 @@ def test_bucket_edges_are_half_open_and_start_at_the_lesson_start(
     assert (first["frames"], first["students_seen"], first["dominant"]) == (10, 5, "happy")
     assert first["expressions"]["happy"] == 1.0
     assert (second["frames"], second["dominant"]) == (5, "sad")
-    assert empty["frames"] == 0 and empty["suppressed"] is True and empty["expressions"] is None
+    assert empty["frames"] == 0
+    assert empty["suppressed"] is True
+    assert empty["expressions"] is None
 
 
 def test_from_with_an_offset_is_converted_to_utc(
@@ -53,7 +57,10 @@ def test_from_with_an_offset_is_converted_to_utc(
 
     # 10:01:30+02:00 is 08:01:30Z: buckets stay aligned to the lesson start (08:00Z).
     body = timeline(
-        api, lesson, bucket="30s", **{"from": "2024-05-06T10:01:00+02:00", "to": "2024-05-06T10:02:00+02:00"}
+        api,
+        lesson,
+        bucket="30s",
+        **{"from": "2024-05-06T10:01:00+02:00", "to": "2024-05-06T10:02:00+02:00"},
     )
 
     assert body["start"] == "2024-05-06T08:01:00Z"
@@ -74,7 +81,9 @@ def test_a_naive_time_is_refused(api: httpx.Client, lesson: SeededLesson) -> Non
 
 def test_an_unknown_bucket_is_a_validation_error(api: httpx.Client, lesson: SeededLesson) -> None:
     response = api.get(
-        f"/v1/lessons/{lesson.lesson_id}/timeline", params={"bucket": "7s"}, headers=bearer(lesson.lms_key)
+        f"/v1/lessons/{lesson.lesson_id}/timeline",
+        params={"bucket": "7s"},
+        headers=bearer(lesson.lms_key),
     )
     assert response.status_code == 422
     assert response.json()["error"]["field"] == "bucket"
@@ -94,11 +103,16 @@ def test_buckets_with_fewer_students_than_the_group_size_are_suppressed(
 
     small, enough = timeline(api, lesson, bucket="1m", to="2024-05-06T08:02:00Z")["buckets"]
 
-    assert small["suppressed"] is True and small["students_seen"] == 4
-    assert small["expressions"] is None and small["dominant"] is None
-    assert small["face_share"] is None and small["mean_confidence"] is None
-    assert enough["suppressed"] is False and enough["students_seen"] == 7
-    assert enough["frames"] == 7 and enough["faces_labelled"] == 5
+    assert small["suppressed"] is True
+    assert small["students_seen"] == 4
+    assert small["expressions"] is None
+    assert small["dominant"] is None
+    assert small["face_share"] is None
+    assert small["mean_confidence"] is None
+    assert enough["suppressed"] is False
+    assert enough["students_seen"] == 7
+    assert enough["frames"] == 7
+    assert enough["faces_labelled"] == 5
     assert enough["face_share"] == pytest.approx(5 / 7, abs=1e-4)
     assert enough["expressions"]["happy"] == pytest.approx(0.6)
     assert enough["expressions"]["sad"] == pytest.approx(0.4)
@@ -114,7 +128,11 @@ def test_student_timeline_is_never_suppressed_and_lists_raw_points(
     insert_events(
         clean_db,
         lesson.lesson_id,
-        [SeedEvent(s1, lesson.at(5), SAD), SeedEvent(s1, lesson.at(10), face=False), SeedEvent(s1, lesson.at(65), HAPPY)],
+        [
+            SeedEvent(s1, lesson.at(5), SAD),
+            SeedEvent(s1, lesson.at(10), face=False),
+            SeedEvent(s1, lesson.at(65), HAPPY),
+        ],
     )
 
     response = api.get(
@@ -125,10 +143,13 @@ def test_student_timeline_is_never_suppressed_and_lists_raw_points(
 
     assert response.status_code == 200, response.text
     body = response.json()
-    assert body["external_id"] == "s1" and body["min_group_size"] is None
+    assert body["external_id"] == "s1"
+    assert body["min_group_size"] is None
     first, second = body["buckets"]
-    assert first["suppressed"] is False and first["students_seen"] == 1
-    assert first["expressions"]["sad"] == 1.0 and first["face_share"] == 0.5
+    assert first["suppressed"] is False
+    assert first["students_seen"] == 1
+    assert first["expressions"]["sad"] == 1.0
+    assert first["face_share"] == 0.5
     assert second["dominant"] == "happy"
     assert [(p["captured_at"], p["label"]) for p in body["points"]] == [
         ("2024-05-06T08:00:05Z", "sad"),

@@ -1,0 +1,103 @@
+"""Exports: CSV parsed back equals the JSON export equals the timeline endpoint."""
+
+from __future__ import annotations
+
+import csv
+import io
+
+import httpx
+import pytest
+from sqlalchemy import Engine
+
+from bench.analytics_seed import SeededLesson, SeedEvent, insert_events
+from services.analytics.export import EVENT_COLUMNS, TIMELINE_COLUMNS
+from shared.labels import LABELS, Expression
+from tests.analytics.conftest import bearer
+
+
+@pytest.fixture
+def busy_lesson(clean_db: Engine, lesson: SeededLesson) -> SeededLesson:
+    """Minute 0: 3 students (suppressed); minutes 1-2: 7 students, mixed labels and no-faces."""
+    events = [
+        SeedEvent(lesson.students[f"s{i}"], lesson.at(20), Expression.HAPPY) for i in (1, 2, 3)
+    ]
+    for minute in (1, 2):
+        for i in range(1, 8):
+            student = lesson.students[f"s{i}"]
+            if i == 7:
+                events.append(SeedEvent(student, lesson.at(60 * minute + i), face=False))
+            else:
+                label = Expression((i + minute) % 7)
+                events.append(
+                    SeedEvent(student, lesson.at(60 * minute + i), label, confidence=0.5 + i / 20)
+                )
+    insert_events(clean_db, lesson.lesson_id, events)
+    return lesson
+
+
+def parse_timeline_csv(text: str) -> list[dict]:
+    """CSV rows back to the JSON record shape."""
+    rows = list(csv.DictReader(io.StringIO(text)))
+    records = []
+    for row in rows:
+        shares = {label: row[f"share_{label}"] for label in LABELS}
+        records.append(
+            {
+                "start": row["start"],
+                "students_seen": int(row["students_seen"]),
+                "frames": int(row["frames"]),
+                "faces_labelled": int(row["faces_labelled"]),
+                "face_share": float(row["face_share"]) if row["face_share"] else None,
+                "suppressed": row["suppressed"] == "True",
+                "dominant": row["dominant"] or None,
+                "mean_confidence": float(row["mean_confidence"])
+                if row["mean_confidence"]
+                else None,
+                "expressions": (
+                    {k: float(v) for k, v in shares.items()} if any(shares.values()) else None
+                ),
+            }
+        )
+    return records
+
+
+def test_timeline_round_trip(api: httpx.Client, busy_lesson: SeededLesson) -> None:
+    lesson, headers = busy_lesson, bearer(busy_lesson.teacher_key)
+    params = {"bucket": "1m", "to": "2024-05-06T08:04:00Z"}
+    base = f"/v1/lessons/{lesson.lesson_id}"
+
+    timeline = api.get(f"{base}/timeline", params=params, headers=headers).json()["buckets"]
+    as_json = api.get(f"{base}/export", params={**params, "format": "json"}, headers=headers)
+    as_csv = api.get(f"{base}/export", params={**params, "format": "csv"}, headers=headers)
+
+    assert as_json.status_code == as_csv.status_code == 200
+    assert as_csv.headers["content-type"].startswith("text/csv")
+    assert "attachment" in as_csv.headers["content-disposition"]
+    assert as_csv.text.splitlines()[0] == ",".join(TIMELINE_COLUMNS)
+    assert len(timeline) == 4
+    assert [b["suppressed"] for b in timeline] == [True, False, False, True]
+    assert as_json.json() == timeline
+    assert parse_timeline_csv(as_csv.text) == timeline
+
+
+def test_events_export_has_every_event_in_both_formats(
+    api: httpx.Client, busy_lesson: SeededLesson
+) -> None:
+    lesson, headers = busy_lesson, bearer(busy_lesson.lms_key)
+    base = f"/v1/lessons/{lesson.lesson_id}/export"
+
+    as_json = api.get(base, params={"what": "events", "format": "json"}, headers=headers).json()
+    as_csv = api.get(base, params={"what": "events", "format": "csv"}, headers=headers).text
+    rows = list(csv.DictReader(io.StringIO(as_csv)))
+
+    assert len(as_json) == len(rows) == 17
+    assert list(rows[0]) == list(EVENT_COLUMNS)
+    assert [r["captured_at"] for r in as_json] == sorted(r["captured_at"] for r in as_json)
+    first = as_json[0]
+    assert (first["label"], first["kind"], first["external_id"]) == ("happy", "face", "s1")
+    assert first["p_happy"] == pytest.approx(0.8)
+    no_faces = [r for r in as_json if r["kind"] == "no_face"]
+    assert len(no_faces) == 2
+    assert all(r["label"] is None for r in no_faces)
+    assert [r["frame_id"] for r in rows] == [r["frame_id"] for r in as_json]
+    assert [r["label"] or None for r in rows] == [r["label"] for r in as_json]

@@ -1,0 +1,80 @@
+"""Live updates over Server-Sent Events, fed by a notice on the real Redis."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import time
+from collections.abc import Iterator
+
+import httpx
+import redis as redis_lib
+from sqlalchemy import Engine
+
+from bench.analytics_seed import SeededLesson, SeedEvent, insert_events
+from shared.labels import Expression
+from shared.schemas import LiveNotice, live_channel
+from tests.analytics.conftest import bearer
+
+
+def sse_events(lines: Iterator[str]) -> Iterator[tuple[str, str]]:
+    """(event, data) pairs from an SSE line stream."""
+    event, data = "message", ""
+    for line in lines:
+        if line.startswith("event:"):
+            event = line[6:].strip()
+        elif line.startswith("data:"):
+            data = line[5:].strip()
+        elif line == "" and data:
+            yield event, data
+            event, data = "message", ""
+
+
+def notice(lesson: SeededLesson, student: str, at: dt.datetime) -> str:
+    return LiveNotice(
+        frame_id=lesson.lesson_id,  # any id: analytics reads only the lesson and time
+        lesson_id=lesson.lesson_id,
+        student_id=lesson.students[student],
+        captured_at=at,
+        status="done",
+        faces=1,
+        labels=["happy"],
+    ).model_dump_json()
+
+
+def test_a_committed_frame_reaches_the_stream_coalesced(
+    api: httpx.Client, lesson: SeededLesson, clean_db: Engine, redis_client: redis_lib.Redis
+) -> None:
+    url = f"/v1/lessons/{lesson.lesson_id}/live"
+    with api.stream(
+        "GET", url, params={"bucket": "1m"}, headers=bearer(lesson.teacher_key)
+    ) as stream:
+        assert stream.status_code == 200
+        assert stream.headers["content-type"].startswith("text/event-stream")
+        events = sse_events(stream.iter_lines())
+        assert next(events)[0] == "ready"
+
+        students = [f"s{i}" for i in range(1, 7)]
+        insert_events(
+            clean_db,
+            lesson.lesson_id,
+            [SeedEvent(lesson.students[s], lesson.at(125), Expression.HAPPY) for s in students],
+        )
+        sent = time.monotonic()
+        for s in students:  # a burst of notices, pushed at most once a second
+            redis_client.publish(live_channel(lesson.lesson_id), notice(lesson, s, lesson.at(125)))
+
+        kind, data = next(events)
+        assert kind == "buckets"
+        assert time.monotonic() - sent < 3
+        (bucket,) = json.loads(data)
+        assert bucket["start"] == "2024-05-06T08:02:00Z"
+        assert bucket["students_seen"] == 6
+        assert bucket["dominant"] == "happy"
+
+    timeline = api.get(
+        f"/v1/lessons/{lesson.lesson_id}/timeline",
+        params={"bucket": "1m", "from": "2024-05-06T08:02:00Z", "to": "2024-05-06T08:03:00Z"},
+        headers=bearer(lesson.teacher_key),
+    ).json()
+    assert timeline["buckets"] == [bucket]
