@@ -59,6 +59,8 @@ from shared.schemas import FRAME_KEY_PREFIX, FRAME_QUEUE  # noqa: E402
 MEDIA = ROOT.parent / "shared" / "media"
 PHOTOS = ("obama.jpg", "biden.jpg", "two_people.jpg", "meds-aa-S001-01.jpg")
 SECRET = "bench-secret-of-at-least-thirty-two-bytes"
+#: Status recorded for a request that got no HTTP answer (connection reset, …).
+TRANSPORT_ERROR = 0
 
 
 def free_port() -> int:
@@ -180,7 +182,8 @@ def start_ingest(stores: Stores, workers: int, port: int, rate: float) -> subpro
     process = subprocess.Popen(
         [sys.executable, "-m", "uvicorn", "services.ingest.app:create_app", "--factory",
          "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers),
-         "--loop", "uvloop", "--http", "httptools", "--no-access-log", "--log-level", "warning"],
+         "--loop", "uvloop", "--http", "httptools", "--no-access-log", "--log-level", "warning",
+         "--timeout-keep-alive", "30", "--backlog", "4096"],
         cwd=ROOT, env=env,
     )
     deadline = time.monotonic() + 30
@@ -237,12 +240,16 @@ async def _drive(url: str, lesson_id: uuid.UUID, tokens: list[str], first_seq: i
                 next_student += 1
                 seqs[index] += 1
                 sent = time.perf_counter()
-                response = await client.post(
-                    f"/v1/lessons/{lesson_id}/frames",
-                    params={"seq": seqs[index], "captured_at": dt.datetime.now(dt.UTC).isoformat()},
-                    content=images[index % len(images)],
-                    headers={"Authorization": f"Bearer {tokens[index]}", "Content-Type": "image/jpeg"},
-                )
+                try:
+                    response = await client.post(
+                        f"/v1/lessons/{lesson_id}/frames",
+                        params={"seq": seqs[index], "captured_at": dt.datetime.now(dt.UTC).isoformat()},
+                        content=images[index % len(images)],
+                        headers={"Authorization": f"Bearer {tokens[index]}", "Content-Type": "image/jpeg"},
+                    )
+                except httpx.TransportError:
+                    statuses[TRANSPORT_ERROR] += 1  # counted, never retried: a retry reuses the seq
+                    continue
                 done = time.perf_counter()
                 if response.status_code == 202:
                     accepted.append(response.json()["frame_id"])

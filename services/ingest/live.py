@@ -61,6 +61,9 @@ class LiveHub:
 
     async def _read(self, pubsub: PubSub) -> None:
         while True:
+            if not pubsub.subscribed:  # every listener left: nothing to read yet
+                await asyncio.sleep(0.5)
+                continue
             try:
                 message = await pubsub.get_message(timeout=1.0)
             except (RedisError, OSError) as exc:
