@@ -93,7 +93,7 @@ def test_events_export_has_every_event_in_both_formats(
     assert len(as_json) == len(rows) == 17
     assert list(rows[0]) == list(EVENT_COLUMNS)
     assert [r["captured_at"] for r in as_json] == sorted(r["captured_at"] for r in as_json)
-    first = as_json[0]
+    first = next(r for r in as_json if r["external_id"] == "s1")
     assert (first["label"], first["kind"], first["external_id"]) == ("happy", "face", "s1")
     assert first["p_happy"] == pytest.approx(0.8)
     no_faces = [r for r in as_json if r["kind"] == "no_face"]
