@@ -115,3 +115,23 @@ def _principal(world: World):
     from tests.ingest.conftest import SECRET
 
     return verify_student_token(SECRET, world.token())
+
+
+async def test_database_unreachable_answers_503_and_stores_no_bytes(
+    servers: Servers,
+    config: IngestConfig,
+    world: World,
+    photo: bytes,
+    redis_client: redis_lib.Redis,
+) -> None:
+    dead_db = f"postgresql://postgres@127.0.0.1:{free_port()}/nothing"
+    base = servers.start(replace(config, database_url=dead_db))
+    async with httpx.AsyncClient(base_url=base) as client:
+        response = await post_jpeg(client, world, photo, seq=1)
+        ready = await client.get("/readyz")
+    assert response.status_code == 503, response.text
+    assert int(response.headers["Retry-After"]) >= 1
+    assert ready.status_code == 503
+    assert ready.json()["checks"]["postgres"].startswith("unavailable")
+    assert redis_client.keys("classpulse:frame:*") == []
+    assert redis_client.llen("frames") == 0
