@@ -29,22 +29,23 @@ import sys
 import time
 import uuid
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import redis
 from PIL import Image
-from sqlalchemy import func, select, text
+from sqlalchemy import Engine, func, select, text
 from sqlalchemy.orm import Session
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from shared.auth import issue_student_token  # noqa: E402
+from shared.db.base import Base  # noqa: E402
 from shared.db.engine import make_sync_engine  # noqa: E402
 from shared.db.models import (  # noqa: E402
-    Base,
     Consent,
     Enrolment,
     Frame,
@@ -84,31 +85,34 @@ def photos() -> list[bytes]:
 class Stores:
     database_url: str
     redis_url: str
-    cleanup: list[object] = field(default_factory=list)
+    #: What this run created and must remove: a database (admin engine, name), a Redis server.
+    own_database: tuple[Engine, str] | None = None
+    own_redis: subprocess.Popen[bytes] | None = None
 
 
 def open_stores(args: argparse.Namespace) -> Stores:
     """Given URLs, or a throwaway database and Redis server of this run's own."""
-    cleanup: list[object] = []
+    stores = Stores(args.database_url, args.redis_url)
     database_url = args.database_url
     if database_url is None:
-        server = os.environ.get("CLASSPULSE_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+        server = os.environ.get(
+            "CLASSPULSE_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
+        )
         name = f"classpulse_bench_{os.getpid()}"
         admin = make_sync_engine(server, isolation_level="AUTOCOMMIT")
         with admin.connect() as conn:
             conn.execute(text(f'CREATE DATABASE "{name}"'))
         database_url = server.rsplit("/", 1)[0] + f"/{name}"
         try:
-            from shared.db.migrate import upgrade  # type: ignore[import-not-found]
+            from shared.db.migrate import upgrade
 
             upgrade(database_url)
         except ImportError:
             engine = make_sync_engine(database_url)
             Base.metadata.create_all(engine)
             engine.dispose()
-        cleanup.append(("database", admin, name))
-    redis_url = args.redis_url
-    if redis_url is None:
+        stores.database_url, stores.own_database = database_url, (admin, name)
+    if stores.redis_url is None:
         if shutil.which("redis-server") is None:
             raise SystemExit("redis-server not found: pass --redis-url")
         port = free_port()
@@ -125,20 +129,19 @@ def open_stores(args: argparse.Namespace) -> Stores:
             except redis.ConnectionError:
                 time.sleep(0.05)
         client.close()
-        cleanup.append(("redis", process))
-    return Stores(database_url, redis_url, cleanup)
+        stores.redis_url, stores.own_redis = redis_url, process
+    return stores
 
 
 def close_stores(stores: Stores) -> None:
-    for item in reversed(stores.cleanup):
-        if item[0] == "redis":
-            item[1].kill()
-            item[1].wait()
-        else:
-            _, admin, name = item
-            with admin.connect() as conn:
-                conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-            admin.dispose()
+    if stores.own_redis is not None:
+        stores.own_redis.kill()
+        stores.own_redis.wait()
+    if stores.own_database is not None:
+        admin, name = stores.own_database
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
 
 
 def seed(database_url: str, students: int) -> tuple[uuid.UUID, list[str]]:
@@ -147,10 +150,15 @@ def seed(database_url: str, students: int) -> tuple[uuid.UUID, list[str]]:
     engine = make_sync_engine(database_url)
     with Session(engine, expire_on_commit=False) as session:
         org = Organisation(id=uuid.uuid4(), name="Bench school")
-        school_class = SchoolClass(id=uuid.uuid4(), organisation_id=org.id, external_id="bench", title="Bench")
+        school_class = SchoolClass(
+            id=uuid.uuid4(), organisation_id=org.id, external_id="bench", title="Bench"
+        )
         lesson = Lesson(
-            id=uuid.uuid4(), class_id=school_class.id, title="Load",
-            starts_at=now - dt.timedelta(minutes=5), ends_at=now + dt.timedelta(hours=2),
+            id=uuid.uuid4(),
+            class_id=school_class.id,
+            title="Load",
+            starts_at=now - dt.timedelta(minutes=5),
+            ends_at=now + dt.timedelta(hours=2),
         )
         session.add(org)
         session.flush()
@@ -158,14 +166,17 @@ def seed(database_url: str, students: int) -> tuple[uuid.UUID, list[str]]:
         session.flush()
         session.add(lesson)
         ids = [uuid.uuid4() for _ in range(students)]
-        session.add_all(Student(id=i, organisation_id=org.id, external_id=f"b{n}") for n, i in enumerate(ids))
+        session.add_all(
+            Student(id=i, organisation_id=org.id, external_id=f"b{n}") for n, i in enumerate(ids)
+        )
         session.flush()
         session.add_all(Enrolment(class_id=school_class.id, student_id=i) for i in ids)
         session.add_all(Consent(student_id=i, class_id=school_class.id, source="lms") for i in ids)
         session.commit()
     engine.dispose()
     tokens = [
-        issue_student_token(SECRET, student_id=i, lesson_id=lesson.id, ttl_seconds=7200) for i in ids
+        issue_student_token(SECRET, student_id=i, lesson_id=lesson.id, ttl_seconds=7200)
+        for i in ids
     ]
     return lesson.id, tokens
 
@@ -180,11 +191,32 @@ def start_ingest(stores: Stores, workers: int, port: int, rate: float) -> subpro
         "CLASSPULSE_QUEUE_LIMIT": "1000000",
     }
     process = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "services.ingest.app:create_app", "--factory",
-         "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers),
-         "--loop", "uvloop", "--http", "httptools", "--no-access-log", "--log-level", "warning",
-         "--timeout-keep-alive", "30", "--backlog", "4096"],
-        cwd=ROOT, env=env,
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "services.ingest.app:create_app",
+            "--factory",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--workers",
+            str(workers),
+            "--loop",
+            "uvloop",
+            "--http",
+            "httptools",
+            "--no-access-log",
+            "--log-level",
+            "warning",
+            "--timeout-keep-alive",
+            "30",
+            "--backlog",
+            "4096",
+        ],
+        cwd=ROOT,
+        env=env,
     )
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
@@ -221,8 +253,16 @@ class ClientResult:
     measured_seconds: float
 
 
-async def _drive(url: str, lesson_id: uuid.UUID, tokens: list[str], first_seq: int,
-                 concurrency: int, warmup: float, duration: float, images: list[bytes]) -> ClientResult:
+async def _drive(
+    url: str,
+    lesson_id: uuid.UUID,
+    tokens: list[str],
+    first_seq: int,
+    concurrency: int,
+    warmup: float,
+    duration: float,
+    images: list[bytes],
+) -> ClientResult:
     latencies: list[float] = []
     statuses: Counter[int] = Counter()
     accepted: list[str] = []
@@ -243,9 +283,15 @@ async def _drive(url: str, lesson_id: uuid.UUID, tokens: list[str], first_seq: i
                 try:
                     response = await client.post(
                         f"/v1/lessons/{lesson_id}/frames",
-                        params={"seq": seqs[index], "captured_at": dt.datetime.now(dt.UTC).isoformat()},
+                        params={
+                            "seq": seqs[index],
+                            "captured_at": dt.datetime.now(dt.UTC).isoformat(),
+                        },
                         content=images[index % len(images)],
-                        headers={"Authorization": f"Bearer {tokens[index]}", "Content-Type": "image/jpeg"},
+                        headers={
+                            "Authorization": f"Bearer {tokens[index]}",
+                            "Content-Type": "image/jpeg",
+                        },
                     )
                 except httpx.TransportError:
                     statuses[TRANSPORT_ERROR] += 1  # counted, never retried: a retry reuses the seq
@@ -261,7 +307,7 @@ async def _drive(url: str, lesson_id: uuid.UUID, tokens: list[str], first_seq: i
     return ClientResult(latencies, statuses, accepted, duration)
 
 
-def _client_process(args: tuple) -> ClientResult:
+def _client_process(args: tuple[Any, ...]) -> ClientResult:
     try:
         import uvloop
 
@@ -275,19 +321,37 @@ def drain_with_worker(stores: Stores, lesson_id: uuid.UUID, timeout: float) -> N
     if not (ROOT / "services" / "inference" / "celery_app.py").exists():
         print("drain: services/inference is not present; skipped")
         return
-    env = {**os.environ, "CLASSPULSE_DATABASE_URL": stores.database_url,
-           "CLASSPULSE_REDIS_URL": stores.redis_url}
+    env = {
+        **os.environ,
+        "CLASSPULSE_DATABASE_URL": stores.database_url,
+        "CLASSPULSE_REDIS_URL": stores.redis_url,
+    }
     worker = subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "services.inference.celery_app:app", "worker",
-         "-Q", FRAME_QUEUE, "--loglevel", "WARNING"], cwd=ROOT, env=env,
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "services.inference.celery_app:app",
+            "worker",
+            "-Q",
+            FRAME_QUEUE,
+            "--loglevel",
+            "WARNING",
+        ],
+        cwd=ROOT,
+        env=env,
     )
     engine = make_sync_engine(stores.database_url)
     try:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             with Session(engine) as session:
-                queued = session.scalar(select(func.count()).where(
-                    Frame.lesson_id == lesson_id, Frame.status == FrameStatus.QUEUED))
+                queued = session.scalar(
+                    select(func.count()).where(
+                        Frame.lesson_id == lesson_id, Frame.status == FrameStatus.QUEUED
+                    )
+                )
             print(f"drain: {queued} frames still queued")
             if queued == 0:
                 break
@@ -302,15 +366,21 @@ def account(stores: Stores, lesson_id: uuid.UUID, accepted: list[str], drained: 
     """Accepted frames with no row, or (workers off) without bytes or a message. Returns lost."""
     engine = make_sync_engine(stores.database_url)
     with Session(engine) as session:
-        rows = dict(session.execute(select(Frame.id, Frame.status).where(Frame.lesson_id == lesson_id)).all())
+        rows = dict(
+            session.execute(
+                select(Frame.id, Frame.status).where(Frame.lesson_id == lesson_id)
+            ).all()
+        )
     engine.dispose()
     by_status = Counter(str(s) for s in rows.values())
     missing = [f for f in accepted if uuid.UUID(f) not in rows]
     client = redis.Redis.from_url(stores.redis_url)
     queued_messages = client.llen(FRAME_QUEUE)
     stored = sum(1 for _ in client.scan_iter(f"{FRAME_KEY_PREFIX}*", count=1000))
-    print(f"accounting: accepted={len(accepted)} rows={len(rows)} statuses={dict(by_status)} "
-          f"queue={queued_messages} stored_bytes={stored}")
+    print(
+        f"accounting: accepted={len(accepted)} rows={len(rows)} statuses={dict(by_status)} "
+        f"queue={queued_messages} stored_bytes={stored}"
+    )
     lost = len(missing)
     if not drained:
         lost += max(0, len(accepted) - queued_messages) + max(0, len(accepted) - stored)
@@ -322,18 +392,26 @@ def account(stores: Stores, lesson_id: uuid.UUID, accepted: list[str], drained: 
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--students", type=int, default=1000)
-    parser.add_argument("--concurrency", type=int, default=64, help="requests in flight per client process")
+    parser.add_argument(
+        "--concurrency", type=int, default=64, help="requests in flight per client process"
+    )
     parser.add_argument("--client-procs", type=int, default=1)
     parser.add_argument("--workers", type=int, default=1, help="uvicorn worker processes")
     parser.add_argument("--duration", type=float, default=15.0)
     parser.add_argument("--warmup", type=float, default=3.0)
     parser.add_argument("--rate", type=float, default=2.0, help="per-student frames/s limit")
-    parser.add_argument("--url", help="an already running ingest (seeded with this script's secret)")
+    parser.add_argument(
+        "--url", help="an already running ingest (seeded with this script's secret)"
+    )
     parser.add_argument("--database-url")
     parser.add_argument("--redis-url")
-    parser.add_argument("--drain", action="store_true", help="then drain with a real inference worker")
+    parser.add_argument(
+        "--drain", action="store_true", help="then drain with a real inference worker"
+    )
     parser.add_argument("--drain-timeout", type=float, default=900)
     args = parser.parse_args()
 
@@ -348,8 +426,10 @@ def main() -> None:
             url = f"http://127.0.0.1:{port}"
         images = photos()
         share = [tokens[i :: args.client_procs] for i in range(args.client_procs)]
-        jobs = [(url, lesson_id, share[i], 0, args.concurrency, args.warmup, args.duration, images)
-                for i in range(args.client_procs)]
+        jobs = [
+            (url, lesson_id, share[i], 0, args.concurrency, args.warmup, args.duration, images)
+            for i in range(args.client_procs)
+        ]
         with mp.get_context("spawn").Pool(args.client_procs) as pool:
             pending = pool.map_async(_client_process, jobs)
             # Server CPU over the measured window: ingest's own cost per frame,
@@ -357,15 +437,22 @@ def main() -> None:
             time.sleep(args.warmup + 1.0)  # + process start-up of the clients
             cpu_start = cpu_seconds(server.pid) if server is not None else None
             time.sleep(args.duration - 1.0)
-            cpu_used = cpu_seconds(server.pid) - cpu_start if cpu_start is not None else None
+            cpu_used = (
+                cpu_seconds(server.pid) - cpu_start
+                if server is not None and cpu_start is not None
+                else None
+            )
             results = pending.get()
         latencies = sorted(x for r in results for x in r.latencies)
         statuses = sum((r.statuses for r in results), Counter())
         accepted = [f for r in results for f in r.accepted]
         ok = statuses.get(202, 0)
-        print(f"ingest load: {args.students} students, {args.client_procs}x{args.concurrency} in flight, "
-              f"{args.workers} uvicorn worker(s), {args.duration:.0f} s measured, "
-              f"load average {os.getloadavg()[0]:.1f}")
+        print(
+            f"ingest load: {args.students} students, "
+            f"{args.client_procs}x{args.concurrency} in flight, "
+            f"{args.workers} uvicorn worker(s), {args.duration:.0f} s measured, "
+            f"load average {os.getloadavg()[0]:.1f}"
+        )
         print(f"accepted: {ok / args.duration:.0f} frames/s ({ok} frames)")
         if latencies:
             p50 = statistics.median(latencies) * 1000
@@ -374,8 +461,10 @@ def main() -> None:
         print(f"answers by status: {dict(sorted(statuses.items()))}")
         if cpu_used is not None and ok:
             per_frame = cpu_used / (ok * (args.duration - 1.0) / args.duration)
-            print(f"ingest CPU: {per_frame * 1000:.2f} ms per accepted frame "
-                  f"(= {1 / per_frame:.0f} frames/s per fully available core)")
+            print(
+                f"ingest CPU: {per_frame * 1000:.2f} ms per accepted frame "
+                f"(= {1 / per_frame:.0f} frames/s per fully available core)"
+            )
         if server is not None:
             server.terminate()
             server.wait(timeout=30)
