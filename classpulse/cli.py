@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import typer
 
-from classpulse import admin_commands, model_commands
+from classpulse import admin_commands, demo, model_commands
 
 app = typer.Typer(
     name="classpulse",
@@ -18,6 +18,7 @@ app = typer.Typer(
 )
 model_commands.register(app)
 admin_commands.register(app)
+demo.register(app)
 
 
 def main() -> None:
