@@ -67,11 +67,15 @@ def check_size(size: int, limit: int) -> None:
         raise PayloadTooLarge(f"frame is {size} bytes; at most {limit} are accepted", field="image")
 
 
+#: Non-standard names clients use for JPEG.
+_TYPE_ALIASES = {"image/jpg": "image/jpeg", "image/pjpeg": "image/jpeg"}
+
+
 def check_declared_type(declared: str | None, detected: str) -> None:
     """A declared image type must match the bytes (a PNG sent as image/jpeg is refused)."""
     if declared is None or declared == "application/octet-stream":
         return
-    if declared != detected:
+    if _TYPE_ALIASES.get(declared, declared) != detected:
         raise UnsupportedMediaType(
             f"Content-Type says {declared} but the bytes are {detected}", field="image"
         )

@@ -99,6 +99,17 @@ async def test_raw_jpeg_is_stored_recorded_and_queued(
     assert ref["redis_key"] == frame_key(frame_id)
 
 
+async def test_declared_type_aliases_and_octet_stream_defer_to_magic_bytes(
+    base_url: str, world: World, photo: bytes
+) -> None:
+    async with httpx.AsyncClient(base_url=base_url) as client:
+        answers = [
+            await post_jpeg(client, world, photo, seq=n, content_type=declared)
+            for n, declared in enumerate(("image/jpg", "application/octet-stream", "image/webp"))
+        ]
+    assert [a.status_code for a in answers] == [202, 202, 415]
+
+
 async def test_multipart_png_and_webp_are_accepted(
     base_url: str, world: World, photo: bytes, clean_db: Engine
 ) -> None:
