@@ -13,17 +13,20 @@ from typing import Any
 
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 from pydantic import AwareDatetime, BaseModel, NonNegativeInt, ValidationError
+from redis.exceptions import RedisError
 
 from services.ingest.deps import Resources
 from services.ingest.errors import retry_after_seconds
 from services.ingest.intake import IncomingFrame, accept_frame, require_own_lesson
 from services.ingest.live import LiveHub
-from shared.errors import ClassPulseError
+from shared.errors import ClassPulseError, ServiceUnavailable
 from shared.schemas import LiveNotice
 
 router = APIRouter(tags=["frames (student token)"])
 #: Policy violation: the token is missing, invalid or for another lesson.
 CLOSE_POLICY = 1008
+#: The server cannot serve now (a store is down); reconnect later.
+CLOSE_TRY_AGAIN_LATER = 1013
 #: Frame ids of this connection remembered to label results with their seq.
 SEQ_MEMORY = 1024
 
@@ -152,13 +155,20 @@ async def stream(websocket: WebSocket, lesson_id: uuid.UUID) -> None:
         await websocket.close(code=CLOSE_POLICY, reason=exc.code)
         return
     conn = _Connection(websocket, student_id)
-    async with hub.listen(lesson_id) as notices:
-        forwarder = asyncio.create_task(conn.forward_results(notices))
-        try:
-            await _frames(conn, resources, lesson_id)
-        except WebSocketDisconnect:
-            pass
-        finally:
-            forwarder.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await forwarder
+    try:
+        async with hub.listen(lesson_id) as notices:
+            forwarder = asyncio.create_task(conn.forward_results(notices))
+            try:
+                await _frames(conn, resources, lesson_id)
+            except WebSocketDisconnect:
+                pass
+            finally:
+                forwarder.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await forwarder
+    except (RedisError, OSError):
+        # Redis is down: no frame could be stored either. Tell the client to come back.
+        down = ServiceUnavailable("live channel unavailable; reconnect later")
+        with contextlib.suppress(Exception):
+            await websocket.send_json(_from_exception(None, down))
+            await websocket.close(code=CLOSE_TRY_AGAIN_LATER, reason=down.code)

@@ -135,3 +135,30 @@ async def test_database_unreachable_answers_503_and_stores_no_bytes(
     assert ready.json()["checks"]["postgres"].startswith("unavailable")
     assert redis_client.keys("classpulse:frame:*") == []
     assert redis_client.llen("frames") == 0
+
+
+async def test_stream_with_redis_down_says_so_and_closes(
+    servers: Servers,
+    config: IngestConfig,
+    world: World,
+    own_redis: tuple[subprocess.Popen[bytes], str],
+) -> None:
+    import json
+
+    import websockets
+
+    process, url = own_redis
+    base = servers.start(replace(config, redis_url=url))
+    process.terminate()
+    process.wait()
+    ws_url = (
+        base.replace("http://", "ws://")
+        + f"/v1/lessons/{world.lesson_id}/stream?token={world.token()}"
+    )
+    async with websockets.connect(ws_url) as ws:
+        message = json.loads(await ws.recv())
+        with pytest.raises(websockets.ConnectionClosed) as closed:
+            await ws.recv()
+    assert message["error"]["code"] == "service_unavailable"
+    assert message["retry_after"] >= 1
+    assert closed.value.rcvd.code == 1013
