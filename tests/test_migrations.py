@@ -1,0 +1,116 @@
+"""Alembic migrations on the real PostgreSQL: up from empty, down to base, and in
+agreement with the models."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+
+import pytest
+from sqlalchemy import inspect, text
+
+from shared.db.base import Base
+from shared.db.engine import make_sync_engine
+from shared.db.migrate import MIGRATIONS_DIR, check, downgrade, upgrade
+from tests.conftest import SERVER_URL
+
+ENUM_TYPES = {"key_role", "frame_status", "event_kind", "face_quality"}
+
+
+@pytest.fixture
+def empty_db_url() -> Iterator[str]:
+    """A brand-new, empty database of this test's own."""
+    name = f"classpulse_migr_{os.getpid()}_{uuid.uuid4().hex[:6]}"
+    admin = make_sync_engine(SERVER_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    yield SERVER_URL.rsplit("/", 1)[0] + f"/{name}"
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+def _schema(url: str) -> tuple[set[str], set[str], set[str]]:
+    """Tables, enum types and check constraints present in the database."""
+    engine = make_sync_engine(url)
+    try:
+        with engine.connect() as conn:
+            tables = set(inspect(conn).get_table_names())
+            enums = set(conn.scalars(text("SELECT typname FROM pg_type WHERE typtype = 'e'")))
+            checks = set(
+                conn.scalars(text("SELECT conname FROM pg_constraint WHERE contype = 'c'"))
+            )
+    finally:
+        engine.dispose()
+    return tables, enums, checks
+
+
+def test_up_from_empty_builds_every_table_and_type(empty_db_url: str) -> None:
+    upgrade(empty_db_url)
+    tables, enums, checks = _schema(empty_db_url)
+    assert tables == set(Base.metadata.tables) | {"alembic_version"}
+    assert enums == ENUM_TYPES
+    assert {"ck_lessons_ends_after_start", "ck_face_events_label_range"} <= checks
+    assert "ck_face_events_seven_probabilities" in checks
+
+
+def test_models_and_migrations_agree(empty_db_url: str) -> None:
+    upgrade(empty_db_url)
+    assert check(empty_db_url) == []
+
+
+def test_check_reports_a_schema_that_drifted(empty_db_url: str) -> None:
+    upgrade(empty_db_url)
+    engine = make_sync_engine(empty_db_url)
+    with engine.begin() as conn:
+        conn.execute(text("DROP INDEX ix_face_events_lesson_time"))
+    engine.dispose()
+    diffs = check(empty_db_url)
+    assert any("ix_face_events_lesson_time" in repr(d) for d in diffs)
+
+
+def test_down_to_base_leaves_nothing_and_up_again_works(empty_db_url: str) -> None:
+    upgrade(empty_db_url)
+    downgrade(empty_db_url)
+    tables, enums, checks = _schema(empty_db_url)
+    assert tables <= {"alembic_version"}
+    assert enums == set()
+    assert not any(c.startswith("ck_") for c in checks)
+    upgrade(empty_db_url)
+    assert check(empty_db_url) == []
+
+
+def test_migrations_constrain_rows_like_the_models(empty_db_url: str) -> None:
+    upgrade(empty_db_url)
+    engine = make_sync_engine(empty_db_url)
+    try:
+        with engine.begin() as conn:
+            org = conn.scalar(
+                text(
+                    "INSERT INTO organisations (id, name) VALUES (gen_random_uuid(), 'o') RETURNING id"
+                )
+            )
+            klass = conn.scalar(
+                text(
+                    "INSERT INTO classes (id, organisation_id, external_id, title)"
+                    " VALUES (gen_random_uuid(), :o, 'c', 't') RETURNING id"
+                ),
+                {"o": org},
+            )
+        with pytest.raises(Exception, match="ck_lessons_ends_after_start"), engine.begin() as conn:
+            conn.execute(
+                text(
+                    "INSERT INTO lessons (id, class_id, title, starts_at, ends_at)"
+                    " VALUES (gen_random_uuid(), :c, 'l', now(), now() - interval '1 hour')"
+                ),
+                {"c": klass},
+            )
+    finally:
+        engine.dispose()
+
+
+def test_migration_files_have_dated_names() -> None:
+    names = [p.name for p in (MIGRATIONS_DIR / "versions").glob("*.py") if p.name != "__init__.py"]
+    assert names
+    assert all(n[:4].isdigit() and n[4] == "_" and n[7] == "_" for n in names), names
