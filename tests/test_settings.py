@@ -1,0 +1,73 @@
+"""Settings: bad environment values stop start-up with an error naming the variable."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+
+import pytest
+from pydantic_settings import BaseSettings
+
+from shared import settings
+from shared.errors import ConfigError
+
+
+@pytest.fixture(autouse=True)
+def _fresh_settings() -> Iterator[None]:
+    settings.clear_cache()
+    yield
+    settings.clear_cache()
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "getter"),
+    [
+        ("CLASSPULSE_MIN_GROUP_SIZE", "abc", settings.privacy_settings),
+        ("CLASSPULSE_MIN_GROUP_SIZE", "0", settings.privacy_settings),
+        ("CLASSPULSE_RETENTION_DAYS", "-3", settings.privacy_settings),
+        ("CLASSPULSE_INFERENCE_ENABLED", "perhaps", settings.privacy_settings),
+        ("CLASSPULSE_MAX_FRAME_BYTES", "-1", settings.frame_settings),
+        ("CLASSPULSE_FRAME_TTL_SECONDS", "ten", settings.frame_settings),
+        ("CLASSPULSE_STUDENT_RATE_PER_SECOND", "0", settings.frame_settings),
+        ("CLASSPULSE_WORKER_CONCURRENCY", "0", settings.worker_settings),
+        ("CLASSPULSE_INGEST_PORT", "70000", settings.api_settings),
+        ("CLASSPULSE_TOKEN_TTL_SECONDS", "1.5h", settings.auth_settings),
+    ],
+)
+def test_bad_value_is_a_config_error_naming_the_variable(
+    monkeypatch: pytest.MonkeyPatch,
+    variable: str,
+    value: str,
+    getter: Callable[[], BaseSettings],
+) -> None:
+    monkeypatch.setenv(variable, value)
+    with pytest.raises(ConfigError, match=variable) as info:
+        getter()
+    assert info.value.code == "config_error"
+
+
+def test_error_names_every_bad_variable(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CLASSPULSE_MAX_FRAME_BYTES", "-1")
+    monkeypatch.setenv("CLASSPULSE_QUEUE_LIMIT", "many")
+    with pytest.raises(ConfigError) as info:
+        settings.frame_settings()
+    assert "CLASSPULSE_MAX_FRAME_BYTES" in str(info.value)
+    assert "CLASSPULSE_QUEUE_LIMIT" in str(info.value)
+
+
+def test_good_values_are_read_and_typed(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CLASSPULSE_MIN_GROUP_SIZE", "3")
+    monkeypatch.setenv("CLASSPULSE_INFERENCE_ENABLED", "false")
+    monkeypatch.setenv("CLASSPULSE_MAX_FRAME_BYTES", "500000")
+    assert settings.privacy_settings().min_group_size == 3
+    assert settings.privacy_settings().inference_enabled is False
+    assert settings.frame_settings().max_frame_bytes == 500_000
+
+
+def test_clear_cache_rereads_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CLASSPULSE_RETENTION_DAYS", "7")
+    assert settings.privacy_settings().retention_days == 7
+    monkeypatch.setenv("CLASSPULSE_RETENTION_DAYS", "-1")
+    assert settings.privacy_settings().retention_days == 7  # cached until cleared
+    settings.clear_cache()
+    with pytest.raises(ConfigError, match="CLASSPULSE_RETENTION_DAYS"):
+        settings.privacy_settings()
