@@ -36,7 +36,8 @@ MEDIA_DIR = Path(__file__).resolve().parents[1].parent / "shared" / "media"
 ORGANISATION_NAME = "ClassPulse demo school"
 CLASS_EXTERNAL_ID = "demo-class"
 CLASS_TITLE = "Demo class"
-LESSON_MINUTES = 30
+#: Length of the demo lesson; the simulated students stop when it ends.
+LESSON_MINUTES = 60
 #: Each simulated student sends one frame this often (a real client sends every 5 s;
 #: faster here so the dashboard fills within a minute).
 FRAME_PERIOD_SECONDS = 2.0
@@ -396,7 +397,16 @@ def run_demo(
     (data_dir / "demo-links.txt").write_text(links)
     log.info("demo lesson %s is live\n%s", lesson.lesson_id, links)
     print(links, flush=True)
-    play(ingest_url, lesson, students, stop=stop or threading.Event(), duration=duration)
+    # Frames after the lesson's end would be refused (409): stop with the lesson.
+    lesson_seconds = LESSON_MINUTES * 60.0
+    play(
+        ingest_url,
+        lesson,
+        students,
+        stop=stop or threading.Event(),
+        duration=min(duration, lesson_seconds) if duration is not None else lesson_seconds,
+    )
+    log.info("demo lesson %s finished", lesson.lesson_id)
 
 
 def demo_command(

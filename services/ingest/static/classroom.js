@@ -39,9 +39,8 @@
     fragment.get("lesson") ||
     decodeURIComponent(window.location.pathname.split("/").filter(Boolean).pop() || "");
   const requestedInterval = Number.parseFloat(fragment.get("interval") || "");
-  const transportChoice = ["ws", "http"].includes(fragment.get("transport"))
-    ? fragment.get("transport")
-    : "auto";
+  // "http" skips the WebSocket (networks that block it); otherwise HTTP is the fallback.
+  const transportChoice = fragment.get("transport") === "http" ? "http" : "auto";
 
   /** State shared with tests and the page; read it, do not write it. */
   const classroom = {
@@ -154,7 +153,7 @@
 
   function showCounts() {
     const via = classroom.transport ? ` via ${classroom.transport}` : "";
-    ui.counts.textContent = `${classroom.acked} images processed-and-deleted so far${via}.`;
+    ui.counts.textContent = `${classroom.acked} images sent${via}; each is deleted once processed.`;
   }
 
   function remember(frame) {
@@ -258,7 +257,10 @@
     socket = opened;
     socket.onmessage = onSocketMessage;
     socket.onclose = () => {
+      // The server or a proxy dropped the socket: use HTTP for a while rather
+      // than reconnecting for every frame.
       socket = null;
+      socketRetryAt = Date.now() + SOCKET_RETRY_MS;
       dropSocket();
     };
     return socket;
