@@ -43,8 +43,12 @@ DEMO_SECRET_FILE = "demo-secret"
 
 
 def uvicorn_args(app_path: str, host: str, port: int) -> list[str]:
-    """Arguments after ``python`` that serve one of the APIs."""
-    return ["-m", "uvicorn", app_path, "--factory", "--host", host, "--port", str(port)]
+    """Arguments after ``python`` that serve one of the APIs.
+
+    No access log: every frame is a request; errors and start-up are still logged.
+    """
+    args = ["-m", "uvicorn", app_path, "--factory", "--host", host, "--port", str(port)]
+    return [*args, "--no-access-log"]
 
 
 def worker_args(
@@ -57,6 +61,11 @@ def worker_args(
     if beat_schedule is not None:
         args += ["-B", "-s", str(beat_schedule)]
     return args
+
+
+def beat_args(schedule: Path) -> list[str]:
+    """Arguments after ``python`` for a stand-alone Celery beat (periodic tasks)."""
+    return ["-m", "celery", "-A", CELERY_APP, "beat", "-l", "info", "-s", str(schedule)]
 
 
 def module_exists(target: str) -> bool:
