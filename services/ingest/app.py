@@ -34,16 +34,12 @@ FRAME_POOL_SIZE = 32
 
 
 def make_frames_engine(database_url: str) -> AsyncEngine:
-    """The frame path's pool: autocommit, asynchronous commit, no pre-ping.
+    """The frame path's pool: autocommit, no pre-ping.
 
-    ``synchronous_commit=off`` lets a frame's INSERT return before its WAL is
-    flushed (PostgreSQL flushes within ~200 ms): the row is then as durable as
-    the frame's bytes and message in Redis, which are not fsynced either, and
-    a commit stops costing a disk flush per frame. A database crash in that
-    window loses rows of frames whose messages the worker then reports
-    (unknown frame) instead of processing. No pre-ping: a dead connection
-    fails the request with 503 and the pool is reset, instead of every
-    request paying a round trip.
+    Commits stay synchronous: a 202 promises the frame is recorded, so its row
+    must survive a database crash as its queue message does. No pre-ping: a
+    dead connection fails the request with 503 and the pool is reset, instead
+    of every request paying a round trip.
     """
     return create_async_engine(
         with_driver(database_url, "asyncpg"),
@@ -53,7 +49,6 @@ def make_frames_engine(database_url: str) -> AsyncEngine:
         max_overflow=0,
         pool_timeout=5,
         isolation_level="AUTOCOMMIT",
-        connect_args={"server_settings": {"synchronous_commit": "off"}},
     )
 
 
