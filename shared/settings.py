@@ -77,6 +77,11 @@ class WorkerSettings(BaseSettings):
     worker_prefetch: int = Field(4, ge=1)
     #: ONNX Runtime intra-op threads per worker process (0: library default).
     inference_threads: int = Field(1, ge=0)
+    #: Hard limit of one frame task; a stuck task is killed after this.
+    task_time_limit_seconds: int = Field(60, gt=0)
+    #: A message taken but not acknowledged (worker killed) is redelivered
+    #: after this long; it must stay above the longest task and retry delay.
+    visibility_timeout_seconds: int = Field(600, gt=0)
 
 
 class ApiSettings(BaseSettings):

@@ -1,0 +1,1 @@
+"""Inference worker: Celery tasks that turn queued frames into stored face events."""

@@ -1,0 +1,100 @@
+"""The inference worker's Celery app (Redis broker, no result backend).
+
+Run a worker with::
+
+    celery -A services.inference.celery_app:app worker -Q frames
+
+and the periodic tasks (expire frames, purge old events) with ``celery -A
+services.inference.celery_app:app beat``. The configuration is read from
+the settings when Celery first needs it, not at import; the model, the
+database engine and the Redis client are created once per worker process
+at start-up (see ``services.inference.resources``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from celery import Celery, signals
+from celery.concurrency import get_implementation
+from celery.concurrency.prefork import TaskPool as PreforkPool
+
+from shared.errors import ConfigError
+from shared.schemas import FRAME_QUEUE
+from shared.settings import store_settings, worker_settings
+
+#: Periodic tasks and how often they run (seconds).
+EXPIRE_EVERY_SECONDS = 60.0
+PURGE_EVERY_SECONDS = 3600.0
+
+
+def celery_config() -> dict[str, Any]:
+    """Celery settings from ClassPulse's settings (environment)."""
+    store, worker = store_settings(), worker_settings()
+    if not store.redis_url:
+        raise ConfigError("CLASSPULSE_REDIS_URL is not set; the worker needs Redis")
+    if worker.visibility_timeout_seconds <= worker.task_time_limit_seconds:
+        raise ConfigError(
+            "CLASSPULSE_VISIBILITY_TIMEOUT_SECONDS must be above "
+            "CLASSPULSE_TASK_TIME_LIMIT_SECONDS, or running tasks get redelivered"
+        )
+    visibility = worker.visibility_timeout_seconds
+    return {
+        "broker_url": store.redis_url,
+        "broker_connection_retry_on_startup": True,
+        "broker_transport_options": {
+            "visibility_timeout": visibility,
+            # Look for abandoned messages (worker killed) a few times per
+            # visibility period, so they come back soon after it ends.
+            "unacked_restore_interval": max(1, min(10, visibility // 4)),
+            "unacked_restore_throttle": 1,
+        },
+        "task_default_queue": FRAME_QUEUE,
+        "task_ignore_result": True,
+        "task_serializer": "json",
+        "accept_content": ["json"],
+        # Acknowledge after the task ran, and give a task back to the queue when
+        # its worker dies: the writes are idempotent, so a repeat is harmless.
+        "task_acks_late": True,
+        "task_reject_on_worker_lost": True,
+        "task_time_limit": worker.task_time_limit_seconds,
+        "worker_prefetch_multiplier": worker.worker_prefetch,
+        "worker_concurrency": worker.worker_concurrency,
+        "worker_hijack_root_logger": False,
+        "beat_schedule": {
+            "expire-frames": {"task": "classpulse.expire_frames", "schedule": EXPIRE_EVERY_SECONDS},
+            "purge-old-events": {
+                "task": "classpulse.purge_old_events",
+                "schedule": PURGE_EVERY_SECONDS,
+            },
+        },
+    }
+
+
+app = Celery("classpulse", include=["services.inference.tasks"])
+
+
+def _configure(sender: Celery, **_: object) -> None:
+    # Runs once, the first time Celery reads its configuration.
+    sender.config_from_object(celery_config())
+
+
+def _load_in_main_process(sender: Any, **_: object) -> None:
+    """Solo and thread pools run tasks in this process: load the model now."""
+    pool = get_implementation(sender.pool_cls)
+    if not (isinstance(pool, type) and issubclass(pool, PreforkPool)):
+        from services.inference.resources import init_resources
+
+        init_resources()
+
+
+def _load_in_child_process(**_: object) -> None:
+    """Each prefork child loads its own model, engine and Redis client."""
+    from services.inference.resources import init_resources
+
+    init_resources()
+
+
+app.on_configure.connect(_configure, weak=False)
+signals.worker_init.connect(_load_in_main_process, weak=False)
+signals.worker_process_init.connect(_load_in_child_process, weak=False)

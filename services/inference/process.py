@@ -1,0 +1,133 @@
+"""The body of the frame task: bytes from Redis → pipeline → events in PostgreSQL.
+
+One transaction per frame, which is the task's commit point. The frame row is
+locked first, so a redelivered message waits for the first delivery and then
+finds the frame no longer queued. Consent is checked before any pixel is
+decoded. After the commit the bytes are deleted and a notice is published for
+live views; the notice is best effort, the stored events are the truth.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import uuid
+from dataclasses import dataclass, field
+
+from redis.exceptions import RedisError
+from sqlalchemy import Connection
+
+from services.inference import store
+from services.inference.resources import Resources
+from shared.db.models import FrameStatus
+from shared.errors import InvalidFrame
+from shared.schemas import FrameRef, LiveNotice, frame_key, live_channel
+from shared.vision.decode import decode_image
+
+log = logging.getLogger(__name__)
+
+#: Failure reasons stored on frames (besides the decoder's InvalidFrame reasons).
+BYTES_EXPIRED = "bytes_expired"
+CONSENT_WITHDRAWN = "consent_withdrawn"
+RETRIES_EXHAUSTED = "retries_exhausted"
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What became of a frame in this run."""
+
+    status: FrameStatus | None
+    reason: str | None = None
+    faces: int = 0
+    labels: list[str | None] = field(default_factory=list)
+    #: False when an earlier delivery had already finished the frame.
+    changed: bool = True
+
+
+def process_frame(ref: FrameRef, res: Resources) -> Outcome:
+    """Process one queued frame; idempotent, safe to run again after any failure."""
+    with res.engine.begin() as conn:
+        outcome = _decide(conn, ref.frame_id, res)
+    # Whatever happened, the bytes are no longer needed once the outcome is stored.
+    res.redis.delete(frame_key(ref.frame_id))
+    if outcome.changed and outcome.status is not None:
+        _announce(ref, outcome, res)
+    return outcome
+
+
+def _decide(conn: Connection, frame_id: uuid.UUID, res: Resources) -> Outcome:
+    frame = store.lock_frame(conn, frame_id)
+    if frame is None:
+        # Erased (student data deletion) or never committed: nothing to record.
+        log.warning("frame %s: no such frame row; bytes dropped", frame_id)
+        return Outcome(None, "frame_not_found", changed=False)
+    if frame.status is not FrameStatus.QUEUED:
+        return Outcome(frame.status, changed=False)
+    if not store.consent_active(conn, frame.student_id, frame.lesson_id):
+        store.finish_frame(conn, frame_id, FrameStatus.FAILED, CONSENT_WITHDRAWN)
+        return Outcome(FrameStatus.FAILED, CONSENT_WITHDRAWN)
+    data: bytes | None = res.redis.get(frame_key(frame_id))  # type: ignore[assignment]
+    if data is None:
+        store.finish_frame(conn, frame_id, FrameStatus.EXPIRED, BYTES_EXPIRED)
+        return Outcome(FrameStatus.EXPIRED, BYTES_EXPIRED)
+    try:
+        image = decode_image(data, res.max_pixels)
+    except InvalidFrame as exc:
+        store.finish_frame(conn, frame_id, FrameStatus.FAILED, exc.reason)
+        return Outcome(FrameStatus.FAILED, exc.reason)
+    result = res.pipeline.analyze(image)
+    store.insert_events(conn, store.event_rows(frame, result, res.pipeline.model_version))
+    store.finish_frame(conn, frame_id, FrameStatus.DONE)
+    labels = [face.label.label if face.label is not None else None for face in result.faces]
+    return Outcome(FrameStatus.DONE, faces=len(result.faces), labels=labels)
+
+
+def _announce(ref: FrameRef, outcome: Outcome, res: Resources) -> None:
+    assert outcome.status is not None
+    notice = LiveNotice(
+        frame_id=ref.frame_id,
+        lesson_id=ref.lesson_id,
+        student_id=ref.student_id,
+        captured_at=ref.captured_at,
+        status=outcome.status.value,
+        faces=outcome.faces,
+        labels=outcome.labels,
+    )
+    try:
+        res.redis.publish(live_channel(ref.lesson_id), notice.model_dump_json())
+    except RedisError as exc:
+        # Live views catch up from the stored events; not worth a retry.
+        log.warning("frame %s: live notice not published: %s", ref.frame_id, exc)
+
+
+def give_up(ref: FrameRef, res: Resources) -> bool:
+    """Best effort after the last retry: mark the frame failed so it is not left queued."""
+    try:
+        with res.engine.begin() as conn:
+            return store.finish_frame(conn, ref.frame_id, FrameStatus.FAILED, RETRIES_EXHAUSTED)
+    except Exception as exc:  # the store may well still be down; expiry catches it later
+        log.error("frame %s: could not be marked failed after retries: %s", ref.frame_id, exc)
+        return False
+
+
+def expire_stale(res: Resources, now: dt.datetime | None = None, batch: int = 500) -> int:
+    """Frames queued longer than the TTL whose bytes are gone → ``expired``."""
+    now = now or dt.datetime.now(dt.UTC)
+    cutoff = now - dt.timedelta(seconds=res.frame_ttl_seconds)
+    with res.engine.begin() as conn:
+        stale = store.stale_queued_frames(conn, cutoff, batch)
+        if not stale:
+            return 0
+        pipe = res.redis.pipeline(transaction=False)
+        for frame_id in stale:
+            pipe.exists(frame_key(frame_id))
+        present = pipe.execute()
+        gone = [fid for fid, there in zip(stale, present, strict=True) if not there]
+        return store.expire_frames(conn, gone, BYTES_EXPIRED)
+
+
+def purge_old(res: Resources, now: dt.datetime | None = None) -> tuple[int, int]:
+    """Delete events and frames older than the retention period: (events, frames)."""
+    now = now or dt.datetime.now(dt.UTC)
+    with res.engine.begin() as conn:
+        return store.purge_before(conn, now - dt.timedelta(days=res.retention_days))

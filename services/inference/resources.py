@@ -1,0 +1,80 @@
+"""What a worker process holds: the pipeline (model), a database engine, a Redis client.
+
+Created once per process at worker start-up (``init_resources``), never at
+import. Tests build their own ``Resources`` on the session's stores.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import redis
+from sqlalchemy import Engine
+
+from shared.db.engine import make_sync_engine
+from shared.errors import ConfigError
+from shared.settings import frame_settings, privacy_settings, store_settings, worker_settings
+from shared.vision.pipeline import Pipeline
+
+
+@dataclass
+class Resources:
+    engine: Engine
+    redis: redis.Redis
+    pipeline: Pipeline
+    max_pixels: int
+    frame_ttl_seconds: int
+    retention_days: int
+
+    def close(self) -> None:
+        self.engine.dispose()
+        self.redis.close()
+
+
+def build_pipeline() -> Pipeline:
+    """The pipeline of the settings: no model is loaded when inference is off."""
+    if not privacy_settings().inference_enabled:
+        return Pipeline(None, inference_enabled=False)
+    from shared.vision.classify import ExpressionClassifier
+
+    worker = worker_settings()
+    return Pipeline(ExpressionClassifier(worker.model_dir, threads=worker.inference_threads))
+
+
+def build_resources() -> Resources:
+    """Stores and pipeline from the settings (environment)."""
+    store = store_settings()
+    if not store.database_url:
+        raise ConfigError("CLASSPULSE_DATABASE_URL is not set; the worker needs PostgreSQL")
+    if not store.redis_url:
+        raise ConfigError("CLASSPULSE_REDIS_URL is not set; the worker needs Redis")
+    frames, privacy = frame_settings(), privacy_settings()
+    return Resources(
+        # A worker process runs one task at a time: a small pool is enough.
+        engine=make_sync_engine(store.database_url, pool_size=2, max_overflow=2),
+        redis=redis.Redis.from_url(store.redis_url, socket_timeout=5, socket_connect_timeout=5),
+        pipeline=build_pipeline(),
+        max_pixels=frames.max_frame_pixels,
+        frame_ttl_seconds=frames.frame_ttl_seconds,
+        retention_days=privacy.retention_days,
+    )
+
+
+_resources: Resources | None = None
+_owner_pid: int | None = None
+
+
+def init_resources() -> Resources:
+    """Create this process's resources (again after a fork: connections are not shared)."""
+    global _resources, _owner_pid
+    _resources = build_resources()
+    _owner_pid = os.getpid()
+    return _resources
+
+
+def get_resources() -> Resources:
+    """This process's resources, created on first use if start-up did not."""
+    if _resources is None or _owner_pid != os.getpid():
+        return init_resources()
+    return _resources

@@ -1,0 +1,92 @@
+"""Celery tasks of the inference worker.
+
+``classpulse.process_frame`` is the contract with ingest: queue ``frames``,
+keyword argument ``ref`` = ``FrameRef.model_dump(mode="json")``. Transient
+store errors (PostgreSQL or Redis unreachable) are retried with exponential
+backoff and full jitter, a bounded number of times; anything else about a
+frame is recorded on the frame itself by ``process_frame``.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from celery import Task
+from celery.utils.time import get_exponential_backoff_interval
+from pydantic import ValidationError
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
+
+from services.inference import process
+from services.inference.celery_app import app
+from services.inference.resources import get_resources
+from shared.schemas import FrameRef
+
+log = logging.getLogger(__name__)
+
+PROCESS_FRAME_TASK = "classpulse.process_frame"
+EXPIRE_FRAMES_TASK = "classpulse.expire_frames"
+PURGE_OLD_EVENTS_TASK = "classpulse.purge_old_events"
+
+#: Errors of an unreachable store: worth retrying, the frame itself is fine.
+TRANSIENT_ERRORS = (
+    OperationalError,
+    InterfaceError,
+    PoolTimeoutError,
+    RedisConnectionError,
+    RedisTimeoutError,
+)
+MAX_RETRIES = 8
+#: Backoff: 1, 2, 4 … seconds, capped, each drawn uniformly below (full jitter).
+RETRY_BACKOFF_SECONDS = 1
+RETRY_BACKOFF_MAX_SECONDS = 30
+
+
+def retry_delay(retries: int) -> int:
+    """Seconds before retry number ``retries + 1``."""
+    return int(
+        get_exponential_backoff_interval(
+            RETRY_BACKOFF_SECONDS, retries, RETRY_BACKOFF_MAX_SECONDS, full_jitter=True
+        )
+    )
+
+
+def process_frame_task(self: Task[Any, Any], ref: dict[str, Any]) -> str | None:
+    """Process one frame reference from the queue; returns the frame's status."""
+    try:
+        frame_ref = FrameRef.model_validate(ref)
+    except ValidationError as exc:
+        log.error("malformed frame reference dropped: %s (%s)", ref, exc)
+        return None
+    resources = get_resources()
+    try:
+        outcome = process.process_frame(frame_ref, resources)
+    except TRANSIENT_ERRORS as exc:
+        if self.request.retries >= MAX_RETRIES:
+            process.give_up(frame_ref, resources)
+            raise
+        log.warning("frame %s: %s; retrying", frame_ref.frame_id, type(exc).__name__)
+        raise self.retry(exc=exc, countdown=retry_delay(self.request.retries)) from exc
+    return None if outcome.status is None else outcome.status.value
+
+
+def expire_frames_task() -> int:
+    """Mark frames whose bytes expired before any worker took them as ``expired``."""
+    return process.expire_stale(get_resources())
+
+
+def purge_old_events_task() -> list[int]:
+    """Delete face events and frames older than the retention period."""
+    return list(process.purge_old(get_resources()))
+
+
+# Registered by call rather than decorator: Celery ships no type hints, and the
+# plain functions stay importable and typed for tests.
+process_frame = app.task(name=PROCESS_FRAME_TASK, bind=True, max_retries=MAX_RETRIES)(
+    process_frame_task
+)
+expire_frames = app.task(name=EXPIRE_FRAMES_TASK)(expire_frames_task)
+purge_old_events = app.task(name=PURGE_OLD_EVENTS_TASK)(purge_old_events_task)

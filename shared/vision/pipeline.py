@@ -1,0 +1,138 @@
+"""One frame (or several) to faces with boxes, quality and expression.
+
+detect → crop (the 48x48 input training also uses) → quality → one CNN batch
+for all the good faces of all the frames given. A face of poor quality is
+reported with its flag and no label, rather than forcing a guess on it. With
+expression inference switched off the classifier is never called: faces keep
+their box and quality, and no expression is produced.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import numpy as np
+import numpy.typing as npt
+
+from shared.labels import Expression
+from shared.vision.detect import FaceDetector, HaarDetector
+from shared.vision.preprocess import Box, GrayImage, crop_face, to_gray
+from shared.vision.quality import Quality, QualityThresholds, assess
+
+Image = npt.NDArray[np.uint8]
+
+
+class Classifier(Protocol):
+    """What the pipeline needs of ``shared.vision.classify.ExpressionClassifier``."""
+
+    @property
+    def version(self) -> str: ...
+
+    def predict(self, faces: list[GrayImage]) -> npt.NDArray[np.float32]: ...
+
+
+@dataclass(frozen=True, slots=True)
+class FaceAnalysis:
+    """One face: where it is, how usable, and (if labelled) its expression."""
+
+    box: Box
+    quality: Quality
+    label: Expression | None = None
+    confidence: float | None = None
+    #: The seven probabilities in FER2013 label order, when labelled.
+    probabilities: tuple[float, ...] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class FrameResult:
+    """All faces of one frame, left to right."""
+
+    width: int
+    height: int
+    faces: tuple[FaceAnalysis, ...] = field(default_factory=tuple)
+
+    @property
+    def no_face(self) -> bool:
+        return not self.faces
+
+
+@dataclass(slots=True)
+class _Pending:
+    """A face waiting for the batched classifier call."""
+
+    frame: int
+    face: int
+    crop: GrayImage
+
+
+class Pipeline:
+    """Detector, quality checks and classifier, created once per process."""
+
+    def __init__(
+        self,
+        classifier: Classifier | None,
+        detector: FaceDetector | None = None,
+        *,
+        inference_enabled: bool = True,
+        thresholds: QualityThresholds | None = None,
+    ) -> None:
+        if inference_enabled and classifier is None:
+            raise ValueError("a classifier is needed when expression inference is enabled")
+        self.classifier = classifier
+        self.detector = detector or HaarDetector()
+        self.inference_enabled = inference_enabled
+        self.thresholds = thresholds or QualityThresholds()
+
+    @property
+    def model_version(self) -> str | None:
+        """Version of the model that labels faces, or None with inference off."""
+        if not self.inference_enabled or self.classifier is None:
+            return None
+        return self.classifier.version
+
+    def analyze(self, image: Image) -> FrameResult:
+        """Faces of one BGR (or gray) frame."""
+        return self.analyze_batch([image])[0]
+
+    def analyze_batch(self, images: Sequence[Image]) -> list[FrameResult]:
+        """Faces of several frames, with one classifier call for all of them."""
+        frames: list[list[FaceAnalysis]] = []
+        sizes: list[tuple[int, int]] = []
+        pending: list[_Pending] = []
+        for index, image in enumerate(images):
+            gray = to_gray(image)
+            sizes.append((gray.shape[1], gray.shape[0]))
+            faces: list[FaceAnalysis] = []
+            for box in self.detector.detect(gray):
+                crop = crop_face(gray, box)
+                quality = assess(box, crop, self.thresholds)
+                if quality is Quality.OK and self.inference_enabled:
+                    pending.append(_Pending(index, len(faces), crop))
+                faces.append(FaceAnalysis(box, quality))
+            frames.append(faces)
+        if pending:
+            self._label(frames, pending)
+        return [
+            FrameResult(width, height, tuple(faces))
+            for (width, height), faces in zip(sizes, frames, strict=True)
+        ]
+
+    def _label(self, frames: list[list[FaceAnalysis]], pending: list[_Pending]) -> None:
+        assert self.classifier is not None  # guaranteed by __init__
+        probs = self.classifier.predict([p.crop for p in pending])
+        if probs.shape != (len(pending), len(Expression)):
+            raise ValueError(
+                f"classifier returned shape {probs.shape}, expected ({len(pending)}, 7)"
+            )
+        for item, row in zip(pending, probs, strict=True):
+            best = int(np.argmax(row))
+            old = frames[item.frame][item.face]
+            frames[item.frame][item.face] = FaceAnalysis(
+                old.box,
+                old.quality,
+                Expression(best),
+                float(row[best]),
+                tuple(float(p) for p in row),
+            )
