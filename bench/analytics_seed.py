@@ -284,4 +284,5 @@ FROM gen_frames x"""
     with engine.begin() as conn:
         conn.execute(text("ANALYZE frames"))
         conn.execute(text("ANALYZE face_events"))
+        conn.execute(text("ANALYZE face_event_minutes"))
     return int(inserted)

@@ -236,6 +236,32 @@ class FaceEvent(Base):
     created_at: Mapped[dt.datetime] = created_at_column()
 
 
+class FaceEventMinute(Base):
+    """Counts of one student's face events in one UTC minute of a lesson (a rollup).
+
+    Kept by statement-level triggers on ``face_events`` (migration 0002), never
+    written by application code. Class timelines at minute buckets read these
+    rows instead of every event: a 90-minute lesson of 500 students is 45,000
+    rows instead of 540,000.
+    """
+
+    __tablename__ = "face_event_minutes"
+    lesson_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("lessons.id", ondelete="CASCADE"), primary_key=True
+    )
+    #: Start of the minute (aligned to whole UTC minutes).
+    minute: Mapped[dt.datetime] = mapped_column(primary_key=True)
+    student_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("students.id", ondelete="CASCADE"), primary_key=True
+    )
+    frames: Mapped[int] = mapped_column(Integer)
+    face_frames: Mapped[int] = mapped_column(Integer)
+    labelled: Mapped[int] = mapped_column(Integer)
+    #: Labelled faces per expression, in ``shared.labels`` index order.
+    label_counts: Mapped[list[int]] = mapped_column(ARRAY(Integer))
+    confidence_sum: Mapped[float] = mapped_column(Float)
+
+
 class AuditEntry(Base):
     """Who did what to personal data (erasure, consent changes, key changes)."""
 

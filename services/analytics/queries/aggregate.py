@@ -57,10 +57,14 @@ def events_source(*, smooth: int, one_student: bool) -> str:
         for i in range(NUM_CLASSES)
     )
     vector = ", ".join(f"s.p{i}" for i in range(NUM_CLASSES))
+    # The first index holding the largest average (ties go to the lower index).
+    argmax = (
+        f"CASE greatest({vector}) "
+        + " ".join(f"WHEN s.p{i} THEN {i}" for i in range(NUM_CLASSES))
+        + " END::smallint"
+    )
     return f"""(SELECT s.captured_at, s.student_id, s.face_index, s.kind,
-            CASE WHEN s.label IS NULL THEN NULL ELSE (
-                SELECT (u.i - 1)::smallint FROM unnest(ARRAY[{vector}]) WITH ORDINALITY u(p, i)
-                ORDER BY u.p DESC LIMIT 1) END AS label,
+            CASE WHEN s.label IS NULL THEN NULL ELSE {argmax} END AS label,
             CASE WHEN s.label IS NULL THEN NULL ELSE greatest({vector}) END AS confidence
         FROM (SELECT e.captured_at, e.student_id, e.face_index, e.kind, e.label, {averages}
               FROM face_events e WHERE {where}

@@ -16,16 +16,63 @@ from services.analytics.queries.aggregate import (
     events_source,
 )
 from services.analytics.window import TimeWindow
-from shared.labels import LABELS
+from shared.labels import LABELS, NUM_CLASSES
+
+#: Width of a ``face_event_minutes`` row.
+MINUTE = dt.timedelta(minutes=1)
+_ROLLUP_LABELS = ", ".join(f"r.label_counts[{i + 1}] AS l{i}" for i in range(NUM_CLASSES))
+_SUMMED = ", ".join(
+    f"sum(x.{c}) AS {c}"
+    for c in ("frames", "face_frames", "labelled", *(f"l{i}" for i in range(NUM_CLASSES)))
+)
+#: Per (bucket, student) counts from the per-minute rollup for whole minutes in
+#: ``[:s0, :s1)``, plus raw events for the window's partial minutes at each end.
+_ROLLUP_PER_STUDENT = f"""
+  SELECT x.bucket, x.student_id, {_SUMMED}, sum(x.confidence_sum) AS confidence_sum
+  FROM (
+    SELECT date_bin(:step, r.minute, :origin) AS bucket, r.student_id, r.frames,
+           r.face_frames, r.labelled, {_ROLLUP_LABELS}, r.confidence_sum
+    FROM face_event_minutes r
+    WHERE r.lesson_id = :lesson AND r.minute >= :s0 AND r.minute < :s1
+    UNION ALL
+    SELECT date_bin(:step, e.captured_at, :origin) AS bucket, {PER_STUDENT_COLUMNS}
+    FROM face_events e
+    WHERE e.lesson_id = :lesson AND ((e.captured_at >= :t0 AND e.captured_at < :s0)
+                                  OR (e.captured_at >= :s1 AND e.captured_at < :t1))
+    GROUP BY 1, e.student_id
+  ) x
+  GROUP BY x.bucket, x.student_id"""
 
 
-def _timeline_sql(*, smooth: int, one_student: bool) -> str:
-    # generate_series makes empty buckets explicit, so charts show gaps, not joins.
-    return f"""
-WITH per_student AS (
+def rollup_span(window: TimeWindow) -> tuple[dt.datetime, dt.datetime] | None:
+    """The whole UTC minutes of ``window`` the per-minute rollup can answer, if any.
+
+    Only when every bucket is a whole number of minutes starting on a minute
+    (the lesson starts on a whole minute), so that no rollup row straddles two
+    buckets.
+    """
+    origin = window.origin.astimezone(dt.UTC)
+    if window.step % 60 or origin.second or origin.microsecond:
+        return None
+    floor = window.end.astimezone(dt.UTC).replace(second=0, microsecond=0)
+    start = window.start.astimezone(dt.UTC)
+    ceil = start.replace(second=0, microsecond=0)
+    if ceil < start:
+        ceil += MINUTE
+    return (ceil, floor) if floor > ceil else None
+
+
+def _timeline_sql(*, smooth: int, one_student: bool, rollup: bool = False) -> str:
+    if rollup:
+        per_student = _ROLLUP_PER_STUDENT
+    else:
+        per_student = f"""
   SELECT date_bin(:step, e.captured_at, :origin) AS bucket, {PER_STUDENT_COLUMNS}
   FROM {events_source(smooth=smooth, one_student=one_student)} e
-  GROUP BY 1, e.student_id
+  GROUP BY 1, e.student_id"""
+    # generate_series makes empty buckets explicit, so charts show gaps, not joins.
+    return f"""
+WITH per_student AS ({per_student}
 ), per_bucket AS (
   SELECT p.bucket, {GROUP_COLUMNS}
   FROM per_student p GROUP BY p.bucket
@@ -54,14 +101,22 @@ async def bucket_counts(
     *,
     smooth: int = 0,
     student_id: uuid.UUID | None = None,
+    use_rollup: bool = True,
 ) -> list[tuple[dt.datetime, GroupCounts]]:
-    """Counts per bucket of the window (every bucket, empty ones included)."""
+    """Counts per bucket of the window (every bucket, empty ones included).
+
+    Class timelines without smoothing read the per-minute rollup where the
+    buckets allow it (``use_rollup=False`` forces raw events, for comparison).
+    """
     if window.bucket_count == 0:
         return []
     params = _params(lesson_id, window)
     if student_id is not None:
         params["student"] = student_id
-    sql = _timeline_sql(smooth=smooth, one_student=student_id is not None)
+    span = rollup_span(window) if use_rollup and student_id is None and smooth <= 1 else None
+    if span is not None:
+        params["s0"], params["s1"] = span
+    sql = _timeline_sql(smooth=smooth, one_student=student_id is not None, rollup=span is not None)
     rows = (await session.execute(text(sql), params)).all()
     return [(row.start, GroupCounts.from_row(row)) for row in rows]
 
@@ -74,9 +129,12 @@ async def timeline_buckets(
     min_group_size: int | None,
     smooth: int = 0,
     student_id: uuid.UUID | None = None,
+    use_rollup: bool = True,
 ) -> list[dict[str, Any]]:
     """Bucket dicts (``start`` plus the shares) as the API returns them."""
-    counts = await bucket_counts(session, lesson_id, window, smooth=smooth, student_id=student_id)
+    counts = await bucket_counts(
+        session, lesson_id, window, smooth=smooth, student_id=student_id, use_rollup=use_rollup
+    )
     return [{"start": start, **c.stats(min_group_size)} for start, c in counts]
 
 
