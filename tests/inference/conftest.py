@@ -1,0 +1,168 @@
+"""A seeded lesson on the real PostgreSQL and Redis, and worker resources on them."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import numpy as np
+import pytest
+import redis as redis_lib
+from sqlalchemy import Engine, select
+from sqlalchemy.orm import Session
+
+from services.inference.resources import Resources
+from shared.db.engine import make_sync_engine
+from shared.db.models import (
+    Consent,
+    FaceEvent,
+    Frame,
+    FrameStatus,
+    Lesson,
+    Organisation,
+    SchoolClass,
+    Student,
+)
+from shared.labels import Expression
+from shared.schemas import FrameRef, frame_key
+from shared.vision.pipeline import Pipeline
+from tests.conftest import MEDIA
+
+NOW = dt.datetime.now(dt.UTC).replace(microsecond=0)
+
+
+class FakeClassifier:
+    """Every good face is "happy" with 0.9: the point here is the plumbing."""
+
+    version = "fake-happy-1"
+
+    def predict(self, faces: list[np.ndarray]) -> np.ndarray:
+        probs = np.full((len(faces), 7), 0.1 / 6, dtype=np.float32)
+        probs[:, Expression.HAPPY] = 0.9
+        return probs
+
+
+@dataclass
+class World:
+    engine: Engine
+    redis: redis_lib.Redis
+    class_id: uuid.UUID
+    lesson_id: uuid.UUID
+    student_id: uuid.UUID
+    consent_id: uuid.UUID
+    seq: int = 0
+
+    def add_frame(self, data: bytes | None, *, received_at: dt.datetime | None = None) -> FrameRef:
+        """A queued frame row and (unless None) its bytes in Redis; returns the queue message."""
+        self.seq += 1
+        frame_id = uuid.uuid4()
+        with Session(self.engine) as session, session.begin():
+            session.add(
+                Frame(
+                    id=frame_id,
+                    lesson_id=self.lesson_id,
+                    student_id=self.student_id,
+                    seq=self.seq,
+                    captured_at=NOW,
+                    received_at=received_at or NOW,
+                    status=FrameStatus.QUEUED,
+                    media_type="image/jpeg",
+                    size_bytes=len(data or b""),
+                    width=640,
+                    height=480,
+                )
+            )
+        if data is not None:
+            self.redis.set(frame_key(frame_id), data, ex=600)
+        return FrameRef(
+            frame_id=frame_id,
+            lesson_id=self.lesson_id,
+            student_id=self.student_id,
+            captured_at=NOW,
+            enqueued_at=NOW,
+            redis_key=frame_key(frame_id),
+        )
+
+    def frame(self, frame_id: uuid.UUID) -> Frame:
+        with Session(self.engine) as session:
+            frame = session.get(Frame, frame_id)
+            assert frame is not None
+            return frame
+
+    def events(self, frame_id: uuid.UUID) -> list[FaceEvent]:
+        with Session(self.engine) as session:
+            return list(
+                session.scalars(
+                    select(FaceEvent)
+                    .where(FaceEvent.frame_id == frame_id)
+                    .order_by(FaceEvent.face_index)
+                )
+            )
+
+
+@pytest.fixture
+def world(clean_db: Engine, redis_client: redis_lib.Redis) -> World:
+    ids = {name: uuid.uuid4() for name in ("org", "class", "lesson", "student", "consent")}
+    with Session(clean_db) as session, session.begin():
+        session.add(Organisation(id=ids["org"], name="School"))
+        session.flush()
+        session.add(
+            SchoolClass(
+                id=ids["class"], organisation_id=ids["org"], external_id="c1", title="Maths"
+            )
+        )
+        session.add(Student(id=ids["student"], organisation_id=ids["org"], external_id="s1"))
+        session.flush()
+        session.add(
+            Lesson(
+                id=ids["lesson"],
+                class_id=ids["class"],
+                title="Fractions",
+                starts_at=NOW - dt.timedelta(hours=1),
+                ends_at=NOW + dt.timedelta(hours=1),
+            )
+        )
+        session.flush()
+        session.add(
+            Consent(
+                id=ids["consent"], student_id=ids["student"], class_id=ids["class"], source="lms"
+            )
+        )
+    return World(
+        clean_db, redis_client, ids["class"], ids["lesson"], ids["student"], ids["consent"]
+    )
+
+
+def make_resources(
+    database_url: str, redis_url: str, *, inference_enabled: bool = True
+) -> Resources:
+    pipeline = (
+        Pipeline(FakeClassifier()) if inference_enabled else Pipeline(None, inference_enabled=False)
+    )
+    return Resources(
+        engine=make_sync_engine(database_url),
+        redis=redis_lib.Redis.from_url(redis_url),
+        pipeline=pipeline,
+        max_pixels=4096 * 4096,
+        frame_ttl_seconds=600,
+        retention_days=30,
+    )
+
+
+@pytest.fixture
+def resources(world: World, pg_url: str, redis_url: str) -> Iterator[Resources]:
+    res = make_resources(pg_url, redis_url)
+    yield res
+    res.close()
+
+
+@pytest.fixture(scope="session")
+def two_faces() -> bytes:
+    return (MEDIA / "two_people.jpg").read_bytes()
+
+
+@pytest.fixture(scope="session")
+def one_face() -> bytes:
+    return (MEDIA / "obama.jpg").read_bytes()

@@ -1,0 +1,219 @@
+"""The frame task's body against the real PostgreSQL and Redis."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import socket
+
+import cv2
+import numpy as np
+import pytest
+from sqlalchemy import update
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.orm import Session
+
+from services.inference import process
+from services.inference.resources import Resources
+from shared.db.models import Consent, EventKind, FaceQuality, Frame, FrameStatus
+from shared.labels import Expression
+from shared.schemas import LiveNotice, frame_key, live_channel
+from tests.inference.conftest import NOW, World, make_resources
+
+
+def test_frame_with_two_faces_is_stored_announced_and_its_bytes_deleted(
+    world: World, resources: Resources, two_faces: bytes
+) -> None:
+    ref = world.add_frame(two_faces)
+    listener = world.redis.pubsub()
+    listener.subscribe(live_channel(world.lesson_id))
+    listener.get_message(timeout=1)  # the subscription confirmation
+
+    outcome = process.process_frame(ref, resources)
+
+    assert outcome.status is FrameStatus.DONE
+    frame = world.frame(ref.frame_id)
+    assert frame.status is FrameStatus.DONE
+    assert frame.processed_at is not None
+    assert frame.failure_reason is None
+    events = world.events(ref.frame_id)
+    assert [e.face_index for e in events] == [0, 1]
+    for event in events:
+        assert event.kind is EventKind.FACE
+        assert event.quality is FaceQuality.OK
+        assert event.label == Expression.HAPPY
+        assert event.confidence == pytest.approx(0.9)
+        assert len(event.probabilities) == 7
+        assert event.model_version == "fake-happy-1"
+        assert event.lesson_id == world.lesson_id
+        assert event.student_id == world.student_id
+        assert event.box_w > 100
+    assert events[0].box_x < events[1].box_x
+    assert world.redis.exists(frame_key(ref.frame_id)) == 0
+
+    message = listener.get_message(timeout=5)
+    assert message is not None
+    notice = LiveNotice.model_validate(json.loads(message["data"]))
+    assert notice.frame_id == ref.frame_id
+    assert notice.status == "done"
+    assert notice.faces == 2
+    assert notice.labels == ["happy", "happy"]
+    listener.close()
+
+
+def test_frame_processed_twice_is_written_once(
+    world: World, resources: Resources, one_face: bytes
+) -> None:
+    ref = world.add_frame(one_face)
+    first = process.process_frame(ref, resources)
+    # A redelivery with the bytes put back (e.g. a retry that raced the delete).
+    world.redis.set(frame_key(ref.frame_id), one_face)
+    second = process.process_frame(ref, resources)
+    assert first.changed
+    assert not second.changed
+    assert second.status is FrameStatus.DONE
+    assert len(world.events(ref.frame_id)) == 1
+    assert world.redis.exists(frame_key(ref.frame_id)) == 0
+
+
+def test_blank_frame_gives_one_no_face_event(world: World, resources: Resources) -> None:
+    ok, data = cv2.imencode(".png", np.full((480, 640, 3), 120, np.uint8))
+    ref = world.add_frame(data.tobytes())
+    outcome = process.process_frame(ref, resources)
+    assert outcome.status is FrameStatus.DONE
+    (event,) = world.events(ref.frame_id)
+    assert event.kind is EventKind.NO_FACE
+    assert event.label is None
+    assert event.box_x is None
+
+
+@pytest.mark.parametrize(
+    ("data", "reason"),
+    [
+        (b"this is plain text, not a picture", "unsupported_format"),
+        (b"", "empty"),
+    ],
+)
+def test_undecodable_bytes_fail_with_the_reason(
+    world: World, resources: Resources, data: bytes, reason: str
+) -> None:
+    ref = world.add_frame(data)
+    outcome = process.process_frame(ref, resources)
+    assert outcome.status is FrameStatus.FAILED
+    frame = world.frame(ref.frame_id)
+    assert (frame.status, frame.failure_reason) == (FrameStatus.FAILED, reason)
+    assert world.events(ref.frame_id) == []
+    assert world.redis.exists(frame_key(ref.frame_id)) == 0
+
+
+def test_truncated_jpeg_fails_as_truncated(
+    world: World, resources: Resources, one_face: bytes
+) -> None:
+    ref = world.add_frame(one_face[: len(one_face) // 3])
+    process.process_frame(ref, resources)
+    assert world.frame(ref.frame_id).failure_reason == "truncated"
+
+
+def test_expired_bytes_mark_the_frame_expired(world: World, resources: Resources) -> None:
+    ref = world.add_frame(None)
+    outcome = process.process_frame(ref, resources)
+    assert outcome.status is FrameStatus.EXPIRED
+    frame = world.frame(ref.frame_id)
+    assert (frame.status, frame.failure_reason) == (FrameStatus.EXPIRED, "bytes_expired")
+    assert world.events(ref.frame_id) == []
+
+
+def test_consent_withdrawn_after_queueing_fails_and_deletes_the_bytes(
+    world: World, resources: Resources, one_face: bytes
+) -> None:
+    ref = world.add_frame(one_face)
+    with Session(world.engine) as session, session.begin():
+        session.execute(
+            update(Consent).where(Consent.id == world.consent_id).values(withdrawn_at=NOW)
+        )
+    outcome = process.process_frame(ref, resources)
+    assert outcome.status is FrameStatus.FAILED
+    frame = world.frame(ref.frame_id)
+    assert frame.failure_reason == "consent_withdrawn"
+    assert world.events(ref.frame_id) == []
+    assert world.redis.exists(frame_key(ref.frame_id)) == 0
+
+
+def test_lesson_scoped_consent_covers_only_its_lesson(
+    world: World, resources: Resources, one_face: bytes
+) -> None:
+    ref = world.add_frame(one_face)
+    with Session(world.engine) as session, session.begin():
+        consent = session.get(Consent, world.consent_id)
+        assert consent is not None
+        consent.lesson_id = world.lesson_id
+    assert process.process_frame(ref, resources).status is FrameStatus.DONE
+
+
+def test_inference_switched_off_stores_presence_without_expression(
+    world: World, pg_url: str, redis_url: str, two_faces: bytes
+) -> None:
+    res = make_resources(pg_url, redis_url, inference_enabled=False)
+    try:
+        ref = world.add_frame(two_faces)
+        process.process_frame(ref, res)
+    finally:
+        res.close()
+    events = world.events(ref.frame_id)
+    assert len(events) == 2
+    for event in events:
+        assert event.kind is EventKind.FACE
+        assert event.box_w is not None
+        assert event.label is None
+        assert event.probabilities is None
+        assert event.confidence is None
+        assert event.model_version is None
+
+
+def closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def test_database_down_raises_a_transient_error_then_a_retry_stores(
+    world: World, resources: Resources, redis_url: str, one_face: bytes
+) -> None:
+    ref = world.add_frame(one_face)
+    down = make_resources(f"postgresql://postgres@127.0.0.1:{closed_port()}/nowhere", redis_url)
+    try:
+        with pytest.raises(OperationalError):
+            process.process_frame(ref, down)
+    finally:
+        down.close()
+    # Nothing was lost: the frame is still queued and its bytes are still there.
+    assert world.frame(ref.frame_id).status is FrameStatus.QUEUED
+    assert world.redis.exists(frame_key(ref.frame_id)) == 1
+    assert process.process_frame(ref, resources).status is FrameStatus.DONE
+    assert len(world.events(ref.frame_id)) == 1
+
+
+def test_expire_marks_only_old_frames_whose_bytes_are_gone(
+    world: World, resources: Resources, one_face: bytes
+) -> None:
+    old = NOW - dt.timedelta(hours=1)
+    gone = world.add_frame(None, received_at=old)
+    still_there = world.add_frame(one_face, received_at=old)
+    recent = world.add_frame(None)
+    assert process.expire_stale(resources) == 1
+    assert world.frame(gone.frame_id).status is FrameStatus.EXPIRED
+    assert world.frame(gone.frame_id).failure_reason == "bytes_expired"
+    assert world.frame(still_there.frame_id).status is FrameStatus.QUEUED
+    assert world.frame(recent.frame_id).status is FrameStatus.QUEUED
+
+
+def test_purge_deletes_what_is_older_than_the_retention(
+    world: World, resources: Resources, one_face: bytes
+) -> None:
+    ref = world.add_frame(one_face)
+    process.process_frame(ref, resources)
+    assert process.purge_old(resources) == (0, 0)
+    later = dt.datetime.now(dt.UTC) + dt.timedelta(days=31)
+    assert process.purge_old(resources, now=later) == (1, 1)
+    with Session(world.engine) as session:
+        assert session.get(Frame, ref.frame_id) is None
