@@ -90,9 +90,14 @@ class Child:
 
 
 def stop_all(children: list[Child], grace: float = 15.0) -> None:
-    """SIGTERM every child group, wait up to ``grace`` seconds, then SIGKILL what is left."""
+    """SIGTERM every child, wait up to ``grace`` seconds, then SIGKILL what is left of its group.
+
+    SIGTERM goes to the leader only: Celery's main process then stops its pool
+    itself (a warm shutdown); pool processes killed first would look like lost workers.
+    """
     for child in children:
-        child.signal(signal.SIGTERM)
+        if child.alive:
+            child.process.terminate()
     deadline = time.monotonic() + grace
     for child in children:
         with contextlib.suppress(subprocess.TimeoutExpired):
