@@ -1,0 +1,185 @@
+"""``classpulse analyze``: try the model on an image, a folder or a video, no server needed.
+
+A video is sampled every ``--every`` seconds (5 s, as the thesis's client
+sent frames). Each sample prints one line: time or file, faces, labels with
+confidence, or "No face identified"; ``--json`` prints JSON lines instead.
+``--report DIR`` writes the video's timeline as CSV and JSON and a chart.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+from shared.errors import ClassPulseError
+from shared.settings import DEFAULT_MODEL_DIR
+
+if TYPE_CHECKING:
+    import numpy as np
+    import numpy.typing as npt
+
+    from shared.vision.pipeline import FrameResult
+
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp"}
+VIDEO_SUFFIXES = {".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mjpeg"}
+NO_FACE = "No face identified"
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One analysed image: where it came from and what was found."""
+
+    source: str
+    seconds: float | None
+    result: FrameResult
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "source": self.source,
+            "time_s": self.seconds,
+            "width": self.result.width,
+            "height": self.result.height,
+            "faces": [
+                {
+                    "box": [f.box.x, f.box.y, f.box.w, f.box.h],
+                    "quality": f.quality.value,
+                    "label": f.label.label if f.label is not None else None,
+                    "confidence": round(f.confidence, 4) if f.confidence is not None else None,
+                    "probabilities": (
+                        [round(p, 4) for p in f.probabilities] if f.probabilities else None
+                    ),
+                }
+                for f in self.result.faces
+            ],
+        }
+
+    def line(self) -> str:
+        where = f"{self.seconds:8.1f}s" if self.seconds is not None else self.source
+        if self.result.no_face:
+            return f"{where}  0 faces  {NO_FACE}"
+        parts = []
+        for face in self.result.faces:
+            if face.label is not None and face.confidence is not None:
+                parts.append(f"{face.label.label} ({face.confidence:.0%})")
+            elif face.quality.value != "ok":
+                parts.append(f"unlabelled: {face.quality.value.replace('_', ' ')}")
+            else:
+                parts.append("face (expression inference off)")
+        return f"{where}  {len(self.result.faces)} face(s)  " + ", ".join(parts)
+
+
+def read_image(path: Path) -> npt.NDArray[np.uint8]:
+    from shared.vision.decode import decode_image
+
+    return decode_image(path.read_bytes())
+
+
+def video_frames(
+    path: Path, every: float
+) -> tuple[int, Iterator[tuple[float, npt.NDArray[np.uint8]]]]:
+    """(number of samples, iterator of (seconds, BGR frame)) every ``every`` seconds."""
+    import cv2
+
+    capture = cv2.VideoCapture(str(path))
+    if not capture.isOpened():
+        raise ClassPulseError(f"{path}: cannot open the video")
+    fps = capture.get(cv2.CAP_PROP_FPS) or 25.0
+    count = int(capture.get(cv2.CAP_PROP_FRAME_COUNT))
+    duration = count / fps if count > 0 else 0.0
+    times = [i * every for i in range(int(duration // every) + 1)] if duration else [0.0]
+
+    def frames() -> Iterator[tuple[float, npt.NDArray[np.uint8]]]:
+        try:
+            index = 0
+            for seconds in times:
+                target = round(seconds * fps)
+                # Grab forward to the sample (exact, and cheap for short steps).
+                while index < target and capture.grab():
+                    index += 1
+                ok, frame = capture.read()
+                if not ok:
+                    return
+                index += 1
+                yield seconds, frame  # type: ignore[misc]
+        finally:
+            capture.release()
+
+    return len(times), frames()
+
+
+def analyze(
+    path: Annotated[
+        Path | None, typer.Argument(help="An image, a folder of images, or a video file")
+    ] = None,
+    video: Annotated[Path | None, typer.Option(help="A video file (same as PATH)")] = None,
+    every: Annotated[float, typer.Option(min=0.01, help="Seconds between video samples")] = 5.0,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON lines")] = False,
+    report: Annotated[
+        Path | None, typer.Option(help="Write timeline.csv, timeline.json and chart.png here")
+    ] = None,
+    model: Annotated[Path, typer.Option(help="Model artifact directory")] = DEFAULT_MODEL_DIR,
+) -> None:
+    """Label the faces of an image, a folder of images, or a video sampled every N seconds."""
+    target = video or path
+    if target is None:
+        raise typer.BadParameter("give PATH or --video FILE")
+    if not target.exists():
+        raise typer.BadParameter(f"{target}: no such file or folder")
+    is_video = target.is_file() and target.suffix.lower() in VIDEO_SUFFIXES
+    if report is not None and not is_video:
+        raise typer.BadParameter("--report needs a video (PATH or --video)")
+    try:
+        samples = list(_run(target, is_video, every, model, as_json))
+        if report is not None:
+            from classpulse.analyze_report import write_report
+
+            written = write_report(samples, report, every)
+            typer.echo("report: " + ", ".join(str(p) for p in written), err=True)
+    except ClassPulseError as exc:
+        typer.echo(f"error: {exc.message}", err=True)
+        raise typer.Exit(1) from None
+
+
+def _run(
+    target: Path, is_video: bool, every: float, model: Path, as_json: bool
+) -> Iterator[Sample]:
+    from tqdm import tqdm
+
+    from shared.vision.classify import ExpressionClassifier
+    from shared.vision.pipeline import Pipeline
+
+    pipeline = Pipeline(ExpressionClassifier(model))
+    if is_video:
+        total, frames = video_frames(target, every)
+        for seconds, frame in tqdm(frames, total=total, unit="sample", file=sys.stderr):
+            yield _emit(Sample(target.name, seconds, pipeline.analyze(frame)), as_json)
+        return
+    files = (
+        sorted(p for p in target.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+        if target.is_dir()
+        else [target]
+    )
+    if not files:
+        raise ClassPulseError(f"{target}: no JPEG, PNG or WebP images")
+    for file in files:
+        try:
+            image = read_image(file)
+        except ClassPulseError as exc:
+            typer.echo(f"{file.name}: skipped: {exc.message}", err=True)
+            continue
+        yield _emit(Sample(file.name, None, pipeline.analyze(image)), as_json)
+
+
+def _emit(sample: Sample, as_json: bool) -> Sample:
+    typer.echo(json.dumps(sample.to_json()) if as_json else sample.line())
+    return sample
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(analyze)
