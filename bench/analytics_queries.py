@@ -132,7 +132,7 @@ async def measure(
         if span:
             params["s0"], params["s1"] = span
         sql = "EXPLAIN (ANALYZE, BUFFERS) " + _timeline_sql(
-            smooth=0, one_student=one_student, rollup=span is not None
+            smooth=0, one_student=one_student, rollup=span is not None, step=window.step
         )
         async with engine.connect() as conn:
             plan = [r[0] for r in (await conn.execute(text(sql), params)).all()]
@@ -203,6 +203,7 @@ def main() -> None:
         asyncio.run(
             measure(url, seeded.lesson_id, student_id, seeded.starts_at, args.minutes, args.runs)
         )
+        insert_cost(url, seeded, student_id, frames=300)
     finally:
         if args.keep:
             print(f"kept {url}")

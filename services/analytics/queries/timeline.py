@@ -25,11 +25,7 @@ _SUMMED = ", ".join(
     f"sum(x.{c}) AS {c}"
     for c in ("frames", "face_frames", "labelled", *(f"l{i}" for i in range(NUM_CLASSES)))
 )
-#: Per (bucket, student) counts from the per-minute rollup for whole minutes in
-#: ``[:s0, :s1)``, plus raw events for the window's partial minutes at each end.
-_ROLLUP_PER_STUDENT = f"""
-  SELECT x.bucket, x.student_id, {_SUMMED}, sum(x.confidence_sum) AS confidence_sum
-  FROM (
+_ROLLUP_PARTS = f"""
     SELECT date_bin(:step, r.minute, :origin) AS bucket, r.student_id, r.frames,
            r.face_frames, r.labelled, {_ROLLUP_LABELS}, r.confidence_sum
     FROM face_event_minutes r
@@ -39,8 +35,21 @@ _ROLLUP_PER_STUDENT = f"""
     FROM face_events e
     WHERE e.lesson_id = :lesson AND ((e.captured_at >= :t0 AND e.captured_at < :s0)
                                   OR (e.captured_at >= :s1 AND e.captured_at < :t1))
-    GROUP BY 1, e.student_id
-  ) x
+    GROUP BY 1, e.student_id"""
+
+
+def _rollup_per_student(step: int) -> str:
+    """Per (bucket, student) counts from the per-minute rollup for the whole minutes
+    ``[:s0, :s1)``, plus raw events for the window's partial minutes at each end.
+
+    With one-minute buckets the two parts never share a bucket, so they need no
+    second grouping; wider buckets merge a student's rows of both parts.
+    """
+    if step == 60:
+        return _ROLLUP_PARTS
+    return f"""
+  SELECT x.bucket, x.student_id, {_SUMMED}, sum(x.confidence_sum) AS confidence_sum
+  FROM ({_ROLLUP_PARTS}) x
   GROUP BY x.bucket, x.student_id"""
 
 
@@ -62,9 +71,9 @@ def rollup_span(window: TimeWindow) -> tuple[dt.datetime, dt.datetime] | None:
     return (ceil, floor) if floor > ceil else None
 
 
-def _timeline_sql(*, smooth: int, one_student: bool, rollup: bool = False) -> str:
+def _timeline_sql(*, smooth: int, one_student: bool, rollup: bool = False, step: int = 60) -> str:
     if rollup:
-        per_student = _ROLLUP_PER_STUDENT
+        per_student = _rollup_per_student(step)
     else:
         per_student = f"""
   SELECT date_bin(:step, e.captured_at, :origin) AS bucket, {PER_STUDENT_COLUMNS}
@@ -116,7 +125,12 @@ async def bucket_counts(
     span = rollup_span(window) if use_rollup and student_id is None and smooth <= 1 else None
     if span is not None:
         params["s0"], params["s1"] = span
-    sql = _timeline_sql(smooth=smooth, one_student=student_id is not None, rollup=span is not None)
+    sql = _timeline_sql(
+        smooth=smooth,
+        one_student=student_id is not None,
+        rollup=span is not None,
+        step=window.step,
+    )
     rows = (await session.execute(text(sql), params)).all()
     return [(row.start, GroupCounts.from_row(row)) for row in rows]
 
