@@ -25,6 +25,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any
+from urllib.parse import urlsplit, urlunsplit
 
 import typer
 
@@ -151,6 +152,46 @@ def start_stores(options: UpOptions, stack: contextlib.ExitStack) -> Stores:
     return Stores(database_url, redis_url, notes)
 
 
+def redact(url: str) -> str:
+    """``url`` without its password, for printing."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    host = parts.netloc.rsplit("@", 1)[1]
+    user = parts.username or ""
+    return urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))
+
+
+def migrate_or_explain(database_url: str, revision: str = "head") -> None:
+    """Migrate; an unreachable database is a clear error, not a traceback."""
+    from sqlalchemy.exc import OperationalError
+
+    from shared.db.migrate import upgrade
+
+    try:
+        upgrade(database_url, revision)
+    except OperationalError as exc:
+        raise ConfigError(
+            f"cannot reach PostgreSQL at {redact(database_url)} (CLASSPULSE_DATABASE_URL): "
+            f"{str(exc.orig).strip()}"
+        ) from None
+
+
+def check_redis(redis_url: str) -> None:
+    """Fail clearly before starting services when Redis does not answer."""
+    import redis
+
+    client = redis.Redis.from_url(redis_url, socket_connect_timeout=5)
+    try:
+        client.ping()
+    except redis.RedisError as exc:
+        raise ConfigError(
+            f"cannot reach Redis at {redact(redis_url)} (CLASSPULSE_REDIS_URL): {exc}"
+        ) from None
+    finally:
+        client.close()
+
+
 def _check_port_free(host: str, port: int, what: str) -> None:
     from classpulse.embedded import port_is_free
 
@@ -232,8 +273,8 @@ def _print_summary(
             lines.append(f"  {label:<15} {urls[name]}  (OpenAPI: {urls[name]}/docs)")
     workers = sum(child.name.startswith("worker") for child in children)
     lines.append(f'  workers:        {workers} on queue "{FRAME_QUEUE}"')
-    lines.append(f"  PostgreSQL:     {stores.database_url}")
-    lines.append(f"  Redis:          {stores.redis_url}")
+    lines.append(f"  PostgreSQL:     {redact(stores.database_url)}")
+    lines.append(f"  Redis:          {redact(stores.redis_url)}")
     lines += [f"  ({note})" for note in stores.notes]
     lines.append(f"  logs:           {options.data_dir / 'logs'}")
     typer.echo("\n".join(lines))
@@ -258,7 +299,6 @@ def _interrupt(signum: int, frame: object) -> None:
 def run_up(options: UpOptions) -> None:
     """Start everything, print the URLs, and run until Ctrl-C / SIGTERM; then stop everything."""
     from shared import settings
-    from shared.db.migrate import upgrade
 
     for getter in (
         settings.store_settings,
@@ -279,7 +319,8 @@ def run_up(options: UpOptions) -> None:
         _check_port_free(options.host, options.analytics_port, "analytics")
         stores = start_stores(options, stack)
         typer.echo("migrating the database …")
-        upgrade(stores.database_url)
+        migrate_or_explain(stores.database_url)
+        check_redis(stores.redis_url)
         os.environ.update(
             CLASSPULSE_DATABASE_URL=stores.database_url,
             CLASSPULSE_REDIS_URL=stores.redis_url,
@@ -381,7 +422,11 @@ def migrate_command(
         for difference in differences:
             typer.echo(f"differs: {difference}")
         raise typer.Exit(code=1 if differences else 0)
-    migrate.upgrade(url, revision)
+    try:
+        migrate_or_explain(url, revision)
+    except ClassPulseError as exc:
+        typer.echo(f"error: {exc.message}", err=True)
+        raise typer.Exit(code=2) from None
     typer.echo(f"database migrated to {revision}")
 
 

@@ -62,6 +62,25 @@ def test_up_names_a_bad_setting(tmp_path: Path) -> None:
     assert "CLASSPULSE_MIN_GROUP_SIZE" in done.stderr
 
 
+def test_up_explains_an_unreachable_database_without_its_password(tmp_path: Path) -> None:
+    closed = free_port()  # bound and released: nothing listens there
+    done = subprocess.run(
+        [*CLASSPULSE, "up", "--data-dir", str(tmp_path / "data")],
+        env=up_env(
+            CLASSPULSE_DATABASE_URL=f"postgresql://cp:hunter2@127.0.0.1:{closed}/classpulse",
+            CLASSPULSE_REDIS_URL=f"redis://127.0.0.1:{closed}/0",
+            CLASSPULSE_TOKEN_SECRET="s" * 32,
+        ),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 2
+    assert "cannot reach PostgreSQL" in done.stderr
+    assert "CLASSPULSE_DATABASE_URL" in done.stderr
+    assert "hunter2" not in done.stdout + done.stderr
+
+
 def _read_lines(stream: object, lines: queue.Queue[str]) -> None:
     for line in stream:  # type: ignore[attr-defined]
         lines.put(line)
