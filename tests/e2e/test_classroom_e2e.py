@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import json
+import os
 import re
 import statistics
 import time
@@ -28,8 +29,11 @@ from tests.e2e.conftest import ARTIFACTS, Stack
 pytestmark = pytest.mark.slow
 
 FRAME_TIMEOUT = 60.0
-#: Frames the live test waits for before measuring (one a second at interval=1).
-LIVE_FRAMES = 10
+#: Frames the live test waits for before measuring, and the page's interval: one a
+#: second keeps CI short; a longer latency measurement sets them through the environment
+#: (see docs/benchmarks.md, "End to end").
+LIVE_FRAMES = int(os.environ.get("CLASSPULSE_E2E_FRAMES", "10"))
+LIVE_INTERVAL = os.environ.get("CLASSPULSE_E2E_INTERVAL", "1")
 
 # Records every Server-Sent Event a page receives, with its arrival time, before
 # any page script runs: the dashboard's own EventSource is wrapped, not replaced.
@@ -261,7 +265,7 @@ def test_frames_flow_from_browser_to_live_dashboard(
     )
 
     classroom = page_factory("classroom")
-    classroom.goto(lesson.classroom_url("e2e-live", interval="1"))
+    classroom.goto(lesson.classroom_url("e2e-live", interval=LIVE_INTERVAL))
     classroom.get_by_role("button", name=re.compile("I agree")).click()
     wait_for(
         lambda: (
@@ -274,7 +278,7 @@ def test_frames_flow_from_browser_to_live_dashboard(
             )
             >= LIVE_FRAMES
         ),
-        FRAME_TIMEOUT,
+        FRAME_TIMEOUT + LIVE_FRAMES * float(LIVE_INTERVAL),
         f"{LIVE_FRAMES} processed frames",
     )
     wait_for(lambda: chart_points(dashboard) > 0, 10, "points on the dashboard chart")
@@ -307,11 +311,15 @@ def test_frames_flow_from_browser_to_live_dashboard(
     sse = dashboard.evaluate("() => window.__sse")
     measured = latencies(state["frames"], rows, sse, lesson.starts_at)
     assert len(measured) >= LIVE_FRAMES // 2, "most frames reach the live dashboard"
-    print(
-        f"\nbrowser capture -> live dashboard over {len(measured)} frames: "
-        f"p50 {statistics.median(measured):.3f} s, p95 {percentile(measured, 0.95):.3f} s, "
-        f"max {max(measured):.3f} s"
-    )
+    figures = {
+        "frames": len(measured),
+        "interval_s": float(LIVE_INTERVAL),
+        "p50_s": round(statistics.median(measured), 3),
+        "p95_s": round(percentile(measured, 0.95), 3),
+        "max_s": round(max(measured), 3),
+    }
+    (ARTIFACTS / "e2e-latency.json").write_text(json.dumps(figures, indent=2))
+    print(f"\nbrowser capture -> live dashboard: {figures}")
 
     # Stop: the camera and the socket close and nothing more is sent or stored.
     classroom.get_by_role("button", name="Stop", exact=True).click()

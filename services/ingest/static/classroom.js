@@ -439,6 +439,7 @@
     ui.result.textContent = "Stopped: nothing is being sent.";
     if (message) say(message, state === "error" ? "error" : "info");
     if (wasActive) {
+      ui.refuse.hidden = true; // consent was given: "Stop and withdraw" is the way back
       ui.consent.disabled = state === "error";
       ui.consent.textContent = "Start sharing again";
       ui.explain.hidden = false;
@@ -557,7 +558,8 @@
     classroom.me = me;
     const interval = chosen ?? me.frame_interval_seconds ?? DEFAULT_INTERVAL_S;
     classroom.interval = Math.min(MAX_INTERVAL_S, Math.max(MIN_INTERVAL_S, interval));
-    ui.intervalText.textContent = String(classroom.interval);
+    const n = classroom.interval;
+    ui.intervalText.textContent = n === 1 ? "second" : `${n} seconds`;
     ui.lesson.textContent = me.lesson_live
       ? `Lesson: ${me.lesson_title}`
       : `Lesson: ${me.lesson_title} (not live now: nothing can be sent until it starts)`;
