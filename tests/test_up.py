@@ -18,7 +18,7 @@ import psutil
 import pytest
 from sqlalchemy import text
 
-from classpulse.embedded import EmbeddedPostgres, answers
+from classpulse.embedded import answers
 from shared.db.engine import make_sync_engine
 
 START_TIMEOUT = 60.0
@@ -81,21 +81,61 @@ def test_up_explains_an_unreachable_database_without_its_password(tmp_path: Path
     assert "hunter2" not in done.stdout + done.stderr
 
 
-def _read_lines(stream: object, lines: queue.Queue[str]) -> None:
-    for line in stream:  # type: ignore[attr-defined]
-        lines.put(line)
+class UpRun:
+    """One ``classpulse up`` subprocess on the embedded default, its output collected."""
 
+    def __init__(self, data_dir: Path, ports: dict[str, int]) -> None:
+        self.data_dir = data_dir
+        command = [*CLASSPULSE, "up", "--data-dir", str(data_dir)]
+        for name, port in ports.items():
+            command += [f"--{name}-port", str(port)]
+        self.proc = subprocess.Popen(
+            command,
+            env=up_env(CLASSPULSE_TOKEN_SECRET="test-secret-" + "x" * 20),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        self.lines: queue.Queue[str] = queue.Queue()
+        self.seen: list[str] = []
+        threading.Thread(target=self._read, daemon=True).start()
 
-def _wait_for(lines: queue.Queue[str], seen: list[str], marker: str, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            self.lines.put(line)
+
+    @property
+    def output(self) -> str:
+        return "".join(self.seen)
+
+    def wait_until_up(self, timeout: float = START_TIMEOUT) -> str:
+        """Wait for the summary ``up`` prints once everything answers; return the output."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                self.seen.append(self.lines.get(timeout=0.5))
+            except queue.Empty:
+                if self.proc.poll() is not None:
+                    break
+                continue
+            if "logs:" in self.seen[-1]:
+                return self.output
+        raise AssertionError(f"`up` was not up within {timeout}s; output:\n{self.output}")
+
+    def processes(self) -> list[psutil.Process]:
+        """Everything `up` runs: its own tree, plus the postmaster that pg_ctl detached."""
+        pid_file = self.data_dir / "postgres/data/postmaster.pid"
+        postmaster = int(pid_file.read_text().split()[0])
+        return _tree(self.proc.pid) + _tree(postmaster)
+
+    def stop(self, sig: signal.Signals) -> None:
+        self.proc.send_signal(sig)
         try:
-            seen.append(lines.get(timeout=0.5))
-        except queue.Empty:
-            continue
-        if marker in seen[-1]:
-            return
-    raise AssertionError(f"no {marker!r} within {timeout}s; output:\n{''.join(seen)}")
+            self.proc.wait(timeout=45)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            raise
 
 
 def _tree(pid: int) -> list[psutil.Process]:
@@ -110,30 +150,19 @@ def _gone(process: psutil.Process) -> bool:
         return True
 
 
+def _assert_nothing_left(processes: list[psutil.Process], ports: dict[str, int]) -> None:
+    leftovers = [p for p in processes if not _gone(p)]
+    assert leftovers == [], [p.cmdline() for p in leftovers]
+    assert not any(answers(port) for port in ports.values())
+
+
 @pytest.mark.slow
 def test_up_starts_answers_health_checks_and_stops_leaving_nothing(tmp_path: Path) -> None:
     data_dir = tmp_path / "data"
     ports = {name: free_port() for name in ("ingest", "analytics", "postgres", "redis")}
-    proc = subprocess.Popen(
-        [
-            *CLASSPULSE, "up",
-            "--data-dir", str(data_dir),
-            "--ingest-port", str(ports["ingest"]),
-            "--analytics-port", str(ports["analytics"]),
-            "--postgres-port", str(ports["postgres"]),
-            "--redis-port", str(ports["redis"]),
-        ],
-        env=up_env(CLASSPULSE_TOKEN_SECRET="test-secret-" + "x" * 20),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )  # fmt: skip
-    lines: queue.Queue[str] = queue.Queue()
-    threading.Thread(target=_read_lines, args=(proc.stdout, lines), daemon=True).start()
-    seen: list[str] = []
+    first = UpRun(data_dir, ports)
     try:
-        _wait_for(lines, seen, "logs:", START_TIMEOUT)
-        output = "".join(seen)
+        output = first.wait_until_up()
         started = dict(re.findall(r"(ingest|analytics) API:\s+(http://\S+)", output))
         skipped = set(re.findall(r"skipped (ingest|analytics):", output))
         assert set(started) | skipped == {"ingest", "analytics"}, output
@@ -142,14 +171,12 @@ def test_up_starts_answers_health_checks_and_stops_leaving_nothing(tmp_path: Pat
             response = httpx.get(f"{url}/healthz", timeout=5)
             assert response.status_code == 200
             assert response.json() == {"status": "ok"}
-        assert f"127.0.0.1:{ports['postgres']}/classpulse" in output
+        database_url = f"postgresql://postgres@127.0.0.1:{ports['postgres']}/classpulse"
+        assert database_url in output
         assert f"redis://127.0.0.1:{ports['redis']}" in output
-        assert answers(ports["postgres"])
         assert answers(ports["redis"])
 
-        # Everything `up` runs: its own tree, plus the postmaster pg_ctl detached.
-        postmaster = int((data_dir / "postgres/data/postmaster.pid").read_text().split()[0])
-        processes = _tree(proc.pid) + _tree(postmaster)
+        processes = first.processes()
         commands = " ".join(" ".join(p.cmdline()) for p in processes)
         assert "redis-server" in commands
         for name in started:
@@ -157,26 +184,41 @@ def test_up_starts_answers_health_checks_and_stops_leaving_nothing(tmp_path: Pat
         if "skipped inference workers" not in output:
             assert "celery" in commands
             assert (data_dir / "logs" / "worker1.log").exists()
+
+        # A second `up` on the same data directory refuses instead of corrupting it.
+        second = subprocess.run(
+            [*CLASSPULSE, "up", "--data-dir", str(data_dir)],
+            env=up_env(CLASSPULSE_TOKEN_SECRET="s" * 32),
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert second.returncode == 2
+        assert "another `classpulse up` is running" in second.stderr
+
+        engine = make_sync_engine(database_url)
+        with engine.begin() as conn:
+            conn.execute(
+                text("INSERT INTO organisations (id, name) VALUES (gen_random_uuid(), 'kept')")
+            )
+        engine.dispose()
     finally:
-        proc.send_signal(signal.SIGINT)
-        try:
-            proc.wait(timeout=45)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            raise
-    assert proc.returncode == 0, "".join(seen)
-    leftovers = [p for p in processes if not _gone(p)]
-    assert leftovers == [], [p.cmdline() for p in leftovers]
-    assert not any(answers(port) for port in ports.values())
+        first.stop(signal.SIGINT)
+    assert first.proc.returncode == 0, first.output
+    _assert_nothing_left(processes, ports)
     for name in started:
         assert (data_dir / "logs" / f"{name}.log").stat().st_size > 0
 
-    # The data stays for the next `up`: the migrated schema is still there.
-    postgres = EmbeddedPostgres(data_dir / "postgres", free_port())
-    engine = make_sync_engine(postgres.start())
+    # The next `up` finds the data again, and SIGTERM stops it as cleanly.
+    again = UpRun(data_dir, ports)
     try:
+        again.wait_until_up()
+        processes = again.processes()
+        engine = make_sync_engine(database_url)
         with engine.connect() as conn:
-            assert conn.scalar(text("SELECT version_num FROM alembic_version"))
-    finally:
+            assert conn.scalar(text("SELECT name FROM organisations")) == "kept"
         engine.dispose()
-        postgres.stop()
+    finally:
+        again.stop(signal.SIGTERM)
+    assert again.proc.returncode == 0, again.output
+    _assert_nothing_left(processes, ports)
