@@ -29,6 +29,7 @@ up: $(VENV)/.installed-run
 	$(BIN)/classpulse up --demo
 
 ## test: lint, type-check and run the test suite on real PostgreSQL and Redis.
+## (PYTEST_ARGS="tests/test_up.py -x" narrows the run.)
 # The machine's servers on 5432 / 6379 when they answer, else embedded ones
 # (started for this run, stopped at its end).
 test: $(VENV)/.installed-dev chromium
@@ -40,7 +41,7 @@ test: $(VENV)/.installed-dev chromium
 	fi; \
 	$(BIN)/ruff check .; \
 	$(BIN)/mypy shared services classpulse; \
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q $(PYTEST_ARGS)
 
 # Browser tests drive headless Chromium; without it they are skipped.
 chromium:
