@@ -28,11 +28,11 @@ from bench.analytics_seed import (
     insert_events,
     seed_lesson,
 )
+from services.analytics.queries.rollup import rollup_span
 from services.analytics.queries.timeline import (
     _params,
     _timeline_sql,
     labelled_points,
-    rollup_span,
     timeline_buckets,
 )
 from services.analytics.window import TimeWindow

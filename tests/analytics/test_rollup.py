@@ -10,7 +10,8 @@ from sqlalchemy import Engine, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bench.analytics_seed import SeededLesson, SeedEvent, insert_events
-from services.analytics.queries.timeline import bucket_counts, rollup_span
+from services.analytics.queries.rollup import rollup_span
+from services.analytics.queries.timeline import bucket_counts
 from services.analytics.window import TimeWindow
 from shared.db.engine import async_session_factory
 
@@ -107,3 +108,26 @@ def test_rollup_is_not_used_when_buckets_straddle_minutes() -> None:
     )
     assert rollup_span(TimeWindow(T0, T0 + dt.timedelta(hours=1), T0, 30)) is None
     assert rollup_span(TimeWindow(T0, T0 + dt.timedelta(seconds=50), T0, 60)) is None
+
+
+async def test_lesson_and_student_totals_from_the_rollup_match_raw_events(
+    async_engine: AsyncEngine, random_lesson: SeededLesson
+) -> None:
+    from services.analytics.queries.summary import lesson_totals, student_totals
+
+    window = WINDOWS[2]  # partial minutes at both ends
+    async with async_session_factory(async_engine)() as session:
+        totals = await lesson_totals(session, random_lesson.lesson_id, window)
+        students = await student_totals(session, random_lesson.lesson_id, window)
+        raw = await bucket_counts(session, random_lesson.lesson_id, window, use_rollup=False)
+        s1 = random_lesson.students["s1"]
+        raw_s1 = await bucket_counts(session, random_lesson.lesson_id, window, student_id=s1)
+
+    assert totals.frames == sum(c.frames for _, c in raw)
+    assert totals.label_counts == tuple(
+        map(sum, zip(*(c.label_counts for _, c in raw), strict=True))
+    )
+    assert totals.students_seen == len(students) == 7
+    (mine,) = [c for sid, _, c in students if sid == s1]
+    assert mine.frames == sum(c.frames for _, c in raw_s1)
+    assert mine.labelled == sum(c.labelled for _, c in raw_s1)

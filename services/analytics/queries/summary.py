@@ -15,6 +15,7 @@ from services.analytics.queries.aggregate import (
     GroupCounts,
     events_source,
 )
+from services.analytics.queries.rollup import rollup_per_student, whole_minutes
 from services.analytics.window import TimeWindow
 from shared.db.models import LessonMarker
 
@@ -23,17 +24,26 @@ def _params(lesson_id: uuid.UUID, window: TimeWindow) -> dict[str, Any]:
     return {"lesson": lesson_id, "t0": window.start, "t1": window.end}
 
 
+def _per_student(params: dict[str, Any], window: TimeWindow, smooth: int) -> str:
+    """Per-student counts over the window: from the rollup where it can answer."""
+    span = whole_minutes(window.start, window.end) if smooth <= 1 else None
+    if span is not None:
+        params["s0"], params["s1"] = span
+        return rollup_per_student(bucketed=False)
+    return f"""
+  SELECT {PER_STUDENT_COLUMNS}
+  FROM {events_source(smooth=smooth, one_student=False)} e GROUP BY e.student_id"""
+
+
 async def lesson_totals(
     session: AsyncSession, lesson_id: uuid.UUID, window: TimeWindow, *, smooth: int = 0
 ) -> GroupCounts:
     """Counts over the whole window."""
+    params = _params(lesson_id, window)
     sql = f"""
-WITH per_student AS (
-  SELECT {PER_STUDENT_COLUMNS}
-  FROM {events_source(smooth=smooth, one_student=False)} e GROUP BY e.student_id
-)
+WITH per_student AS ({_per_student(params, window, smooth)})
 SELECT {GROUP_COLUMNS} FROM per_student p"""
-    row = (await session.execute(text(sql), _params(lesson_id, window))).one()
+    row = (await session.execute(text(sql), params)).one()
     return GroupCounts.from_row(row)
 
 
@@ -41,16 +51,14 @@ async def student_totals(
     session: AsyncSession, lesson_id: uuid.UUID, window: TimeWindow, *, smooth: int = 0
 ) -> list[tuple[uuid.UUID, str, GroupCounts]]:
     """Counts per student seen in the window: (student id, LMS id, counts), by LMS id."""
+    params = _params(lesson_id, window)
     sql = f"""
-WITH per_student AS (
-  SELECT {PER_STUDENT_COLUMNS}
-  FROM {events_source(smooth=smooth, one_student=False)} e GROUP BY e.student_id
-)
+WITH per_student AS ({_per_student(params, window, smooth)})
 SELECT p.student_id, s.external_id, {GROUP_COLUMNS}
 FROM per_student p JOIN students s ON s.id = p.student_id
 GROUP BY p.student_id, s.external_id
 ORDER BY s.external_id"""
-    rows = (await session.execute(text(sql), _params(lesson_id, window))).all()
+    rows = (await session.execute(text(sql), params)).all()
     return [(r.student_id, r.external_id, GroupCounts.from_row(r)) for r in rows]
 
 

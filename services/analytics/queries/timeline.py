@@ -15,65 +15,14 @@ from services.analytics.queries.aggregate import (
     GroupCounts,
     events_source,
 )
+from services.analytics.queries.rollup import rollup_per_student, rollup_span
 from services.analytics.window import TimeWindow
-from shared.labels import LABELS, NUM_CLASSES
-
-#: Width of a ``face_event_minutes`` row.
-MINUTE = dt.timedelta(minutes=1)
-_ROLLUP_LABELS = ", ".join(f"r.label_counts[{i + 1}] AS l{i}" for i in range(NUM_CLASSES))
-_SUMMED = ", ".join(
-    f"sum(x.{c}) AS {c}"
-    for c in ("frames", "face_frames", "labelled", *(f"l{i}" for i in range(NUM_CLASSES)))
-)
-_ROLLUP_PARTS = f"""
-    SELECT date_bin(:step, r.minute, :origin) AS bucket, r.student_id, r.frames,
-           r.face_frames, r.labelled, {_ROLLUP_LABELS}, r.confidence_sum
-    FROM face_event_minutes r
-    WHERE r.lesson_id = :lesson AND r.minute >= :s0 AND r.minute < :s1
-    UNION ALL
-    SELECT date_bin(:step, e.captured_at, :origin) AS bucket, {PER_STUDENT_COLUMNS}
-    FROM face_events e
-    WHERE e.lesson_id = :lesson AND ((e.captured_at >= :t0 AND e.captured_at < :s0)
-                                  OR (e.captured_at >= :s1 AND e.captured_at < :t1))
-    GROUP BY 1, e.student_id"""
+from shared.labels import LABELS
 
 
-def _rollup_per_student(step: int) -> str:
-    """Per (bucket, student) counts from the per-minute rollup for the whole minutes
-    ``[:s0, :s1)``, plus raw events for the window's partial minutes at each end.
-
-    With one-minute buckets the two parts never share a bucket, so they need no
-    second grouping; wider buckets merge a student's rows of both parts.
-    """
-    if step == 60:
-        return _ROLLUP_PARTS
-    return f"""
-  SELECT x.bucket, x.student_id, {_SUMMED}, sum(x.confidence_sum) AS confidence_sum
-  FROM ({_ROLLUP_PARTS}) x
-  GROUP BY x.bucket, x.student_id"""
-
-
-def rollup_span(window: TimeWindow) -> tuple[dt.datetime, dt.datetime] | None:
-    """The whole UTC minutes of ``window`` the per-minute rollup can answer, if any.
-
-    Only when every bucket is a whole number of minutes starting on a minute
-    (the lesson starts on a whole minute), so that no rollup row straddles two
-    buckets.
-    """
-    origin = window.origin.astimezone(dt.UTC)
-    if window.step % 60 or origin.second or origin.microsecond:
-        return None
-    floor = window.end.astimezone(dt.UTC).replace(second=0, microsecond=0)
-    start = window.start.astimezone(dt.UTC)
-    ceil = start.replace(second=0, microsecond=0)
-    if ceil < start:
-        ceil += MINUTE
-    return (ceil, floor) if floor > ceil else None
-
-
-def _timeline_sql(*, smooth: int, one_student: bool, rollup: bool = False, step: int = 60) -> str:
+def _timeline_sql(*, smooth: int, one_student: bool, rollup: bool, step: int) -> str:
     if rollup:
-        per_student = _rollup_per_student(step)
+        per_student = rollup_per_student(bucketed=True, merge=step != 60)
     else:
         per_student = f"""
   SELECT date_bin(:step, e.captured_at, :origin) AS bucket, {PER_STUDENT_COLUMNS}
