@@ -24,11 +24,13 @@ from sqlalchemy import text
 from bench.analytics_seed import (
     SeededLesson,
     SeedEvent,
+    add_marker,
     generate_events,
     insert_events,
     seed_lesson,
 )
 from services.analytics.queries.rollup import rollup_span
+from services.analytics.queries.summary import lesson_totals, segment_counts, student_totals
 from services.analytics.queries.timeline import (
     _params,
     _timeline_sql,
@@ -96,6 +98,16 @@ async def measure(
             )
             return buckets, await labelled_points(session, lesson_id, student_id, window)
 
+    async def summary_queries() -> object:
+        # What GET /summary runs: timeline (for moments), totals, students, segments.
+        async with sessions() as session:
+            return (
+                await timeline_buckets(session, lesson_id, window, min_group_size=5),
+                await lesson_totals(session, lesson_id, window),
+                await student_totals(session, lesson_id, window),
+                await segment_counts(session, lesson_id, window),
+            )
+
     async def raw_class_timeline() -> object:
         async with sessions() as session:
             return await timeline_buckets(
@@ -111,6 +123,7 @@ async def measure(
     assert len(buckets) == minutes
     class_ms, class_max = await median_ms(class_timeline, runs)
     student_ms, student_max = await median_ms(student_timeline, runs)
+    summary_ms, summary_max = await median_ms(summary_queries, max(3, runs // 4))
     raw_ms, raw_max = await median_ms(raw_class_timeline, max(3, runs // 4))
     smooth_ms, smooth_max = await median_ms(smoothed_class_timeline, max(3, runs // 4))
     print(
@@ -120,6 +133,9 @@ async def measure(
     print(
         f"student timeline + raw points:    median {student_ms:.1f} ms, worst "
         f"{student_max:.1f} ms (target < {STUDENT_TARGET_MS} ms)"
+    )
+    print(
+        f"summary queries (5 markers):      median {summary_ms:.1f} ms, worst {summary_max:.1f} ms"
     )
     print(f"class timeline from raw events:   median {raw_ms:.1f} ms, worst {raw_max:.1f} ms")
     print(f"class timeline, smooth=5 (raw):   median {smooth_ms:.1f} ms, worst {smooth_max:.1f} ms")
@@ -182,6 +198,8 @@ def main() -> None:
     try:
         engine = make_sync_engine(url)
         seeded = seed_lesson(engine, minutes=args.minutes, title="Benchmark lesson")
+        for n in range(5):
+            add_marker(engine, seeded.lesson_id, seeded.at(n * args.minutes * 12), f"Slide {n + 1}")
         started = time.perf_counter()
         events = generate_events(
             engine,
