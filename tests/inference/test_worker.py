@@ -172,7 +172,8 @@ def test_worker_retries_while_the_database_is_down_then_stores_and_keeps_serving
         proxy.start()  # the database comes back
         wait_for(
             lambda: status_of(world, first.frame_id) is FrameStatus.DONE,
-            60,
+            # Backoff with full jitter: the next retry may be up to 30 s away.
+            90,
             "frame not stored after the database came back",
             worker,
             log,
