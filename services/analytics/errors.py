@@ -35,6 +35,7 @@ _DESCRIPTIONS = {
     403: "Valid credentials that do not cover this lesson or student (`forbidden`)",
     404: "Unknown lesson or student (`not_found`)",
     422: "Bad query parameters (`validation_error`)",
+    503: "Redis or PostgreSQL unavailable (`service_unavailable`)",
 }
 
 

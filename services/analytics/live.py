@@ -8,28 +8,35 @@ PostgreSQL and pushes them (a burst of notices becomes one push).
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import datetime as dt
 import logging
 import time
 from collections.abc import AsyncIterator
+from typing import Annotated
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Depends
 from fastapi.sse import EventSourceResponse, ServerSentEvent
 from pydantic import ValidationError
+from redis.asyncio.client import PubSub
 from redis.exceptions import RedisError
 
 from services.analytics.deps import ClassLessonDep, ResourcesDep, SessionDep
-from services.analytics.errors import READ_ERRORS
+from services.analytics.errors import READ_ERRORS, error_responses
 from services.analytics.params import BucketQuery, SmoothQuery
 from services.analytics.queries.timeline import timeline_buckets
 from services.analytics.schemas import TimelineBucket
 from services.analytics.window import Bucket, TimeWindow, bucket_start
+from shared.errors import ServiceUnavailable
 from shared.schemas import LiveNotice, live_channel
 
 log = logging.getLogger(__name__)
 router = APIRouter(prefix="/v1/lessons", tags=["live"])
 #: How long one wait for a notice lasts before the loop checks its pending buckets.
 POLL_SECONDS = 0.25
+#: Pause after a failed read before trying Redis again.
+RETRY_SECONDS = 1.0
 
 
 def _bucket_window(buckets: set[dt.datetime], origin: dt.datetime, step: int) -> TimeWindow:
@@ -37,15 +44,44 @@ def _bucket_window(buckets: set[dt.datetime], origin: dt.datetime, step: int) ->
     return TimeWindow(min(buckets), max(buckets) + dt.timedelta(seconds=step), origin, step)
 
 
+async def lesson_channel(
+    access: ClassLessonDep, session: SessionDep, resources: ResourcesDep
+) -> AsyncIterator[PubSub]:
+    """A subscription to the lesson's live channel; 503 if Redis does not answer.
+
+    Subscribing here, before the stream starts, lets a Redis outage answer with a
+    proper error instead of a stream that never sends anything.
+    """
+    # The stream may last an hour: give the access check's connection back to the pool.
+    await session.close()
+    pubsub = resources.redis.pubsub(ignore_subscribe_messages=True)
+    try:
+        await pubsub.subscribe(live_channel(access.lesson.id))
+    except (RedisError, OSError) as exc:
+        await pubsub.aclose()  # type: ignore[no-untyped-call]
+        raise ServiceUnavailable(
+            f"live updates unavailable: Redis does not answer ({exc})"
+        ) from None
+    try:
+        yield pubsub
+    finally:
+        with contextlib.suppress(RedisError, OSError):
+            await pubsub.unsubscribe()
+        await pubsub.aclose()  # type: ignore[no-untyped-call]
+
+
+ChannelDep = Annotated[PubSub, Depends(lesson_channel)]
+
+
 @router.get(
     "/{lesson}/live",
     response_class=EventSourceResponse,
     summary="Live bucket updates (Server-Sent Events)",
-    responses=READ_ERRORS,
+    responses={**READ_ERRORS, **error_responses(503)},
 )
 async def live_timeline(
     access: ClassLessonDep,
-    session: SessionDep,
+    pubsub: ChannelDep,
     resources: ResourcesDep,
     bucket: BucketQuery = Bucket.M1,
     smooth: SmoothQuery = 0,
@@ -56,43 +92,37 @@ async def live_timeline(
     lesson_id, step = access.lesson.id, bucket.seconds
     origin = access.lesson.starts_at.astimezone(dt.UTC)
     k, interval = resources.config.min_group_size, resources.config.live_interval_seconds
-    # The stream may last an hour: give the access check's connection back to the pool.
-    await session.close()
-    pubsub = resources.redis.pubsub(ignore_subscribe_messages=True)
-    await pubsub.subscribe(live_channel(lesson_id))
-    try:
-        yield ServerSentEvent(event="ready", data={"lesson_id": str(lesson_id), "bucket": bucket})
-        pending: set[dt.datetime] = set()
-        last_push = 0.0
-        while True:
+    yield ServerSentEvent(event="ready", data={"lesson_id": str(lesson_id), "bucket": bucket})
+    pending: set[dt.datetime] = set()
+    last_push = 0.0
+    while True:
+        try:
+            message = await pubsub.get_message(timeout=POLL_SECONDS)
+        except (RedisError, OSError) as exc:
+            # redis-py reconnects and resubscribes on the next read; wait a little.
+            log.warning("live channel read failed: %s", exc)
+            await asyncio.sleep(RETRY_SECONDS)
+            message = None
+        if message is not None and message.get("type") == "message":
             try:
-                message = await pubsub.get_message(timeout=POLL_SECONDS)
-            except (RedisError, OSError) as exc:
-                log.warning("live channel read failed: %s", exc)
-                message = None
-            if message is not None and message.get("type") == "message":
-                try:
-                    notice = LiveNotice.model_validate_json(message["data"])
-                    at = notice.captured_at
-                    if at.tzinfo is None:  # workers send UTC; be lenient with a naive one
-                        at = at.replace(tzinfo=dt.UTC)
-                    pending.add(bucket_start(at, origin, step))
-                except ValidationError:
-                    log.warning("ignored a malformed live notice")
-            if pending and time.monotonic() - last_push >= interval:
-                window = _bucket_window(pending, origin, step)
-                pending.clear()
-                async with resources.sessions() as fresh:
-                    rows = await timeline_buckets(
-                        fresh, lesson_id, window, min_group_size=k, smooth=smooth
-                    )
-                last_push = time.monotonic()
-                changed = [
-                    TimelineBucket.model_validate(r).model_dump(mode="json")
-                    for r in rows
-                    if r["frames"]
-                ]
-                yield ServerSentEvent(event="buckets", data=changed)
-    finally:
-        await pubsub.unsubscribe()
-        await pubsub.aclose()  # type: ignore[no-untyped-call]
+                notice = LiveNotice.model_validate_json(message["data"])
+                at = notice.captured_at
+                if at.tzinfo is None:  # workers send UTC; be lenient with a naive one
+                    at = at.replace(tzinfo=dt.UTC)
+                pending.add(bucket_start(at, origin, step))
+            except ValidationError:
+                log.warning("ignored a malformed live notice")
+        if pending and time.monotonic() - last_push >= interval:
+            window = _bucket_window(pending, origin, step)
+            pending.clear()
+            async with resources.sessions() as fresh:
+                rows = await timeline_buckets(
+                    fresh, lesson_id, window, min_group_size=k, smooth=smooth
+                )
+            last_push = time.monotonic()
+            changed = [
+                TimelineBucket.model_validate(r).model_dump(mode="json")
+                for r in rows
+                if r["frames"]
+            ]
+            yield ServerSentEvent(event="buckets", data=changed)

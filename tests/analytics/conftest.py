@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import threading
 import time
@@ -33,14 +34,12 @@ def analytics_config(pg_url: str, redis_url: str) -> AnalyticsConfig:
     )
 
 
-@pytest.fixture(scope="session")
-def analytics_url(analytics_config: AnalyticsConfig) -> Iterator[str]:
-    """A running analytics app (one per test session; tests empty the database)."""
+@contextlib.contextmanager
+def running_app(config: AnalyticsConfig) -> Iterator[str]:
+    """An analytics app served by uvicorn on a free port for the duration of the block."""
     port = free_port()
     server = uvicorn.Server(
-        uvicorn.Config(
-            create_app(analytics_config), host="127.0.0.1", port=port, log_level="warning"
-        )
+        uvicorn.Config(create_app(config), host="127.0.0.1", port=port, log_level="warning")
     )
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
@@ -49,9 +48,18 @@ def analytics_url(analytics_config: AnalyticsConfig) -> Iterator[str]:
         if not thread.is_alive() or time.monotonic() > deadline:
             raise RuntimeError("analytics server did not start")
         time.sleep(0.01)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(timeout=10)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+
+
+@pytest.fixture(scope="session")
+def analytics_url(analytics_config: AnalyticsConfig) -> Iterator[str]:
+    """A running analytics app (one per test session; tests empty the database)."""
+    with running_app(analytics_config) as url:
+        yield url
 
 
 @pytest.fixture

@@ -78,3 +78,27 @@ def test_a_committed_frame_reaches_the_stream_coalesced(
         headers=bearer(lesson.teacher_key),
     ).json()
     assert timeline["buckets"] == [bucket]
+
+
+def test_live_and_readiness_answer_503_when_redis_is_down(
+    analytics_config, lesson: SeededLesson
+) -> None:
+    import dataclasses
+
+    from tests.analytics.conftest import free_port, running_app
+
+    no_redis = dataclasses.replace(analytics_config, redis_url=f"redis://127.0.0.1:{free_port()}/0")
+    with running_app(no_redis) as url, httpx.Client(base_url=url, timeout=10) as client:
+        live = client.get(
+            f"/v1/lessons/{lesson.lesson_id}/live", headers=bearer(lesson.teacher_key)
+        )
+        assert live.status_code == 503
+        assert live.json()["error"]["code"] == "service_unavailable"
+        ready = client.get("/readyz")
+        assert ready.status_code == 503
+        assert ready.json()["checks"]["redis"].startswith("unavailable")
+        # Everything that reads only PostgreSQL keeps working.
+        timeline = client.get(
+            f"/v1/lessons/{lesson.lesson_id}/timeline", headers=bearer(lesson.teacher_key)
+        )
+        assert timeline.status_code == 200
