@@ -15,11 +15,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, delete, exists, or_, select, update
+from sqlalchemy import Connection, delete, select, update
 from sqlalchemy.dialects.postgresql import insert
 
+from shared.consent import consent_active as shared_consent_active
 from shared.db.models import (
-    Consent,
     EventKind,
     FaceEvent,
     FaceQuality,
@@ -52,18 +52,9 @@ def lock_frame(conn: Connection, frame_id: uuid.UUID) -> FrameRow | None:
 
 
 def consent_active(conn: Connection, student_id: uuid.UUID, lesson_id: uuid.UUID) -> bool:
-    """Whether a consent not withdrawn covers this student in this lesson (or its class)."""
-    covered = (
-        select(Consent.id)
-        .join(Lesson, Lesson.class_id == Consent.class_id)
-        .where(
-            Lesson.id == lesson_id,
-            Consent.student_id == student_id,
-            Consent.withdrawn_at.is_(None),
-            or_(Consent.lesson_id.is_(None), Consent.lesson_id == lesson_id),
-        )
-    )
-    return bool(conn.scalar(select(exists(covered))))
+    """Whether the student's deciding consent for this lesson is still active."""
+    class_id = select(Lesson.class_id).where(Lesson.id == lesson_id).scalar_subquery()
+    return bool(conn.scalar(select(shared_consent_active(student_id, class_id, lesson_id))))
 
 
 def event_rows(

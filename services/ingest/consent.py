@@ -1,9 +1,8 @@
 """Consent records: which one decides, granting and withdrawing.
 
-Rule: for a student in a lesson, the latest lesson-level record decides; when
-there is none, the latest class-level record does. Active means not withdrawn.
-Withdrawing for a lesson that only has class-level consent writes a lesson-level
-refusal, so the class consent cannot override it; withdrawing for a class
+The rule itself is ``shared.consent.consent_active``. Withdrawing for a
+lesson that only has class-level consent writes a lesson-level refusal, so
+the class consent cannot override it; withdrawing for a class
 withdraws every active record of that class. Every change is audited. These
 functions never commit: the request does.
 """
@@ -14,26 +13,11 @@ import datetime as dt
 import uuid
 from typing import Any
 
-from sqlalchemy import ColumnElement, func, or_, select, update
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from shared.consent import consent_active
 from shared.db.models import AuditEntry, Consent
-
-
-def consent_active(student_id: Any, class_id: Any, lesson_id: Any) -> ColumnElement[bool]:
-    """SQL boolean: the deciding consent record of the student for the lesson is active."""
-    deciding = (
-        select(Consent.withdrawn_at.is_(None))
-        .where(
-            Consent.student_id == student_id,
-            Consent.class_id == class_id,
-            or_(Consent.lesson_id == lesson_id, Consent.lesson_id.is_(None)),
-        )
-        .order_by(Consent.lesson_id.is_(None), Consent.granted_at.desc(), Consent.id)
-        .limit(1)
-        .scalar_subquery()
-    )
-    return func.coalesce(deciding, False)
 
 
 async def is_active(

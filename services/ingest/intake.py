@@ -20,10 +20,10 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from services.ingest.consent import consent_active
 from services.ingest.deps import Resources
 from services.ingest.image_header import read_header
 from shared.auth import Principal
+from shared.consent import consent_active
 from shared.db.models import Frame, FrameStatus, Lesson
 from shared.errors import (
     Conflict,

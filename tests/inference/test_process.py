@@ -150,6 +150,27 @@ def test_lesson_scoped_consent_covers_only_its_lesson(
     assert process.process_frame(ref, resources).status is FrameStatus.DONE
 
 
+def test_lesson_refusal_overrides_class_consent_as_ingest_decides(
+    world: World, resources: Resources, one_face: bytes
+) -> None:
+    ref = world.add_frame(one_face)
+    with Session(world.engine) as session, session.begin():
+        # The class-level consent stays active; a later lesson-level refusal decides.
+        session.add(
+            Consent(
+                student_id=world.student_id,
+                class_id=world.class_id,
+                lesson_id=world.lesson_id,
+                source="student",
+                granted_at=NOW + dt.timedelta(seconds=1),
+                withdrawn_at=NOW + dt.timedelta(seconds=1),
+            )
+        )
+    outcome = process.process_frame(ref, resources)
+    assert outcome.status is FrameStatus.FAILED
+    assert world.frame(ref.frame_id).failure_reason == "consent_withdrawn"
+
+
 def test_inference_switched_off_stores_presence_without_expression(
     world: World, pg_url: str, redis_url: str, two_faces: bytes
 ) -> None:
