@@ -39,6 +39,9 @@ START_TIMEOUT = 30.0
 def port_is_free(port: int, host: str = HOST) -> bool:
     """True when nothing listens on ``host:port`` and we may bind it."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        # As the servers do: connections of a stopped server in TIME_WAIT do
+        # not keep the next one from listening on the same port.
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind((host, port))
         except OSError:

@@ -22,14 +22,14 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
-from urllib.parse import urlsplit, urlunsplit
 
 import typer
 
 from classpulse.processes import Child, StartupFailed, stop_all
+from classpulse.stores import Stores, check_redis, migrate_or_explain, redact, start_stores
 from shared.errors import ClassPulseError, ConfigError
 from shared.schemas import FRAME_QUEUE
 
@@ -90,13 +90,6 @@ class UpOptions:
     health_timeout: float
 
 
-@dataclass
-class Stores:
-    database_url: str
-    redis_url: str
-    notes: list[str] = field(default_factory=list)
-
-
 @contextlib.contextmanager
 def data_dir_lock(data_dir: Path) -> Iterator[None]:
     """Hold the data directory for this ``up``; a second one on it fails clearly."""
@@ -128,68 +121,6 @@ def token_secret(data_dir: Path, demo: bool) -> str:
         path.write_text(secrets.token_urlsafe(32))
         path.chmod(0o600)
     return path.read_text().strip()
-
-
-def start_stores(options: UpOptions, stack: contextlib.ExitStack) -> Stores:
-    """The configured servers, or embedded ones for what is not configured."""
-    from classpulse.embedded import EmbeddedPostgres, EmbeddedRedis
-    from shared.settings import store_settings
-
-    configured = store_settings()
-    notes = []
-    database_url = configured.database_url
-    if database_url is None:
-        postgres = EmbeddedPostgres(options.data_dir / "postgres", options.postgres_port)
-        database_url = postgres.start()
-        stack.callback(postgres.stop)
-        notes.append(f"embedded PostgreSQL, data in {postgres.root}")
-    redis_url = configured.redis_url
-    if redis_url is None:
-        redis = EmbeddedRedis(options.data_dir / "redis", options.redis_port)
-        redis_url = redis.start()
-        stack.callback(redis.stop)
-        notes.append(f"embedded Redis, data in {redis.root}")
-    return Stores(database_url, redis_url, notes)
-
-
-def redact(url: str) -> str:
-    """``url`` without its password, for printing."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    host = parts.netloc.rsplit("@", 1)[1]
-    user = parts.username or ""
-    return urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))
-
-
-def migrate_or_explain(database_url: str, revision: str = "head") -> None:
-    """Migrate; an unreachable database is a clear error, not a traceback."""
-    from sqlalchemy.exc import OperationalError
-
-    from shared.db.migrate import upgrade
-
-    try:
-        upgrade(database_url, revision)
-    except OperationalError as exc:
-        raise ConfigError(
-            f"cannot reach PostgreSQL at {redact(database_url)} (CLASSPULSE_DATABASE_URL): "
-            f"{str(exc.orig).strip()}"
-        ) from None
-
-
-def check_redis(redis_url: str) -> None:
-    """Fail clearly before starting services when Redis does not answer."""
-    import redis
-
-    client = redis.Redis.from_url(redis_url, socket_connect_timeout=5)
-    try:
-        client.ping()
-    except redis.RedisError as exc:
-        raise ConfigError(
-            f"cannot reach Redis at {redact(redis_url)} (CLASSPULSE_REDIS_URL): {exc}"
-        ) from None
-    finally:
-        client.close()
 
 
 def _check_port_free(host: str, port: int, what: str) -> None:
@@ -317,7 +248,7 @@ def run_up(options: UpOptions) -> None:
         secret = token_secret(options.data_dir, options.demo)
         _check_port_free(options.host, options.ingest_port, "ingest")
         _check_port_free(options.host, options.analytics_port, "analytics")
-        stores = start_stores(options, stack)
+        stores = start_stores(options.data_dir, options.postgres_port, options.redis_port, stack)
         typer.echo("migrating the database …")
         migrate_or_explain(stores.database_url)
         check_redis(stores.redis_url)

@@ -212,8 +212,9 @@ def test_up_starts_answers_health_checks_and_stops_leaving_nothing(tmp_path: Pat
     # The next `up` finds the data again, and SIGTERM stops it as cleanly.
     again = UpRun(data_dir, ports)
     try:
-        again.wait_until_up()
+        output = again.wait_until_up()
         processes = again.processes()
+        assert database_url in output  # the same port again
         engine = make_sync_engine(database_url)
         with engine.connect() as conn:
             assert conn.scalar(text("SELECT name FROM organisations")) == "kept"
