@@ -131,3 +131,34 @@ async def test_lesson_and_student_totals_from_the_rollup_match_raw_events(
     (mine,) = [c for sid, _, c in students if sid == s1]
     assert mine.frames == sum(c.frames for _, c in raw_s1)
     assert mine.labelled == sum(c.labelled for _, c in raw_s1)
+
+
+@pytest.mark.parametrize("window", [WINDOWS[0], WINDOWS[2]], ids=["whole", "partial"])
+async def test_segments_from_the_rollup_match_raw_events(
+    async_engine: AsyncEngine, random_lesson: SeededLesson, clean_db: Engine, window: TimeWindow
+) -> None:
+    import math
+
+    from bench.analytics_seed import add_marker
+    from services.analytics.queries.summary import segment_counts
+
+    lesson = random_lesson
+    for seconds, label in ((197.5, "Slide 2"), (600, "Slide 3"), (620, "Quiz"), (1361, "Slide 4")):
+        add_marker(clean_db, lesson.lesson_id, lesson.at(seconds), label)
+    async with async_session_factory(async_engine)() as session:
+        segments = await segment_counts(session, lesson.lesson_id, window)
+        expected = []
+        for _, _, start, end, _ in segments:
+            one_bucket = TimeWindow(start, end, start, math.ceil((end - start).total_seconds()))
+            ((_, raw),) = await bucket_counts(
+                session, lesson.lesson_id, one_bucket, use_rollup=False
+            )
+            expected.append((start, end, raw.frames, raw.students_seen, raw.label_counts))
+
+    assert [
+        (s, e, c.frames, c.students_seen, c.label_counts) for _, _, s, e, c in segments
+    ] == expected
+    assert sum(c.frames for *_, c in segments) == sum(
+        c.frames for _, c in (await both_ways(async_engine, lesson, window))[1]
+    )
+    assert "Quiz" in [label for label, *_ in segments]

@@ -16,9 +16,11 @@ from shared.labels import NUM_CLASSES
 
 #: Width of a rollup row.
 MINUTE = dt.timedelta(minutes=1)
+#: SQL for the start of the UTC minute holding ``{t}`` (as the rollup triggers compute it).
+MINUTE_SQL = "date_bin('1 minute', {t}, TIMESTAMPTZ '2000-01-01 00:00:00+00')"
 _COUNTS = ("frames", "face_frames", "labelled", *(f"l{i}" for i in range(NUM_CLASSES)))
-_ROLLUP_LABELS = ", ".join(f"r.label_counts[{i + 1}] AS l{i}" for i in range(NUM_CLASSES))
-_SUMMED = ", ".join(f"sum(x.{c}) AS {c}" for c in _COUNTS)
+ROLLUP_LABELS = ", ".join(f"r.label_counts[{i + 1}] AS l{i}" for i in range(NUM_CLASSES))
+SUMMED = ", ".join(f"sum(x.{c}) AS {c}" for c in _COUNTS)
 
 
 def whole_minutes(start: dt.datetime, end: dt.datetime) -> tuple[dt.datetime, dt.datetime] | None:
@@ -51,7 +53,7 @@ def rollup_parts(*, bucketed: bool) -> str:
     key_e = "date_bin(:step, e.captured_at, :origin) AS bucket, " if bucketed else ""
     group = "1, e.student_id" if bucketed else "e.student_id"
     return f"""
-    SELECT {key_r}r.student_id, r.frames, r.face_frames, r.labelled, {_ROLLUP_LABELS},
+    SELECT {key_r}r.student_id, r.frames, r.face_frames, r.labelled, {ROLLUP_LABELS},
            r.confidence_sum
     FROM face_event_minutes r
     WHERE r.lesson_id = :lesson AND r.minute >= :s0 AND r.minute < :s1
@@ -72,6 +74,6 @@ def rollup_per_student(*, bucketed: bool, merge: bool = True) -> str:
         return parts
     key = "x.bucket, " if bucketed else ""
     return f"""
-  SELECT {key}x.student_id, {_SUMMED}, sum(x.confidence_sum) AS confidence_sum
+  SELECT {key}x.student_id, {SUMMED}, sum(x.confidence_sum) AS confidence_sum
   FROM ({parts}) x
   GROUP BY {key}x.student_id"""

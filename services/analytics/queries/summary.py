@@ -15,7 +15,13 @@ from services.analytics.queries.aggregate import (
     GroupCounts,
     events_source,
 )
-from services.analytics.queries.rollup import rollup_per_student, whole_minutes
+from services.analytics.queries.rollup import (
+    MINUTE_SQL,
+    ROLLUP_LABELS,
+    SUMMED,
+    rollup_per_student,
+    whole_minutes,
+)
 from services.analytics.window import TimeWindow
 from shared.db.models import LessonMarker
 
@@ -70,16 +76,8 @@ async def lesson_markers(session: AsyncSession, lesson_id: uuid.UUID) -> list[Le
     return list(rows)
 
 
-async def segment_counts(
-    session: AsyncSession, lesson_id: uuid.UUID, window: TimeWindow, *, smooth: int = 0
-) -> list[tuple[str | None, str | None, dt.datetime, dt.datetime, GroupCounts]]:
-    """Counts between consecutive markers: (label, kind, start, end, counts).
-
-    The span before the first marker has no label; the last one runs to the
-    window's end.
-    """
-    sql = f"""
-WITH spans AS (
+_SPANS = """
+spans AS (
   SELECT m.label, m.kind, greatest(m.at, CAST(:t0 AS timestamptz)) AS span_start,
          least(coalesce(lead(m.at) OVER (ORDER BY m.at), CAST(:t1 AS timestamptz)),
                CAST(:t1 AS timestamptz)) AS span_end
@@ -88,12 +86,63 @@ WITH spans AS (
   SELECT NULL, NULL, CAST(:t0 AS timestamptz),
          least(coalesce((SELECT min(at) FROM lesson_markers WHERE lesson_id = :lesson),
                         CAST(:t1 AS timestamptz)), CAST(:t1 AS timestamptz))
+)"""
+
+#: Each span's whole UTC minutes ``[m0, m1)`` (empty when it has none).
+_SPAN_MINUTES = f"""
+minutes AS (
+  SELECT s.span_start, s.span_end,
+         {MINUTE_SQL.format(t="s.span_start - interval '1 microsecond'")}
+           + interval '1 minute' AS m0,
+         {MINUTE_SQL.format(t="s.span_end")} AS m1
+  FROM spans s WHERE s.span_end > s.span_start
+), bounds AS (
+  SELECT span_start, span_end,
+         CASE WHEN m1 > m0 THEN m0 ELSE span_end END AS m0,
+         CASE WHEN m1 > m0 THEN m1 ELSE span_end END AS m1
+  FROM minutes
+)"""
+
+_ROLLUP_SEGMENTS = f"""
+{_SPAN_MINUTES}, parts AS (
+  SELECT b.span_start, r.student_id, r.frames, r.face_frames, r.labelled, {ROLLUP_LABELS},
+         r.confidence_sum
+  FROM bounds b JOIN face_event_minutes r
+    ON r.lesson_id = :lesson AND r.minute >= b.m0 AND r.minute < b.m1
+  UNION ALL
+  SELECT b.span_start, {PER_STUDENT_COLUMNS}
+  FROM bounds b JOIN face_events e
+    ON e.lesson_id = :lesson
+   AND ((e.captured_at >= b.span_start AND e.captured_at < b.m0)
+     OR (e.captured_at >= b.m1 AND e.captured_at < b.span_end))
+  GROUP BY b.span_start, e.student_id
 ), per_student AS (
+  SELECT x.span_start, x.student_id, {SUMMED}, sum(x.confidence_sum) AS confidence_sum
+  FROM parts x GROUP BY x.span_start, x.student_id
+)"""
+
+
+def _raw_segments(smooth: int) -> str:
+    return f"""
+per_student AS (
   SELECT s.span_start, {PER_STUDENT_COLUMNS}
   FROM spans s JOIN {events_source(smooth=smooth, one_student=False)} e
     ON e.captured_at >= s.span_start AND e.captured_at < s.span_end
   GROUP BY s.span_start, e.student_id
-)
+)"""
+
+
+async def segment_counts(
+    session: AsyncSession, lesson_id: uuid.UUID, window: TimeWindow, *, smooth: int = 0
+) -> list[tuple[str | None, str | None, dt.datetime, dt.datetime, GroupCounts]]:
+    """Counts between consecutive markers: (label, kind, start, end, counts).
+
+    The span before the first marker has no label; the last one runs to the
+    window's end. Whole minutes come from the per-minute rollup (unless smoothing).
+    """
+    per_student = _ROLLUP_SEGMENTS if smooth <= 1 else _raw_segments(smooth)
+    sql = f"""
+WITH {_SPANS}, {per_student}
 SELECT s.label, s.kind, s.span_start, s.span_end, {GROUP_COLUMNS}
 FROM spans s LEFT JOIN per_student p ON p.span_start = s.span_start
 WHERE s.span_end > s.span_start
