@@ -310,15 +310,17 @@ def _tail(path: Path, lines: int = 20) -> str:
 TEST_SERVERS_DIR = Path(".classpulse") / "test-servers"
 
 
-def start_test_servers(root: Path = TEST_SERVERS_DIR) -> list[str]:
-    """Start the servers the machine lacks (no 5432 / 6379); return ``export`` lines."""
+def start_test_servers(
+    root: Path = TEST_SERVERS_DIR, postgres_probe: int = 5432, redis_probe: int = 6379
+) -> list[str]:
+    """Start the servers the machine lacks (nothing on the probe ports); return ``export`` lines."""
     exports = []
-    if not answers(5432):
+    if not answers(postgres_probe):
         postgres = EmbeddedPostgres(root / "postgres")
         postgres.start()
         exports.append(f"export CLASSPULSE_TEST_DATABASE_URL={postgres.server_url()}")
         (root / "postgres-port").write_text(str(postgres.port))
-    if not answers(6379):
+    if not answers(redis_probe):
         redis = EmbeddedRedis(root / "redis", persist=False)
         redis.start(daemonize=True)
         exports.append(f"export CLASSPULSE_TEST_REDIS_URL=redis://{HOST}:{redis.port}")

@@ -1,0 +1,71 @@
+"""The embedded servers: the test-suite fallback and recovery from a killed ``up``."""
+
+from __future__ import annotations
+
+import socket
+from pathlib import Path
+
+import psutil
+import pytest
+import redis as redis_lib
+from sqlalchemy import text
+
+from classpulse.embedded import EmbeddedRedis, answers, start_test_servers, stop_test_servers
+from shared.db.engine import make_sync_engine
+
+
+def closed_port() -> int:
+    """A port nothing listens on (bound once by the system, then released)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.mark.slow
+def test_test_servers_start_when_the_machine_has_none_and_stop(tmp_path: Path) -> None:
+    root = tmp_path / "servers"
+    exports = start_test_servers(root, postgres_probe=closed_port(), redis_probe=closed_port())
+    try:
+        env = dict(line.removeprefix("export ").split("=", 1) for line in exports)
+        assert set(env) == {"CLASSPULSE_TEST_DATABASE_URL", "CLASSPULSE_TEST_REDIS_URL"}
+        engine = make_sync_engine(env["CLASSPULSE_TEST_DATABASE_URL"])
+        with engine.connect() as conn:
+            assert conn.scalar(text("SELECT current_user")) == "postgres"
+        engine.dispose()
+        client = redis_lib.Redis.from_url(env["CLASSPULSE_TEST_REDIS_URL"])
+        assert client.ping()
+        client.close()
+        ports = [int(url.rsplit(":", 1)[1].split("/")[0]) for url in env.values()]
+    finally:
+        stop_test_servers(root)
+    assert not any(answers(port) for port in ports)
+    assert not root.exists()
+
+
+def test_no_test_servers_when_the_machine_has_them(tmp_path: Path) -> None:
+    with socket.socket() as listening:
+        listening.bind(("127.0.0.1", 0))
+        listening.listen()
+        port = listening.getsockname()[1]
+        assert start_test_servers(tmp_path, postgres_probe=port, redis_probe=port) == []
+
+
+def test_redis_left_by_a_killed_up_is_replaced(tmp_path: Path) -> None:
+    orphan = EmbeddedRedis(tmp_path / "redis", closed_port())
+    orphan.start(daemonize=True)  # detached, as if its `up` had been killed
+    orphan_pid = int(orphan.pid_path.read_text())
+    client = redis_lib.Redis.from_url(orphan.url())
+    client.set("kept", "yes")
+    client.close()
+    fresh = EmbeddedRedis(tmp_path / "redis", closed_port())
+    try:
+        fresh.start()
+        assert not psutil.pid_exists(orphan_pid) or (
+            psutil.Process(orphan_pid).status() == psutil.STATUS_ZOMBIE
+        )
+        client = redis_lib.Redis.from_url(fresh.url())
+        assert client.get("kept") == b"yes"  # the append-only file carried it over
+        client.close()
+    finally:
+        fresh.stop()
+    assert not answers(fresh.port)
