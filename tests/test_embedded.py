@@ -10,7 +10,13 @@ import pytest
 import redis as redis_lib
 from sqlalchemy import text
 
-from classpulse.embedded import EmbeddedRedis, answers, start_test_servers, stop_test_servers
+from classpulse.embedded import (
+    EmbeddedPostgres,
+    EmbeddedRedis,
+    answers,
+    start_test_servers,
+    stop_test_servers,
+)
 from shared.db.engine import make_sync_engine
 
 
@@ -66,6 +72,26 @@ def test_redis_left_by_a_killed_up_is_replaced(tmp_path: Path) -> None:
         client = redis_lib.Redis.from_url(fresh.url())
         assert client.get("kept") == b"yes"  # the append-only file carried it over
         client.close()
+    finally:
+        fresh.stop()
+    assert not answers(fresh.port)
+
+
+@pytest.mark.slow
+def test_postgres_left_by_a_killed_up_is_restarted_with_its_data(tmp_path: Path) -> None:
+    orphan = EmbeddedPostgres(tmp_path / "postgres", closed_port())
+    engine = make_sync_engine(orphan.start())
+    with engine.begin() as conn:
+        conn.execute(text("CREATE TABLE kept (x int)"))
+    engine.dispose()
+    # A new `up` on the same data: the old server (its `up` is gone) gives way.
+    fresh = EmbeddedPostgres(tmp_path / "postgres", closed_port())
+    try:
+        engine = make_sync_engine(fresh.start())
+        with engine.connect() as conn:
+            assert conn.scalar(text("SELECT count(*) FROM kept")) == 0
+        engine.dispose()
+        assert not answers(orphan.port)
     finally:
         fresh.stop()
     assert not answers(fresh.port)
