@@ -14,7 +14,7 @@ from redis.exceptions import RedisError
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
-from services.ingest import routes_classroom, routes_frames, routes_setup, ws
+from services.ingest import routes_classroom, routes_frames, routes_setup, routes_students, ws
 from services.ingest.config import IngestConfig
 from services.ingest.deps import Resources
 from services.ingest.errors import install_error_handlers
@@ -98,6 +98,7 @@ def create_app(config: IngestConfig | None = None) -> FastAPI:
     )
     install_error_handlers(app)
     app.include_router(routes_setup.router)
+    app.include_router(routes_students.router)
     app.include_router(routes_classroom.router)
     app.include_router(routes_frames.router)
     app.include_router(ws.router)

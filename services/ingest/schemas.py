@@ -130,3 +130,16 @@ class BatchItem(BaseModel):
 
 class BatchOut(BaseModel):
     results: list[BatchItem]
+
+
+class ErasureOut(BaseModel):
+    """What an erasure removed; the same counts are written to the audit log."""
+
+    student_id: uuid.UUID
+    external_id: str
+    face_events: int
+    frames: int
+    frame_bytes: int = Field(description="Queued frames' bytes deleted from Redis")
+    consents: int
+    enrolments: int
+    erased_at: dt.datetime

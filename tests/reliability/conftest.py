@@ -1,0 +1,130 @@
+"""Two organisations on the real PostgreSQL and Redis, and both APIs served by uvicorn.
+
+Organisation A has a live lesson with enrolled, consenting students, an LMS
+key, a teacher key and a revoked key; organisation B has its own LMS key,
+class, lesson and student. Both APIs verify student tokens with one secret.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import httpx
+import pytest
+import redis as redis_lib
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session
+
+from bench.analytics_seed import TOKEN_SECRET, SeededLesson, add_key, seed_lesson
+from services.analytics.config import AnalyticsConfig
+from services.ingest.config import IngestConfig
+from shared.auth import issue_student_token
+from shared.db.models import Consent, Enrolment, KeyRole
+from tests.analytics.conftest import running_app
+from tests.ingest.conftest import Servers
+
+STUDENTS = ("s1", "s2", "s3")
+
+
+@dataclass
+class Realm:
+    """Organisation A (``a``, its lesson live now) and organisation B (``b``)."""
+
+    a: SeededLesson
+    b: SeededLesson
+    revoked_key: str
+
+    def token(
+        self, external_id: str = "s1", *, ttl: int = 3600, now: dt.datetime | None = None
+    ) -> str:
+        return issue_student_token(
+            TOKEN_SECRET,
+            student_id=self.a.students[external_id],
+            lesson_id=self.a.lesson_id,
+            ttl_seconds=ttl,
+            now=now,
+        )
+
+    def expired_token(self) -> str:
+        return self.token(ttl=60, now=dt.datetime.now(dt.UTC) - dt.timedelta(hours=2))
+
+
+def enrol_with_consent(engine: Engine, lesson: SeededLesson) -> None:
+    """Enrol every student of ``lesson`` in its class with class-wide consent."""
+    with Session(engine) as session:
+        for student_id in lesson.students.values():
+            session.add(Enrolment(class_id=lesson.class_id, student_id=student_id))
+            session.add(Consent(student_id=student_id, class_id=lesson.class_id, source="lms"))
+        session.commit()
+
+
+def seed_realm(engine: Engine) -> Realm:
+    now = dt.datetime.now(dt.UTC)
+    a = seed_lesson(engine, students=STUDENTS, starts_at=now - dt.timedelta(minutes=10))
+    b = seed_lesson(engine, students=("s1",), starts_at=now - dt.timedelta(minutes=10))
+    enrol_with_consent(engine, a)
+    enrol_with_consent(engine, b)
+    with Session(engine) as session:
+        revoked = add_key(session, a.organisation_id, KeyRole.LMS, revoked=True)
+        session.commit()
+    return Realm(a, b, revoked)
+
+
+@pytest.fixture
+def realm(clean_db: Engine, redis_client: redis_lib.Redis) -> Realm:
+    return seed_realm(clean_db)
+
+
+@pytest.fixture
+def ingest_config(pg_url: str, redis_url: str) -> IngestConfig:
+    return IngestConfig(
+        database_url=pg_url,
+        redis_url=redis_url,
+        token_secret=TOKEN_SECRET,
+        student_rate_per_second=1000.0,
+    )
+
+
+@pytest.fixture
+def ingest_url(ingest_config: IngestConfig) -> Iterator[str]:
+    servers = Servers()
+    try:
+        yield servers.start(ingest_config)
+    finally:
+        servers.stop_all()
+
+
+@pytest.fixture(scope="session")
+def analytics_url(pg_url: str, redis_url: str) -> Iterator[str]:
+    config = AnalyticsConfig(
+        database_url=pg_url, redis_url=redis_url, token_secret=TOKEN_SECRET, min_group_size=1
+    )
+    with running_app(config) as url:
+        yield url
+
+
+@pytest.fixture
+def ingest(ingest_url: str) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=ingest_url, timeout=15) as client:
+        yield client
+
+
+@pytest.fixture
+def analytics(analytics_url: str) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=analytics_url, timeout=15) as client:
+        yield client
+
+
+def bearer(credential: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {credential}"}
+
+
+def frame_params(seq: int) -> dict[str, str]:
+    return {"seq": str(seq), "captured_at": dt.datetime.now(dt.UTC).isoformat()}
+
+
+def new_id() -> str:
+    return str(uuid.uuid4())
