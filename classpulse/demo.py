@@ -238,7 +238,9 @@ def set_up_lesson(
                 f"/v1/classes/{class_id}/lessons",
                 json={
                     "title": f"DEMO — simulated students, {now:%Y-%m-%d %H:%M} UTC",
-                    "starts_at": (now - dt.timedelta(minutes=1)).isoformat(),
+                    # A few seconds back so that it is live at once, and the
+                    # first one-minute bucket of the chart is already filling.
+                    "starts_at": (now - dt.timedelta(seconds=5)).isoformat(),
                     "ends_at": (now + dt.timedelta(minutes=minutes)).isoformat(),
                 },
             )
