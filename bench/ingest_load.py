@@ -57,7 +57,7 @@ from shared.db.models import (  # noqa: E402
 )
 from shared.schemas import FRAME_KEY_PREFIX, FRAME_QUEUE  # noqa: E402
 
-MEDIA = ROOT.parent / "shared" / "media"
+MEDIA = ROOT / "media"
 PHOTOS = ("obama.jpg", "biden.jpg", "two_people.jpg", "meds-aa-S001-01.jpg")
 SECRET = "bench-secret-of-at-least-thirty-two-bytes"
 #: Status recorded for a request that got no HTTP answer (connection reset, …).

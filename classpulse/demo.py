@@ -31,8 +31,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-#: The shared media folder next to the repository (real faces, see its README).
-MEDIA_DIR = Path(__file__).resolve().parents[1].parent / "shared" / "media"
+#: Real faces shipped with the repository (sources and licences in its README).
+MEDIA_DIR = Path(__file__).resolve().parents[1] / "media"
 ORGANISATION_NAME = "ClassPulse demo school"
 CLASS_EXTERNAL_ID = "demo-class"
 CLASS_TITLE = "Demo class"

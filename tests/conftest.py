@@ -23,7 +23,7 @@ from shared.db.engine import make_async_engine, make_sync_engine
 from shared.db.models import Base
 
 ROOT = Path(__file__).resolve().parents[1]
-MEDIA = ROOT.parent / "shared" / "media"
+MEDIA = ROOT / "media"
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 SERVER_URL = os.environ.get(
     "CLASSPULSE_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test"
