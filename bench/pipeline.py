@@ -31,7 +31,7 @@ from shared.vision.detect import HAAR_CASCADE_FILE, HaarDetector, HaarSettings
 from shared.vision.pipeline import Pipeline
 from shared.vision.preprocess import Box
 
-MEDIA = Path(__file__).resolve().parents[2] / "shared" / "media"
+MEDIA = Path(__file__).resolve().parents[1] / "media"
 SIZES = ((640, 480), (1280, 720))
 VIDEO_STEP = 15
 
