@@ -217,7 +217,7 @@ def percentile(values: list[float], q: float) -> float:
 
 
 def stage_median(rows: list[Any], start: str, end: str) -> float:
-    spans = [
+    spans: list[float] = [
         (getattr(r, end) - getattr(r, start)).total_seconds()
         for r in rows
         if getattr(r, end) is not None
@@ -464,3 +464,54 @@ def test_frames_fall_back_to_http_when_the_socket_drops_and_consent_is_withdrawn
             {"s": student_id, "l": lesson.lesson_id},
         )
     assert withdrawn, "the page recorded the withdrawal"
+
+
+def test_rate_limited_socket_frame_is_resent_with_the_same_seq(
+    lesson: Lesson, sync_engine: Engine, page_factory: Callable[..., Any]
+) -> None:
+    """Ingest's WebSocket answer to a 429 (an error with retry_after) is injected for the
+    first frame; the page waits at least retry_after and resends that seq."""
+    student_id = lesson.enrol("e2e-limited")
+    page = page_factory("classroom")
+
+    def refuse_first_frame(ws: Any) -> None:
+        server = ws.connect_to_server()
+        seen: dict[str, Any] = {"header": None, "refused": False}
+
+        def from_page(message: str | bytes) -> None:
+            if isinstance(message, str):
+                seen["header"] = json.loads(message)
+                server.send(message)
+            elif seen["refused"]:
+                server.send(message)
+            else:
+                # Not forwarded: ingest never sees the first attempt's image.
+                seen["refused"] = True
+                error = {"code": "rate_limited", "message": "test", "field": None}
+                ws.send(
+                    json.dumps(
+                        {
+                            "type": "error",
+                            "seq": seen["header"]["seq"],
+                            "error": error,
+                            "retry_after": 1,
+                        }
+                    )
+                )
+
+        ws.on_message(from_page)
+
+    page.route_web_socket(re.compile(r"/stream"), refuse_first_frame)
+    page.goto(lesson.classroom_url("e2e-limited", interval="1"))
+    page.get_by_role("button", name=re.compile("I agree")).click()
+    wait_for(lambda: classroom_state(page)["acked"] >= 2, 30, "two acknowledged frames")
+    page.get_by_role("button", name="Stop", exact=True).click()
+
+    state = classroom_state(page)
+    first = state["frames"][0]
+    assert state["transport"] == "websocket"
+    assert state["errors"][0]["code"] == "rate_limited"
+    assert first["attempts"] == 2
+    assert first["ackedAt"] - first["capturedAtMs"] >= 1000, "retry_after was honoured"
+    rows = frame_rows(sync_engine, lesson.lesson_id, student_id)
+    assert [str(r.id) for r in rows if r.seq == first["seq"]] == [first["frameId"]]
