@@ -161,6 +161,18 @@ def create_lms_key(
     database_url: str, organisation_name: str = ORGANISATION_NAME
 ) -> tuple[uuid.UUID, str]:
     """The demo organisation (created once) and a new LMS key for it (plaintext)."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    try:
+        return _create_lms_key(database_url, organisation_name)
+    except SQLAlchemyError as exc:
+        raise ConfigError(
+            f"the demo cannot use the database ({type(exc).__name__}): is it running and "
+            "migrated (`classpulse migrate`)?"
+        ) from None
+
+
+def _create_lms_key(database_url: str, organisation_name: str) -> tuple[uuid.UUID, str]:
     from sqlalchemy import select
     from sqlalchemy.orm import Session
 
@@ -369,7 +381,11 @@ def _database_url() -> str:
 
     url = store_settings().database_url
     if not url:
-        raise ConfigError("CLASSPULSE_DATABASE_URL is not set")
+        raise ConfigError(
+            "CLASSPULSE_DATABASE_URL is not set (the demo writes its organisation and "
+            "the lesson's demo flag there; with `classpulse up`'s embedded servers it is "
+            "the PostgreSQL URL that `up` prints)"
+        )
     return url
 
 
@@ -380,12 +396,14 @@ def run_demo(
     *,
     stop: threading.Event | None = None,
     duration: float | None = None,
+    database_url: str | None = None,
 ) -> None:
     """Create the demo lesson and play simulated students until ``stop`` or ``duration``.
 
-    Writes the dashboard and classroom links to ``data_dir/demo-links.txt`` too.
+    ``database_url`` defaults to CLASSPULSE_DATABASE_URL. Writes the dashboard and
+    classroom links to ``data_dir/demo-links.txt`` too.
     """
-    lesson = set_up_lesson(ingest_url, analytics_url, _database_url())
+    lesson = set_up_lesson(ingest_url, analytics_url, database_url or _database_url())
     media = [sample_media(MEDIA_DIR / name) for name in STUDENT_MEDIA]
     students = [
         SimulatedStudent(external_id, token, media[i % len(media)])
@@ -424,14 +442,31 @@ def demo_command(
     data_dir: Annotated[Path, typer.Option(help="Where demo-links.txt is written")] = Path(
         ".classpulse"
     ),
+    database_url: Annotated[
+        str | None,
+        typer.Option(
+            envvar="CLASSPULSE_DATABASE_URL",
+            help="PostgreSQL of the running services (the demo creates its organisation there)",
+        ),
+    ] = None,
 ) -> None:
     """Play a demo lesson (simulated students, real photos and videos) into running services."""
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     stop = threading.Event()
     try:
-        run_demo(ingest_url, analytics_url, data_dir, stop=stop, duration=duration)
+        run_demo(
+            ingest_url,
+            analytics_url,
+            data_dir,
+            stop=stop,
+            duration=duration,
+            database_url=database_url,
+        )
     except ConfigError as exc:
         typer.echo(f"error: {exc.message}", err=True)
+        raise typer.Exit(code=2) from None
+    except httpx.TransportError as exc:
+        typer.echo(f"error: the services did not answer ({exc}); is `classpulse up` running?")
         raise typer.Exit(code=2) from None
     except KeyboardInterrupt:
         stop.set()
