@@ -30,4 +30,9 @@ async def list_lessons(session: SessionDep, principal: PrincipalDep) -> LessonLi
 )
 async def frame_stats(access: ClassLessonDep, session: SessionDep) -> FrameStats:
     by_status, by_reason = await frame_status_counts(session, access.lesson.id)
-    return FrameStats(lesson_id=access.lesson.id, by_status=by_status, failed_by_reason=by_reason)
+    return FrameStats(
+        lesson_id=access.lesson.id,
+        accepted=sum(by_status.values()),
+        by_status=by_status,
+        failed_by_reason=by_reason,
+    )

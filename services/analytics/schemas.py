@@ -118,6 +118,9 @@ class Summary(BaseModel):
 
 
 class FrameStats(BaseModel):
+    """Every frame ingest acknowledged is in exactly one status: they sum to ``accepted``."""
+
     lesson_id: uuid.UUID
+    accepted: int = Field(description="Frames ingest acknowledged for the lesson")
     by_status: dict[str, int] = Field(description="Frames per status (queued/done/failed/expired)")
     failed_by_reason: dict[str, int]

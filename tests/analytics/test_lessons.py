@@ -49,6 +49,7 @@ def test_frame_stats_count_frames_by_status_and_reason(
     body = api.get(
         f"/v1/lessons/{lesson.lesson_id}/frames/stats", headers=bearer(lesson.lms_key)
     ).json()
+    assert body["accepted"] == 4
     assert body["by_status"] == {"queued": 0, "done": 3, "failed": 1, "expired": 0}
     assert body["failed_by_reason"] == {"undecodable": 1}
 
