@@ -29,7 +29,7 @@ from celery import Celery
 from PIL import Image
 from sqlalchemy import Engine, text
 
-from shared.schemas import FRAME_QUEUE, frame_key
+from shared.schemas import FRAME_QUEUE, LiveNotice, frame_key, live_channel
 from tests.conftest import MEDIA
 from tests.reliability.conftest import Realm, bearer
 from tests.reliability.hostile import corpus
@@ -237,3 +237,55 @@ def test_the_scan_finds_images_however_they_are_stored() -> None:
     nested = base64.b64encode(json.dumps({"b": base64.b64encode(photo).decode()}).encode())
     assert image_in(nested) == "base64 image"
     assert image_in(json.dumps({"frame_id": str(uuid.uuid4()), "seq": 3}).encode()) is None
+
+
+def test_with_inference_switched_off_no_expression_is_stored_or_sent(
+    realm: Realm,
+    ingest: httpx.Client,
+    analytics: httpx.Client,
+    clean_db: Engine,
+    redis_client: redis_lib.Redis,
+    pg_url: str,
+    redis_url: str,
+    tmp_path: Path,
+) -> None:
+    scratch = Scratch(tmp_path / "scratch", tmp_path)
+    env = scratch.env(pg_url, redis_url, CLASSPULSE_INFERENCE_ENABLED="false")
+    client = Client(ingest, realm)
+    for name in ("obama.jpg", "two_people.jpg"):
+        client.accept("s1", jpeg(name))
+    live = redis_client.pubsub()
+    live.subscribe(live_channel(realm.a.lesson_id))
+    worker = start_worker(scratch, env, "no-inference")
+    try:
+        stats = wait_for_queue_to_drain(analytics, realm, worker, scratch.logs / "no-inference.log")
+    finally:
+        stop(worker)
+    assert stats["by_status"]["done"] == 2
+    notices = []
+    while (message := live.get_message(timeout=1)) is not None:
+        if message["type"] == "message":
+            notices.append(LiveNotice.model_validate_json(message["data"]))
+    live.close()
+    assert all(label is None for n in notices for label in n.labels)
+    with clean_db.connect() as conn:
+        faces = conn.execute(
+            text(
+                "SELECT count(*), count(label), count(probabilities), count(confidence), "
+                "count(model_version) FROM face_events WHERE kind = 'face'"
+            )
+        ).one()
+        labelled = conn.scalar(text("SELECT sum(labelled) FROM face_event_minutes"))
+    # Presence is still stored and sent live; no label, probability or model is.
+    assert faces[0] >= 2
+    assert sum(n.faces for n in notices) == faces[0]
+    assert tuple(faces[1:]) == (0, 0, 0, 0)
+    assert labelled == 0
+    summary = analytics.get(
+        f"/v1/lessons/{realm.a.lesson_id}/summary", headers=bearer(realm.a.lms_key)
+    ).json()
+    totals = summary["totals"]
+    assert totals["face_share"] == 1.0
+    assert totals["faces_labelled"] == 0
+    assert totals["dominant"] is None
+    assert not totals["expressions"]
