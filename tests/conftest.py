@@ -81,10 +81,29 @@ async def async_engine(pg_url: str) -> AsyncIterator[AsyncEngine]:
     await engine.dispose()
 
 
+#: Key that marks a Redis database as taken by a running test session.
+REDIS_CLAIM_KEY = "classpulse:test-session"
+
+
+def _claim(client: redis_lib.Redis) -> bool:
+    return bool(client.set(REDIS_CLAIM_KEY, os.getpid(), nx=True, ex=3600))
+
+
 @pytest.fixture(scope="session")
-def redis_url() -> str:
-    """A Redis database number of this session's own (1..15)."""
-    return f"{REDIS_SERVER}/{1 + os.getpid() % 15}"
+def redis_url() -> Iterator[str]:
+    """A Redis database number (1..15) no other running test session uses.
+
+    Concurrent sessions would otherwise consume each other's queue messages.
+    """
+    for db in range(1, 16):
+        client = redis_lib.Redis.from_url(f"{REDIS_SERVER}/{db}")
+        if _claim(client):
+            yield f"{REDIS_SERVER}/{db}"
+            client.delete(REDIS_CLAIM_KEY)
+            client.close()
+            return
+        client.close()
+    raise RuntimeError("all Redis databases 1..15 are claimed by other test sessions")
 
 
 @pytest.fixture
@@ -92,5 +111,6 @@ def redis_client(redis_url: str) -> Iterator[redis_lib.Redis]:
     """A client on the session's Redis database, flushed before the test."""
     client = redis_lib.Redis.from_url(redis_url)
     client.flushdb()
+    _claim(client)  # flushing dropped the session's claim
     yield client
     client.close()
