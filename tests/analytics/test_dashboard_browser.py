@@ -97,6 +97,7 @@ def test_dashboard_chart_moments_drill_down_and_live(
 
             # Live: a new frame committed and announced reaches the chart.
             page.wait_for_selector("body[data-live='ready']", timeout=10_000)
+            totals_before = page.inner_text("#totals")
             now = dt.datetime.now(dt.UTC)
             insert_events(
                 clean_db,
@@ -123,6 +124,9 @@ def test_dashboard_chart_moments_drill_down_and_live(
             )
             assert last["y"] == 1.0
             expect(page.locator("#live-badge")).to_be_visible()
+            # The totals follow the live lesson too, keeping the teacher's drill-down.
+            expect(page.locator("#totals")).not_to_have_text(totals_before, timeout=15_000)
+            assert page.input_value("#student-select") == str(lesson.students["s1"])
 
             ARTIFACTS.mkdir(exist_ok=True)
             page.screenshot(path=str(ARTIFACTS / "dashboard.png"), full_page=True)

@@ -218,8 +218,10 @@
       segments.appendChild(spanButton(`${seg.marker || "Before the first marker"} (${clock(minutesOf(seg.start))}): ${mix}`, [minutesOf(seg.start), minutesOf(seg.end)]));
     });
     const select = $("student-select");
+    const chosen = select.value; // a live refresh keeps the teacher's drill-down
     select.replaceChildren(new Option("Choose a student…", ""));
     s.students.forEach((st) => select.appendChild(new Option(`${st.external_id} · ${st.frames} frames`, st.student_id)));
+    select.value = chosen;
   }
 
   // ---- per-student drill-down ----------------------------------------------------
@@ -272,7 +274,24 @@
       void badge.offsetWidth; // restart the animation
       badge.classList.add("pulse");
       renderClassChart();
+      refreshSummarySoon();
     });
+  }
+
+  // The summary (totals, moments, students) is heavier than a bucket: during a
+  // live lesson it is reloaded at most every SUMMARY_REFRESH_MS.
+  const SUMMARY_REFRESH_MS = 10000;
+  function refreshSummarySoon() {
+    if (state.summaryTimer) return;
+    const wait = Math.max(0, SUMMARY_REFRESH_MS - (Date.now() - (state.summaryAt || 0)));
+    state.summaryTimer = setTimeout(guard(async () => {
+      state.summaryTimer = null;
+      if (!state.lesson) return;
+      state.summary = await api(`/v1/lessons/${state.lesson.id}/summary`, { bucket: state.bucket });
+      state.summaryAt = Date.now();
+      renderSummary();
+      renderClassChart();
+    }), wait);
   }
 
   // ---- loading -------------------------------------------------------------------
@@ -296,6 +315,7 @@
     ]);
     state.buckets = timeline.buckets;
     state.summary = summary;
+    state.summaryAt = Date.now();
     state.lastUpdate = new Date().toISOString();
     ["overview", "moments-panel", "student-panel"].forEach((id) => { $(id).hidden = false; });
     resetZoom();
