@@ -47,6 +47,19 @@ def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
 READ_ERRORS = error_responses(401, 403, 404, 422)
 
 
+def json_error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """Error entries for a route whose success body is not JSON (an event stream).
+
+    With ``model=`` FastAPI documents errors in the route's own media type; the
+    errors are JSON whatever the route serves, so say so explicitly.
+    """
+    schema = {"$ref": "#/components/schemas/ErrorBody"}
+    return {
+        s: {"description": _DESCRIPTIONS[s], "content": {"application/json": {"schema": schema}}}
+        for s in statuses
+    }
+
+
 def error_json(code: str, message: str, field: str | None = None) -> dict[str, Any]:
     return {"error": {"code": code, "message": message, "field": field}}
 

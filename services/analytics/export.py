@@ -167,7 +167,16 @@ async def _csv_rows(
 @router.get(
     "/{lesson}/export",
     summary="Export the class timeline or every face event as CSV or JSON (streamed)",
-    responses=READ_ERRORS,
+    responses={
+        200: {
+            "description": "The download, in the requested format",
+            "content": {
+                "text/csv": {"schema": {"type": "string"}},
+                "application/json": {"schema": {"type": "array", "items": {"type": "object"}}},
+            },
+        },
+        **READ_ERRORS,
+    },
 )
 async def export_lesson(
     access: ClassLessonDep,

@@ -23,7 +23,7 @@ from redis.asyncio.client import PubSub
 from redis.exceptions import RedisError
 
 from services.analytics.deps import ClassLessonDep, ResourcesDep, SessionDep
-from services.analytics.errors import READ_ERRORS, error_responses
+from services.analytics.errors import json_error_responses
 from services.analytics.params import BucketQuery, SmoothQuery
 from services.analytics.queries.timeline import timeline_buckets
 from services.analytics.schemas import TimelineBucket
@@ -77,7 +77,7 @@ ChannelDep = Annotated[PubSub, Depends(lesson_channel)]
     "/{lesson}/live",
     response_class=EventSourceResponse,
     summary="Live bucket updates (Server-Sent Events)",
-    responses={**READ_ERRORS, **error_responses(503)},
+    responses=json_error_responses(401, 403, 404, 422, 503),
 )
 async def live_timeline(
     access: ClassLessonDep,

@@ -61,11 +61,25 @@ def bucket_start(at: dt.datetime, origin: dt.datetime, step: int) -> dt.datetime
     return origin + dt.timedelta(seconds=offset * step)
 
 
-def to_utc(value: dt.datetime) -> dt.datetime:
-    """An aware time in UTC; naive times are refused rather than guessed."""
+#: Times a query may name. Outside, bucket arithmetic would leave Python's date
+#: range (year 1 to 9999) and fail instead of answering.
+EARLIEST = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+LATEST = dt.datetime(9000, 1, 1, tzinfo=dt.UTC)
+
+
+def to_utc(value: dt.datetime, field: str = "from") -> dt.datetime:
+    """An aware time in UTC within the supported range; naive times are refused."""
     if value.tzinfo is None or value.utcoffset() is None:
-        raise InvalidQuery("times need a UTC offset, e.g. 2024-05-01T09:00:00Z", field="from")
-    return value.astimezone(dt.UTC)
+        raise InvalidQuery("times need a UTC offset, e.g. 2024-05-01T09:00:00Z", field=field)
+    try:
+        utc = value.astimezone(dt.UTC)
+    except OverflowError:
+        utc = EARLIEST - dt.timedelta(days=1)
+    if not EARLIEST <= utc < LATEST:
+        raise InvalidQuery(
+            f"times must lie between {EARLIEST:%Y-%m-%d} and {LATEST:%Y-%m-%d}", field=field
+        )
+    return utc
 
 
 def lesson_window(
@@ -79,7 +93,7 @@ def lesson_window(
     now = now or dt.datetime.now(dt.UTC)
     origin = lesson.starts_at.astimezone(dt.UTC)
     begin = to_utc(start) if start is not None else origin
-    finish = to_utc(end) if end is not None else min(lesson.ends_at.astimezone(dt.UTC), now)
+    finish = to_utc(end, "to") if end is not None else min(lesson.ends_at.astimezone(dt.UTC), now)
     if start is not None and end is not None and finish <= begin:
         raise InvalidQuery("'to' must be after 'from'", field="to")
     window = TimeWindow(begin, max(finish, begin), origin, step)
