@@ -32,7 +32,8 @@ class ErrorBody(BaseModel):
 
 
 _DESCRIPTIONS = {
-    400: "Unreadable image header or dimensions over the limit (`invalid_image`)",
+    400: "Unreadable image header or dimensions over the limit (`invalid_image`), or a "
+    "body that cannot be parsed at all, such as JSON that is not UTF-8 (`bad_request`)",
     401: "Missing, invalid or expired credentials (`unauthorized`)",
     403: "Valid credentials that do not cover this resource (`forbidden`)",
     404: "Unknown class, lesson or student (`not_found`)",
@@ -90,7 +91,8 @@ async def _validation_error(_: Request, exc: Exception) -> JSONResponse:
 
 async def _http_error(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
-    code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+    codes = {400: "bad_request", 404: "not_found", 405: "method_not_allowed"}
+    code = codes.get(exc.status_code, "http_error")
     return JSONResponse(
         error_json(code, str(exc.detail)), status_code=exc.status_code, headers=exc.headers
     )

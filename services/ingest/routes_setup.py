@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
+from typing import Annotated
 
-from fastapi import APIRouter, status
+from fastapi import APIRouter, Path, status
 from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.exc import IntegrityError
@@ -16,6 +17,7 @@ from services.ingest.deps import LmsDep, PrincipalDep, ResourcesDep, SessionDep
 from services.ingest.errors import error_responses
 from services.ingest.keys import new_api_key
 from services.ingest.schemas import (
+    TEXT_PATTERN,
     ClassIn,
     ClassOut,
     ConsentOut,
@@ -43,10 +45,15 @@ from shared.db.models import (
 )
 from shared.errors import Conflict, NotFound
 
+#: A student's LMS id in a path: looked up, never stored from here.
+StudentExternalId = Annotated[
+    str, Path(min_length=1, max_length=200, pattern=TEXT_PATTERN, description="LMS student id")
+]
+
 router = APIRouter(
     prefix="/v1",
     tags=["set-up (LMS key)"],
-    responses=error_responses(401, 403, 404, 422),
+    responses=error_responses(400, 401, 403, 404, 422),
 )
 
 
@@ -234,7 +241,10 @@ async def _set_consent(
     "/lessons/{lesson_id}/consents/{external_student_id}", summary="Record consent for a lesson"
 )
 async def grant_lesson_consent(
-    lesson_id: uuid.UUID, external_student_id: str, principal: LmsDep, session: SessionDep
+    lesson_id: uuid.UUID,
+    external_student_id: StudentExternalId,
+    principal: LmsDep,
+    session: SessionDep,
 ) -> ConsentOut:
     _, school_class = await _lesson(session, principal, lesson_id)
     return await _set_consent(
@@ -246,7 +256,10 @@ async def grant_lesson_consent(
     "/lessons/{lesson_id}/consents/{external_student_id}", summary="Withdraw consent for a lesson"
 )
 async def withdraw_lesson_consent(
-    lesson_id: uuid.UUID, external_student_id: str, principal: LmsDep, session: SessionDep
+    lesson_id: uuid.UUID,
+    external_student_id: StudentExternalId,
+    principal: LmsDep,
+    session: SessionDep,
 ) -> ConsentOut:
     _, school_class = await _lesson(session, principal, lesson_id)
     return await _set_consent(
@@ -259,7 +272,10 @@ async def withdraw_lesson_consent(
     summary="Record consent for every lesson of a class",
 )
 async def grant_class_consent(
-    class_id: uuid.UUID, external_student_id: str, principal: LmsDep, session: SessionDep
+    class_id: uuid.UUID,
+    external_student_id: StudentExternalId,
+    principal: LmsDep,
+    session: SessionDep,
 ) -> ConsentOut:
     school_class = await _class(session, principal, class_id)
     return await _set_consent(
@@ -272,7 +288,10 @@ async def grant_class_consent(
     summary="Withdraw consent for a class and its lessons",
 )
 async def withdraw_class_consent(
-    class_id: uuid.UUID, external_student_id: str, principal: LmsDep, session: SessionDep
+    class_id: uuid.UUID,
+    external_student_id: StudentExternalId,
+    principal: LmsDep,
+    session: SessionDep,
 ) -> ConsentOut:
     school_class = await _class(session, principal, class_id)
     return await _set_consent(
@@ -312,7 +331,7 @@ async def list_markers(
 )
 async def issue_token(
     lesson_id: uuid.UUID,
-    external_student_id: str,
+    external_student_id: StudentExternalId,
     principal: LmsDep,
     session: SessionDep,
     resources: ResourcesDep,

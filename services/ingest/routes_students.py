@@ -10,7 +10,7 @@ from fastapi import APIRouter, Path
 from services.ingest.deps import LmsDep, ResourcesDep, SessionDep
 from services.ingest.erasure import erase_student, find_student
 from services.ingest.errors import error_responses
-from services.ingest.schemas import ErasureOut
+from services.ingest.schemas import TEXT_PATTERN, ErasureOut
 
 router = APIRouter(prefix="/v1/students", tags=["set-up (LMS key)"])
 
@@ -19,6 +19,7 @@ StudentRef = Annotated[
     Path(
         min_length=1,
         max_length=200,
+        pattern=TEXT_PATTERN,
         description="The student's LMS id in the key's organisation, or its ClassPulse UUID",
     ),
 ]

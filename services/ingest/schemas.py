@@ -4,16 +4,18 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
 ExternalId = Field(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9._:@-]+$")
+#: Free text: anything PostgreSQL can store in a text column (no NUL character).
+TEXT_PATTERN = r"^[^\x00]*$"
 
 
 class ClassIn(BaseModel):
-    external_id: str = Field(min_length=1, max_length=200)
-    title: str = Field(min_length=1, max_length=300)
+    external_id: str = Field(min_length=1, max_length=200, pattern=TEXT_PATTERN)
+    title: str = Field(min_length=1, max_length=300, pattern=TEXT_PATTERN)
 
 
 class ClassOut(BaseModel):
@@ -25,7 +27,7 @@ class ClassOut(BaseModel):
 
 
 class LessonIn(BaseModel):
-    title: str = Field(min_length=1, max_length=300)
+    title: str = Field(min_length=1, max_length=300, pattern=TEXT_PATTERN)
     starts_at: AwareDatetime
     ends_at: AwareDatetime
 
@@ -47,7 +49,7 @@ class LessonOut(BaseModel):
 
 
 class EnrolIn(BaseModel):
-    external_ids: list[str] = Field(
+    external_ids: list[Annotated[str, ExternalId]] = Field(
         min_length=1,
         max_length=1000,
         description="Pseudonymous LMS ids (never names or e-mail addresses)",
@@ -65,7 +67,7 @@ class EnrolOut(BaseModel):
 
 
 class TeacherKeyIn(BaseModel):
-    name: str = Field("teacher", min_length=1, max_length=200)
+    name: str = Field("teacher", min_length=1, max_length=200, pattern=TEXT_PATTERN)
 
 
 class TeacherKeyOut(BaseModel):
@@ -85,7 +87,7 @@ class ConsentOut(BaseModel):
 class MarkerIn(BaseModel):
     at: AwareDatetime
     kind: Literal["slide", "topic"]
-    label: str = Field(min_length=1, max_length=300)
+    label: str = Field(min_length=1, max_length=300, pattern=TEXT_PATTERN)
 
 
 class MarkerOut(BaseModel):

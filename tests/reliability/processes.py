@@ -85,15 +85,21 @@ def wait_until_ready(url: str, proc: subprocess.Popen[bytes], log: Path) -> None
     raise RuntimeError(f"{url} not ready:\n{log.read_text()[-3000:]}")
 
 
+APPS = {
+    "ingest": "services.ingest.app:create_app",
+    "analytics": "services.analytics.app:create_app",
+}
+
+
 @contextlib.contextmanager
-def ingest_process(scratch: Scratch, env: dict[str, str]) -> Iterator[str]:
-    """``uvicorn services.ingest.app:create_app`` on a free port; yields its URL."""
+def service_process(name: str, scratch: Scratch, env: dict[str, str]) -> Iterator[str]:
+    """``uvicorn`` serving the ``name`` API (ingest or analytics) on a free port; yields its URL."""
     port = free_port()
     command = [
-        sys.executable, "-m", "uvicorn", "services.ingest.app:create_app", "--factory",
+        sys.executable, "-m", "uvicorn", APPS[name], "--factory",
         "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning",
     ]  # fmt: skip
-    log = scratch.logs / "ingest.log"
+    log = scratch.logs / f"{name}.log"
     proc = spawn(command, env, scratch.root, log)
     try:
         url = f"http://127.0.0.1:{port}"
@@ -101,6 +107,10 @@ def ingest_process(scratch: Scratch, env: dict[str, str]) -> Iterator[str]:
         yield url
     finally:
         stop(proc)
+
+
+def ingest_process(scratch: Scratch, env: dict[str, str]) -> contextlib.AbstractContextManager[str]:
+    return service_process("ingest", scratch, env)
 
 
 def start_worker(scratch: Scratch, env: dict[str, str], name: str) -> subprocess.Popen[bytes]:
