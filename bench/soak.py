@@ -1,0 +1,436 @@
+"""Soak run of the whole system with faults injected on a schedule.
+
+Ingest, analytics and two inference workers run as processes on a throwaway
+PostgreSQL database (on the local server) and a Redis server of this run's own
+(append-only file on, so a restart keeps what was acknowledged; the machine's
+Redis is never touched). Simulated students send real 640x480 JPEGs at a steady
+total rate for ``--duration`` seconds. Meanwhile one worker is SIGKILLed and
+restarted every ``--kill-every`` seconds, and Redis is shut down once for
+``--redis-down`` seconds halfway through. Clients retry 429/503 and transport
+errors with the same ``seq``, as the classroom page does.
+
+Afterwards the queue is drained (the expiry task is sent while waiting) and
+every acknowledged frame is looked up: printed are frames accepted, done,
+failed by reason, expired, still queued and lost (acknowledged but not in a
+final state), answers by status, p50/p99 ingest latency of acknowledged
+frames, and the RSS of the worker that is never killed at start and end.
+
+    .venv/bin/python bench/soak.py --rate 50 --duration 600
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime as dt
+import os
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import redis
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from celery import Celery  # noqa: E402
+from sqlalchemy import select  # noqa: E402
+from sqlalchemy.orm import Session  # noqa: E402
+
+from bench.analytics_seed import add_key  # noqa: E402
+from bench.ingest_load import SECRET, close_stores, free_port, open_stores, photos, seed  # noqa: E402
+from shared.db.engine import make_sync_engine  # noqa: E402
+from shared.db.models import Frame, KeyRole, Lesson, SchoolClass  # noqa: E402
+from shared.schemas import FRAME_QUEUE  # noqa: E402
+
+#: Status recorded for an attempt that got no HTTP answer.
+TRANSPORT_ERROR = 0
+RETRYABLE = {TRANSPORT_ERROR, 429, 503}
+
+
+class OwnRedis:
+    """A redis-server on a free port with an append-only file, restartable."""
+
+    def __init__(self, directory: Path) -> None:
+        if shutil.which("redis-server") is None:
+            raise SystemExit("redis-server not found")
+        self.directory = directory
+        self.port = free_port()
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        command = [
+            "redis-server", "--port", str(self.port), "--bind", "127.0.0.1",
+            "--dir", str(self.directory), "--appendonly", "yes", "--appendfsync", "everysec",
+            "--save", "",
+        ]  # fmt: skip
+        self.process = subprocess.Popen(command, stdout=subprocess.DEVNULL)
+        client = redis.Redis.from_url(self.url)
+        for _ in range(200):
+            try:
+                client.ping()
+                break
+            except redis.ConnectionError:
+                time.sleep(0.05)
+        client.close()
+
+    def stop(self) -> None:
+        """A clean shutdown (SIGTERM): Redis writes its append-only file and exits."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(timeout=30)
+
+
+def service_env(database_url: str, redis_url: str, frame_ttl: int) -> dict[str, str]:
+    return {
+        **os.environ,
+        "CLASSPULSE_DATABASE_URL": database_url,
+        "CLASSPULSE_REDIS_URL": redis_url,
+        "CLASSPULSE_TOKEN_SECRET": SECRET,
+        "CLASSPULSE_STUDENT_RATE_PER_SECOND": "100",
+        "CLASSPULSE_QUEUE_LIMIT": "1000000",
+        "CLASSPULSE_FRAME_TTL_SECONDS": str(frame_ttl),
+        # A killed worker's message comes back after this long.
+        "CLASSPULSE_VISIBILITY_TIMEOUT_SECONDS": "30",
+        "CLASSPULSE_TASK_TIME_LIMIT_SECONDS": "20",
+        "PYTHONUNBUFFERED": "1",
+    }
+
+
+def start_api(name: str, env: dict[str, str], logs: Path) -> tuple[subprocess.Popen[bytes], str]:
+    port = free_port()
+    command = [
+        sys.executable, "-m", "uvicorn", f"services.{name}.app:create_app", "--factory",
+        "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning", "--no-access-log",
+    ]  # fmt: skip
+    with (logs / f"{name}.log").open("ab") as out:
+        process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=out, stderr=out)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
+                return process, url
+        except httpx.TransportError:
+            pass
+        time.sleep(0.2)
+    process.kill()
+    raise SystemExit(f"{name} did not become ready; see {logs / f'{name}.log'}")
+
+
+def start_worker(name: str, env: dict[str, str], logs: Path) -> subprocess.Popen[bytes]:
+    log = logs / f"worker-{name}.log"
+    command = [
+        sys.executable, "-m", "celery", "-A", "services.inference.celery_app:app", "worker",
+        "-Q", FRAME_QUEUE, "--pool", "solo", "--loglevel", "INFO", "-n", f"soak-{name}@%h",
+        "--without-heartbeat", "--without-gossip", "--without-mingle",
+    ]  # fmt: skip
+    size = log.stat().st_size if log.exists() else 0
+    with log.open("ab") as out:
+        process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=out, stderr=out)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        with log.open("rb") as read:
+            read.seek(size)
+            if b" ready." in read.read():
+                return process
+        if process.poll() is not None:
+            break
+        time.sleep(0.2)
+    raise SystemExit(f"worker {name} did not start; see {log}")
+
+
+def rss_mib(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def stop(process: subprocess.Popen[bytes]) -> None:
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+@dataclass
+class Load:
+    """What the simulated students saw."""
+
+    attempts: Counter[int] = field(default_factory=Counter)
+    acknowledged: dict[str, float] = field(default_factory=dict)
+    gave_up: int = 0
+    #: Answers with a 5xx other than 503 (never expected).
+    server_errors: int = 0
+
+
+async def send_frame(
+    client: httpx.AsyncClient,
+    load: Load,
+    lesson_id: uuid.UUID,
+    token: str,
+    seq: int,
+    image: bytes,
+    give_up_at: float,
+) -> None:
+    """One frame, retried with its seq until acknowledged, refused for good, or too late."""
+    captured_at = dt.datetime.now(dt.UTC).isoformat()
+    while True:
+        started = time.perf_counter()
+        retry_after = 1.0
+        try:
+            answer = await client.post(
+                f"/v1/lessons/{lesson_id}/frames",
+                params={"seq": seq, "captured_at": captured_at},
+                content=image,
+                headers={"Authorization": f"Bearer {token}", "Content-Type": "image/jpeg"},
+            )
+            status = answer.status_code
+            retry_after = float(answer.headers.get("Retry-After", "1"))
+        except httpx.TransportError:
+            status = TRANSPORT_ERROR
+        load.attempts[status] += 1
+        if status == 202:
+            load.acknowledged[answer.json()["frame_id"]] = time.perf_counter() - started
+            return
+        if status >= 500 and status != 503:
+            load.server_errors += 1
+        if status not in RETRYABLE or time.monotonic() + retry_after > give_up_at:
+            load.gave_up += 1
+            return
+        await asyncio.sleep(retry_after)
+
+
+async def drive(
+    url: str, lesson_id: uuid.UUID, tokens: list[str], rate: float, duration: float
+) -> Load:
+    """``rate`` frames per second in total, students in turn, for ``duration`` seconds."""
+    load, images = Load(), photos()
+    total = int(rate * duration)
+    seqs = [0] * len(tokens)
+    limits = httpx.Limits(max_connections=256, max_keepalive_connections=256)
+    async with httpx.AsyncClient(base_url=url, limits=limits, timeout=30) as client:
+        start = time.monotonic()
+        give_up_at = start + duration + 120
+        tasks = []
+        for n in range(total):
+            delay = start + n / rate - time.monotonic()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            student = n % len(tokens)
+            seqs[student] += 1
+            tasks.append(
+                asyncio.create_task(
+                    send_frame(
+                        client,
+                        load,
+                        lesson_id,
+                        tokens[student],
+                        seqs[student],
+                        images[n % len(images)],
+                        give_up_at,
+                    )
+                )
+            )
+        await asyncio.gather(*tasks)
+    return load
+
+
+@dataclass
+class Faults:
+    worker_kills: int = 0
+    redis_restarts: int = 0
+
+
+async def inject_faults(
+    args: argparse.Namespace,
+    own_redis: OwnRedis,
+    workers: dict[str, subprocess.Popen[bytes]],
+    env: dict[str, str],
+    logs: Path,
+    faults: Faults,
+) -> None:
+    """Kill worker "b" every ``--kill-every`` s; stop Redis once, halfway through."""
+    start = time.monotonic()
+    redis_at = start + args.duration / 2
+    next_kill = start + args.kill_every
+    redis_done = args.redis_down <= 0
+    while time.monotonic() < start + args.duration:
+        now = time.monotonic()
+        if now >= next_kill:
+            workers["b"].send_signal(signal.SIGKILL)
+            workers["b"].wait()
+            faults.worker_kills += 1
+            print(f"[{now - start:6.1f}s] worker b killed; restarting", flush=True)
+            workers["b"] = await asyncio.to_thread(start_worker, "b", env, logs)
+            next_kill += args.kill_every
+        if not redis_done and now >= redis_at:
+            print(f"[{now - start:6.1f}s] redis stopped for {args.redis_down:g}s", flush=True)
+            await asyncio.to_thread(own_redis.stop)
+            await asyncio.sleep(args.redis_down)
+            await asyncio.to_thread(own_redis.start)
+            faults.redis_restarts += 1
+            redis_done = True
+            print(f"[{time.monotonic() - start:6.1f}s] redis back", flush=True)
+        await asyncio.sleep(0.5)
+
+
+def lesson_stats(analytics_url: str, lesson_id: uuid.UUID, key: str) -> dict[str, Any]:
+    answer = httpx.get(
+        f"{analytics_url}/v1/lessons/{lesson_id}/frames/stats",
+        headers={"Authorization": f"Bearer {key}"},
+        timeout=30,
+    )
+    answer.raise_for_status()
+    stats: dict[str, Any] = answer.json()
+    return stats
+
+
+def drain(
+    analytics_url: str, lesson_id: uuid.UUID, key: str, redis_url: str, timeout: float
+) -> dict[str, Any]:
+    """Wait until no frame is queued, sending the expiry task now and then."""
+    celery = Celery("soak", broker=redis_url)
+    deadline = time.monotonic() + timeout
+    next_expiry = 0.0
+    try:
+        while True:
+            stats = lesson_stats(analytics_url, lesson_id, key)
+            queued = stats["by_status"]["queued"]
+            if queued == 0 or time.monotonic() > deadline:
+                return stats
+            if time.monotonic() >= next_expiry:
+                celery.send_task("classpulse.expire_frames", queue=FRAME_QUEUE)
+                next_expiry = time.monotonic() + 15
+            time.sleep(2)
+    finally:
+        celery.close()
+
+
+def lms_key(database_url: str, lesson_id: uuid.UUID) -> str:
+    engine = make_sync_engine(database_url)
+    with Session(engine) as session:
+        organisation_id = session.scalar(
+            select(SchoolClass.organisation_id)
+            .join(Lesson, Lesson.class_id == SchoolClass.id)
+            .where(Lesson.id == lesson_id)
+        )
+        assert organisation_id is not None
+        key = add_key(session, organisation_id, KeyRole.LMS)
+        session.commit()
+    engine.dispose()
+    return key
+
+
+def final_states(database_url: str, acknowledged: dict[str, float]) -> Counter[str]:
+    """Status of every acknowledged frame ("missing" when it has no row)."""
+    engine = make_sync_engine(database_url)
+    with Session(engine) as session:
+        rows = dict(session.execute(select(Frame.id, Frame.status)).all())
+    engine.dispose()
+    return Counter(
+        str(rows[uuid.UUID(f)]) if uuid.UUID(f) in rows else "missing" for f in acknowledged
+    )
+
+
+def percentile(values: list[float], q: int) -> float:
+    if len(values) < 2:
+        return values[0] if values else float("nan")
+    return statistics.quantiles(values, n=100, method="inclusive")[q - 1]
+
+
+async def run(args: argparse.Namespace, work: Path) -> None:
+    logs = work / "logs"
+    logs.mkdir()
+    (work / "redis").mkdir()
+    own_redis = OwnRedis(work / "redis")
+    own_redis.start()
+    stores = open_stores(argparse.Namespace(database_url=None, redis_url=own_redis.url))
+    processes: list[subprocess.Popen[bytes]] = []
+    workers: dict[str, subprocess.Popen[bytes]] = {}
+    try:
+        lesson_id, tokens = seed(stores.database_url, args.students)
+        key = lms_key(stores.database_url, lesson_id)
+        env = service_env(stores.database_url, own_redis.url, args.frame_ttl)
+        ingest, ingest_url = start_api("ingest", env, logs)
+        analytics, analytics_url = start_api("analytics", env, logs)
+        processes += [ingest, analytics]
+        workers["a"] = start_worker("a", env, logs)
+        workers["b"] = start_worker("b", env, logs)
+        print(
+            f"soak: {args.rate:g} frames/s from {args.students} students for "
+            f"{args.duration:g}s; logs in {logs}",
+            flush=True,
+        )
+        started = time.monotonic()
+        faults = Faults()
+        load_task = asyncio.create_task(
+            drive(ingest_url, lesson_id, tokens, args.rate, args.duration)
+        )
+        await asyncio.sleep(min(10.0, args.duration / 4))
+        rss_start = rss_mib(workers["a"].pid)
+        await inject_faults(args, own_redis, workers, env, logs, faults)
+        load = await load_task
+        load_seconds = time.monotonic() - started
+        stats = drain(analytics_url, lesson_id, key, own_redis.url, args.drain_timeout)
+        rss_end = rss_mib(workers["a"].pid)
+        states = final_states(stores.database_url, load.acknowledged)
+    finally:
+        for process in [*workers.values(), *processes]:
+            stop(process)
+        own_redis.stop()
+        close_stores(stores)
+
+    by_status = stats["by_status"]
+    lost = states["missing"] + states["queued"]
+    latencies = sorted(load.acknowledged.values())
+    print(f"\nload: {load_seconds:.0f}s, attempts by status {dict(sorted(load.attempts.items()))}")
+    print(f"faults: {faults.worker_kills} worker kills, {faults.redis_restarts} Redis restarts")
+    print(
+        f"frames: accepted={len(load.acknowledged)} done={by_status['done']} "
+        f"failed={by_status['failed']} {stats['failed_by_reason']} "
+        f"expired={by_status['expired']} queued={by_status['queued']} "
+        f"lost={lost} gave_up={load.gave_up}"
+    )
+    print(f"5xx other than 503: {load.server_errors}")
+    print(
+        f"ingest latency of acknowledged frames: p50={percentile(latencies, 50) * 1000:.0f} ms "
+        f"p99={percentile(latencies, 99) * 1000:.0f} ms"
+    )
+    growth = (rss_end - rss_start) / rss_start * 100
+    print(f"worker a RSS: start={rss_start:.0f} MiB end={rss_end:.0f} MiB ({growth:+.1f} %)")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--rate", type=float, default=50.0, help="frames per second in total")
+    parser.add_argument("--duration", type=float, default=600.0, help="seconds of load")
+    parser.add_argument("--students", type=int, default=100)
+    parser.add_argument("--kill-every", type=float, default=60.0, help="seconds between kills")
+    parser.add_argument("--redis-down", type=float, default=5.0, help="0: no Redis restart")
+    parser.add_argument("--frame-ttl", type=int, default=120, help="CLASSPULSE_FRAME_TTL_SECONDS")
+    parser.add_argument("--drain-timeout", type=float, default=600.0)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="classpulse-soak-") as work:
+        asyncio.run(run(args, Path(work)))
+
+
+if __name__ == "__main__":
+    main()
