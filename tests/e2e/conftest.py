@@ -167,7 +167,9 @@ def fake_camera(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
-@pytest.fixture(scope="session")
+# Module scope: Playwright's sync API runs an event loop in the main thread
+# while it is open, which would break every later asyncio test of the session.
+@pytest.fixture(scope="module")
 def browser(fake_camera: Path) -> Iterator[object]:
     """Headless Chromium whose webcam plays the real video."""
     if not CHROMIUM.exists():
