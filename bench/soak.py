@@ -59,7 +59,7 @@ RETRYABLE = {TRANSPORT_ERROR, 429, 503}
 
 
 class OwnRedis:
-    """A redis-server on a free port with an append-only file, restartable."""
+    """A redis-server on a free port with an append-only file; stop and start at will."""
 
     def __init__(self, directory: Path) -> None:
         if shutil.which("redis-server") is None:
@@ -77,13 +77,18 @@ class OwnRedis:
         ]  # fmt: skip
         self.process = subprocess.Popen(command, stdout=subprocess.DEVNULL)
         client = redis.Redis.from_url(self.url)
-        for _ in range(200):
-            try:
-                client.ping()
-                break
-            except redis.ConnectionError:
-                time.sleep(0.05)
-        client.close()
+        deadline = time.monotonic() + 10
+        try:
+            while True:
+                try:
+                    client.ping()
+                    return
+                except redis.ConnectionError:
+                    if time.monotonic() > deadline:
+                        raise
+                    time.sleep(0.05)
+        finally:
+            client.close()
 
     def stop(self) -> None:
         """A clean shutdown (SIGTERM): Redis writes its append-only file and exits."""

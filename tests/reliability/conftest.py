@@ -8,13 +8,17 @@ class, lesson and student. Both APIs verify student tokens with one secret.
 from __future__ import annotations
 
 import datetime as dt
-import uuid
+import io
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 import redis as redis_lib
+from PIL import Image
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
@@ -24,6 +28,7 @@ from services.ingest.config import IngestConfig
 from shared.auth import issue_student_token
 from shared.db.models import Consent, Enrolment, KeyRole
 from tests.analytics.conftest import running_app
+from tests.conftest import MEDIA
 from tests.ingest.conftest import Servers
 
 STUDENTS = ("s1", "s2", "s3")
@@ -126,5 +131,30 @@ def frame_params(seq: int) -> dict[str, str]:
     return {"seq": str(seq), "captured_at": dt.datetime.now(dt.UTC).isoformat()}
 
 
-def new_id() -> str:
-    return str(uuid.uuid4())
+def jpeg(name: str) -> bytes:
+    with Image.open(MEDIA / name) as image:
+        out = io.BytesIO()
+        image.convert("RGB").resize((640, 480)).save(out, "JPEG", quality=85)
+        return out.getvalue()
+
+
+def frame_stats(analytics: httpx.Client, realm: Realm) -> dict[str, Any]:
+    answer = analytics.get(
+        f"/v1/lessons/{realm.a.lesson_id}/frames/stats", headers=bearer(realm.a.lms_key)
+    )
+    assert answer.status_code == 200, answer.text
+    body: dict[str, Any] = answer.json()
+    return body
+
+
+def wait_for_queue_to_drain(
+    analytics: httpx.Client, realm: Realm, worker: Any, log: Path, timeout: float = 120
+) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        stats = frame_stats(analytics, realm)
+        if stats["by_status"]["queued"] == 0:
+            return stats
+        assert worker.poll() is None, f"worker died:\n{log.read_text()[-3000:]}"
+        time.sleep(0.5)
+    raise AssertionError(f"frames still queued: {stats}\n{log.read_text()[-3000:]}")

@@ -15,7 +15,6 @@ import base64
 import datetime as dt
 import io
 import json
-import time
 import uuid
 from collections import Counter
 from pathlib import Path
@@ -30,8 +29,13 @@ from PIL import Image
 from sqlalchemy import Engine, text
 
 from shared.schemas import FRAME_QUEUE, LiveNotice, frame_key, live_channel
-from tests.conftest import MEDIA
-from tests.reliability.conftest import Realm, bearer
+from tests.reliability.conftest import (
+    Realm,
+    bearer,
+    frame_stats,
+    jpeg,
+    wait_for_queue_to_drain,
+)
 from tests.reliability.hostile import corpus
 from tests.reliability.privacy_scan import (
     binary_columns,
@@ -43,13 +47,6 @@ from tests.reliability.privacy_scan import (
 from tests.reliability.processes import Scratch, ingest_process, start_worker, stop
 
 pytestmark = pytest.mark.slow
-
-
-def jpeg(name: str) -> bytes:
-    with Image.open(MEDIA / name) as image:
-        out = io.BytesIO()
-        image.convert("RGB").resize((640, 480)).save(out, "JPEG", quality=85)
-        return out.getvalue()
 
 
 def noise_png() -> bytes:
@@ -106,28 +103,6 @@ def drop_message(client: redis_lib.Redis, frame_id: str) -> None:
             assert client.lrem(FRAME_QUEUE, 1, raw) == 1
             return
     raise AssertionError(f"no queued message for frame {frame_id}")
-
-
-def frame_stats(analytics: httpx.Client, realm: Realm) -> dict[str, Any]:
-    answer = analytics.get(
-        f"/v1/lessons/{realm.a.lesson_id}/frames/stats", headers=bearer(realm.a.lms_key)
-    )
-    assert answer.status_code == 200, answer.text
-    body: dict[str, Any] = answer.json()
-    return body
-
-
-def wait_for_queue_to_drain(
-    analytics: httpx.Client, realm: Realm, worker: Any, log: Path, timeout: float = 120
-) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        stats = frame_stats(analytics, realm)
-        if stats["by_status"]["queued"] == 0:
-            return stats
-        assert worker.poll() is None, f"worker died:\n{log.read_text()[-3000:]}"
-        time.sleep(0.5)
-    raise AssertionError(f"frames still queued: {stats}\n{log.read_text()[-3000:]}")
 
 
 def test_every_acknowledged_frame_is_accounted_for_and_no_pixel_remains(
