@@ -174,7 +174,8 @@ def test_every_acknowledged_frame_is_accounted_for_and_no_pixel_remains(
         assert redis_client.keys("classpulse:frame:*") == []
         assert binary_columns(clean_db) == []
         assert images_in_postgres(clean_db) == []
-        assert images_on_disk(scratch.root) == []
+        # The services' directories and their logs.
+        assert images_on_disk(tmp_path) == []
 
         # Frames acknowledged while no worker runs stay queued, and are counted.
         for _ in range(2):
