@@ -6,12 +6,10 @@ import contextlib
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-from fastapi import FastAPI, Request
-from fastapi.responses import FileResponse, JSONResponse
+from fastapi import FastAPI
+from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
 from redis.asyncio import Redis
-from redis.exceptions import RedisError
-from sqlalchemy import text
 
 from services.analytics import (
     export,
@@ -23,6 +21,7 @@ from services.analytics import (
 from services.analytics.config import AnalyticsConfig
 from services.analytics.deps import Resources
 from services.analytics.errors import install_error_handlers
+from services.api import health
 from shared.db.engine import async_session_factory, make_async_engine
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
@@ -70,30 +69,7 @@ def create_app(config: AnalyticsConfig | None = None) -> FastAPI:
     app.include_router(export.router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
 
-    @app.get("/healthz", tags=["health"], summary="The process is up (no stores checked)")
-    async def healthz() -> dict[str, str]:
-        return {"status": "ok"}
-
-    @app.get("/readyz", tags=["health"], summary="PostgreSQL and Redis answer")
-    async def readyz(request: Request) -> JSONResponse:
-        resources: Resources = request.app.state.resources
-        checks: dict[str, str] = {}
-        try:
-            async with resources.engine.connect() as conn:
-                await conn.execute(text("SELECT 1"))
-            checks["postgres"] = "ok"
-        except Exception as exc:  # any failure means not ready; say which
-            checks["postgres"] = f"unavailable: {type(exc).__name__}"
-        try:
-            await resources.redis.ping()
-            checks["redis"] = "ok"
-        except (RedisError, OSError) as exc:
-            checks["redis"] = f"unavailable: {type(exc).__name__}"
-        ready = all(v == "ok" for v in checks.values())
-        return JSONResponse(
-            {"status": "ok" if ready else "unavailable", "checks": checks},
-            status_code=200 if ready else 503,
-        )
+    app.include_router(health.router)
 
     @app.get("/", include_in_schema=False)
     @app.get("/dashboard", include_in_schema=False)

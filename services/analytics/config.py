@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from shared.errors import ConfigError
-from shared.settings import auth_settings, privacy_settings, store_settings
+from services.api.stores import required_stores
+from shared.settings import privacy_settings
 
 
 @dataclass(frozen=True, slots=True)
@@ -21,16 +21,11 @@ class AnalyticsConfig:
     @classmethod
     def from_settings(cls) -> AnalyticsConfig:
         """Read ``CLASSPULSE_*`` settings; ``ConfigError`` names what is missing."""
-        store, auth, privacy = store_settings(), auth_settings(), privacy_settings()
-        if not store.database_url:
-            raise ConfigError("CLASSPULSE_DATABASE_URL is not set")
-        if not store.redis_url:
-            raise ConfigError("CLASSPULSE_REDIS_URL is not set")
-        if auth.token_secret is None:
-            raise ConfigError("CLASSPULSE_TOKEN_SECRET is not set")
+        privacy = privacy_settings()
+        stores = required_stores()
         return cls(
-            database_url=store.database_url,
-            redis_url=store.redis_url,
-            token_secret=auth.token_secret.get_secret_value(),
+            database_url=stores.database_url,
+            redis_url=stores.redis_url,
+            token_secret=stores.token_secret,
             min_group_size=privacy.min_group_size,
         )

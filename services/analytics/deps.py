@@ -7,11 +7,12 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Annotated
 
-from fastapi import Depends, Header, Path, Query, Request
+from fastapi import Depends, Path, Query, Request
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from services.analytics.config import AnalyticsConfig
+from services.api.credentials import AuthorizationHeader
 from shared.access import authenticate, bearer_token, require_lesson_access
 from shared.auth import Principal
 from shared.db.models import Lesson, SchoolClass, Student
@@ -43,13 +44,6 @@ async def get_session(resources: ResourcesDep) -> AsyncIterator[AsyncSession]:
 
 
 SessionDep = Annotated[AsyncSession, Depends(get_session)]
-AuthorizationHeader = Annotated[
-    str | None,
-    Header(
-        alias="Authorization",
-        description="`Bearer cp_…` (LMS or teacher API key) or `Bearer <student token>`",
-    ),
-]
 AccessTokenQuery = Annotated[
     str | None,
     Query(

@@ -6,14 +6,13 @@ import contextlib
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-from fastapi import FastAPI, Request
-from fastapi.responses import FileResponse, JSONResponse
+from fastapi import FastAPI
+from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
 from redis.asyncio import Redis
-from redis.exceptions import RedisError
-from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
+from services.api import health
 from services.ingest import routes_classroom, routes_frames, routes_setup, routes_students, ws
 from services.ingest.config import IngestConfig
 from services.ingest.deps import Resources
@@ -104,30 +103,7 @@ def create_app(config: IngestConfig | None = None) -> FastAPI:
     app.include_router(ws.router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR, check_dir=False), name="static")
 
-    @app.get("/healthz", tags=["health"], summary="The process is up (no stores checked)")
-    async def healthz() -> dict[str, str]:
-        return {"status": "ok"}
-
-    @app.get("/readyz", tags=["health"], summary="PostgreSQL and Redis answer")
-    async def readyz(request: Request) -> JSONResponse:
-        resources: Resources = request.app.state.resources
-        checks: dict[str, str] = {}
-        try:
-            async with resources.engine.connect() as conn:
-                await conn.execute(text("SELECT 1"))
-            checks["postgres"] = "ok"
-        except Exception as exc:  # any failure means not ready; say which
-            checks["postgres"] = f"unavailable: {type(exc).__name__}"
-        try:
-            await resources.redis.ping()
-            checks["redis"] = "ok"
-        except (RedisError, OSError) as exc:
-            checks["redis"] = f"unavailable: {type(exc).__name__}"
-        ready = all(v == "ok" for v in checks.values())
-        return JSONResponse(
-            {"status": "ok" if ready else "unavailable", "checks": checks},
-            status_code=200 if ready else 503,
-        )
+    app.include_router(health.router)
 
     @app.get("/classroom/{lesson_id}", include_in_schema=False)
     async def classroom(lesson_id: str) -> FileResponse:

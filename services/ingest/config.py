@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from shared.errors import ConfigError
-from shared.settings import auth_settings, frame_settings, store_settings
+from services.api.stores import required_stores
+from shared.settings import auth_settings, frame_settings
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,17 +27,12 @@ class IngestConfig:
     @classmethod
     def from_settings(cls) -> IngestConfig:
         """Read ``CLASSPULSE_*`` settings; ``ConfigError`` names what is missing."""
-        store, frames, auth = store_settings(), frame_settings(), auth_settings()
-        if not store.database_url:
-            raise ConfigError("CLASSPULSE_DATABASE_URL is not set")
-        if not store.redis_url:
-            raise ConfigError("CLASSPULSE_REDIS_URL is not set")
-        if auth.token_secret is None:
-            raise ConfigError("CLASSPULSE_TOKEN_SECRET is not set")
+        frames, auth = frame_settings(), auth_settings()
+        stores = required_stores()
         return cls(
-            database_url=store.database_url,
-            redis_url=store.redis_url,
-            token_secret=auth.token_secret.get_secret_value(),
+            database_url=stores.database_url,
+            redis_url=stores.redis_url,
+            token_secret=stores.token_secret,
             token_ttl_seconds=auth.token_ttl_seconds,
             max_frame_bytes=frames.max_frame_bytes,
             max_frame_pixels=frames.max_frame_pixels,

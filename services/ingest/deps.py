@@ -6,10 +6,11 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Annotated
 
-from fastapi import Depends, Header, Request
+from fastapi import Depends, Request
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from services.api.credentials import AuthorizationHeader
 from services.ingest.config import IngestConfig
 from services.ingest.queue import FrameQueue
 from services.ingest.ratelimit import FrameAdmission
@@ -52,13 +53,6 @@ async def get_session(resources: ResourcesDep) -> AsyncIterator[AsyncSession]:
 
 
 SessionDep = Annotated[AsyncSession, Depends(get_session)]
-AuthorizationHeader = Annotated[
-    str | None,
-    Header(
-        alias="Authorization",
-        description="`Bearer cp_…` (LMS or teacher API key) or `Bearer <student token>`",
-    ),
-]
 
 
 async def get_principal(

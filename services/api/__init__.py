@@ -1,0 +1,1 @@
+"""HTTP plumbing both APIs share: the error shape, health checks, required settings."""
