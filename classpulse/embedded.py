@@ -13,9 +13,11 @@ the test suite when the machine has none and prints ``export`` lines for
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -189,7 +191,29 @@ class EmbeddedPostgres:
         """Stop the server (fast shutdown: sessions end, data is flushed)."""
         if not (self.pgdata / "postmaster.pid").exists():
             return
-        self._run("pg_ctl", "stop", "-D", str(self.pgdata), "-m", "fast", "-w", timeout=60)
+        for mode in ("fast", "immediate"):
+            try:
+                stopped = self._run(
+                    "pg_ctl",
+                    "stop",
+                    "-D",
+                    str(self.pgdata),
+                    "-m",
+                    mode,
+                    "-w",
+                    "-t",
+                    "30",
+                    timeout=45,
+                )
+            except subprocess.TimeoutExpired:
+                continue
+            if stopped.returncode == 0:
+                return
+        # Both shutdowns failed (a machine too loaded to answer): end the postmaster.
+        pid_file = self.pgdata / "postmaster.pid"
+        if pid_file.exists():
+            with contextlib.suppress(ValueError, IndexError, ProcessLookupError):
+                os.kill(int(pid_file.read_text().split()[0]), signal.SIGKILL)
 
 
 class EmbeddedRedis:

@@ -151,6 +151,8 @@ def _gone(process: psutil.Process) -> bool:
 
 
 def _assert_nothing_left(processes: list[psutil.Process], ports: dict[str, int]) -> None:
+    # Children of a stopped server may take a moment to be reaped.
+    psutil.wait_procs(processes, timeout=10)
     leftovers = [p for p in processes if not _gone(p)]
     assert leftovers == [], [p.cmdline() for p in leftovers]
     assert not any(answers(port) for port in ports.values())
