@@ -1,0 +1,126 @@
+"""Worker end to end: a frame in Redis → its events committed and announced.
+
+Starts one real inference worker (Celery, solo pool) on a throwaway database
+and Redis server, then enqueues real 640x480 webcam-sized JPEGs exactly as
+ingest does (bytes with a TTL, a ``queued`` row, the Celery message) at a
+steady rate, and times each frame from its enqueue to the live notice the
+worker publishes after its commit. Usage:
+
+    python -m bench.worker_latency [--rate 20] [--duration 30]
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import tempfile
+import threading
+import time
+import uuid
+from pathlib import Path
+from types import SimpleNamespace
+
+import redis
+from sqlalchemy import insert
+
+from bench.ingest_load import close_stores, open_stores, photos, seed
+from bench.soak import service_env, start_worker, stop
+from services.ingest.queue import celery_message
+from shared.db.engine import make_sync_engine
+from shared.db.models import Frame, FrameStatus, Student
+from shared.schemas import FRAME_QUEUE, FrameRef, frame_key, live_channel
+
+FRAME_TTL_SECONDS = 600
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q / 100 * len(ordered)))]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--rate", type=float, default=20.0, help="frames per second")
+    parser.add_argument("--duration", type=float, default=30.0, help="seconds of load")
+    args = parser.parse_args()
+
+    stores = open_stores(SimpleNamespace(database_url=None, redis_url=None))
+    worker = None
+    try:
+        lesson_id, _ = seed(stores.database_url, students=20)
+        engine = make_sync_engine(stores.database_url)
+        with engine.connect() as conn:
+            students = list(conn.scalars(Student.__table__.select().with_only_columns(Student.id)))
+        worker = start_worker(
+            "latency",
+            service_env(stores.database_url, stores.redis_url, FRAME_TTL_SECONDS),
+            Path(tempfile.mkdtemp()),
+        )
+        client = redis.Redis.from_url(stores.redis_url)
+        sent: dict[str, float] = {}
+        done: dict[str, float] = {}
+        listener = client.pubsub()
+        listener.subscribe(live_channel(lesson_id))
+
+        listening = threading.Event()
+        listening.set()
+
+        def listen() -> None:
+            while listening.is_set():
+                message = listener.get_message(ignore_subscribe_messages=True, timeout=0.1)
+                if message is not None:
+                    done[json.loads(message["data"])["frame_id"]] = time.perf_counter()
+
+        thread = threading.Thread(target=listen, daemon=True)
+        thread.start()
+        images = photos()
+        total = int(args.rate * args.duration)
+        start = time.perf_counter()
+        for n in range(total):
+            # A steady rate: wait for this frame's slot rather than sleeping a fixed time.
+            time.sleep(max(0.0, start + n / args.rate - time.perf_counter()))
+            frame_id, student = uuid.uuid4(), students[n % len(students)]
+            now = dt.datetime.now(dt.UTC)
+            image = images[n % len(images)]
+            ref = FrameRef(
+                frame_id=frame_id,
+                lesson_id=lesson_id,
+                student_id=student,
+                captured_at=now,
+                enqueued_at=now,
+                redis_key=frame_key(frame_id),
+            )
+            with engine.begin() as conn:
+                conn.execute(insert(Frame).values(
+                    id=frame_id, lesson_id=lesson_id, student_id=student, seq=n,
+                    captured_at=now, status=FrameStatus.QUEUED, media_type="image/jpeg",
+                    size_bytes=len(image), width=640, height=480))  # fmt: skip
+            client.set(frame_key(frame_id), image, ex=FRAME_TTL_SECONDS)
+            sent[str(frame_id)] = time.perf_counter()
+            client.lpush(FRAME_QUEUE, celery_message(ref))
+        deadline = time.perf_counter() + 60
+        while len(done) < total and time.perf_counter() < deadline:
+            time.sleep(0.1)
+        latencies = [(done[f] - t) * 1000 for f, t in sent.items() if f in done]
+        print(f"worker end to end at {args.rate:g} frames/s for {args.duration:g} s: "
+              f"{len(latencies)} of {total} frames done")  # fmt: skip
+        if latencies:
+            figures = {q: percentile(latencies, q) for q in (50, 95, 99)}
+            print(
+                "  ".join(f"p{q} {v:.1f} ms" for q, v in figures.items())
+                + f"  max {max(latencies):.1f} ms"
+            )
+        listening.clear()
+        thread.join()
+        listener.close()
+        client.close()
+        engine.dispose()
+    finally:
+        if worker is not None:
+            stop(worker)
+        close_stores(stores)
+
+
+if __name__ == "__main__":
+    main()
