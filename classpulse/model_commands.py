@@ -36,6 +36,10 @@ def train(
         bool, typer.Option(help="Continue the run in --out from its last checkpoint")
     ] = False,
     limit: Annotated[int, typer.Option(help="Use only N samples per split (smoke runs)")] = 0,
+    init_from: Annotated[
+        Path | None,
+        typer.Option(help="Start from this checkpoint's weights with a fresh schedule"),
+    ] = None,
 ) -> None:
     """Train an expression model on FER2013 Training, selecting on PublicTest."""
     from training.train import TrainConfig

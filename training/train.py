@@ -51,6 +51,10 @@ class TrainConfig:
     #: Use only the first N training / validation samples (smoke tests).
     limit: int = 0
     resume: bool = False
+    #: Start from the weights of this checkpoint (``best.keras`` of an earlier
+    #: run) with a fresh schedule: a second cosine cycle that continues a run
+    #: whose first cycle was cut short by the time budget.
+    init_from: Path | None = None
     verbose: int = 1
 
 
@@ -159,6 +163,9 @@ def train(cfg: TrainConfig) -> Path:
     else:
         lr = cfg.learning_rate
     model = make_model(cfg.arch)
+    if cfg.init_from is not None:
+        model.set_weights(keras.models.load_model(cfg.init_from, compile=False).get_weights())
+        log.info("weights from %s", cfg.init_from)
     model.compile(
         optimizer=keras.optimizers.Adam(learning_rate=lr),
         loss=keras.losses.CategoricalCrossentropy(label_smoothing=cfg.label_smoothing),

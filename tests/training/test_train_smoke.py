@@ -85,3 +85,18 @@ def test_evaluate_json_is_one_object_with_the_contract_fields(run_dir, tmp_path)
     assert matrix.sum(axis=1).tolist() == [4] * 7
     assert result["accuracy"] == pytest.approx(np.trace(matrix) / 28)
     assert (tmp_path / "confusion.png").stat().st_size > 1000
+
+
+def test_init_from_starts_a_new_schedule_from_trained_weights(run_dir, tmp_path):
+    cfg = TrainConfig(
+        arch="vgg_bn", data=SAMPLE, out=tmp_path / "second", epochs=1, batch_size=7,
+        learning_rate=1e-4, schedule="constant", ferplus_weight=0.0, augment=False,
+        mixed_precision=False, patience=50, verbose=0, init_from=run_dir / "best.keras",
+    )
+    train(cfg)
+    with (run_dir / "history.csv").open() as handle:
+        first_run = [float(row["loss"]) for row in csv.DictReader(handle)]
+    with (tmp_path / "second" / "history.csv").open() as handle:
+        (second,) = [float(row["loss"]) for row in csv.DictReader(handle)]
+    # A fresh model starts near ln(7); a warm start near where the first run ended.
+    assert second < 0.8 * first_run[0]
