@@ -55,6 +55,7 @@ def train(
         seed=seed,
         resume=resume,
         limit=limit,
+        init_from=init_from,
         verbose=1 if sys.stdout.isatty() else 2,
     )
     if arch == "thesis":

@@ -100,3 +100,21 @@ def test_init_from_starts_a_new_schedule_from_trained_weights(run_dir, tmp_path)
         (second,) = [float(row["loss"]) for row in csv.DictReader(handle)]
     # A fresh model starts near ln(7); a warm start near where the first run ended.
     assert second < 0.8 * first_run[0]
+
+
+def test_train_command_passes_its_options_to_the_run(run_dir, tmp_path):
+    from typer.testing import CliRunner
+
+    from classpulse.cli import app
+
+    out = tmp_path / "cli"
+    result = CliRunner().invoke(
+        app,
+        ["train", "--data", str(SAMPLE), "--out", str(out), "--epochs", "1", "--batch-size", "7",
+         "--learning-rate", "1e-4", "--init-from", str(run_dir / "best.keras")],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    log = (out / "train.log").read_text()
+    assert f"weights from {run_dir / 'best.keras'}" in log
+    assert '"learning_rate": 0.0001' in log
+    assert (out / "artifact" / "model.onnx").is_file()
