@@ -87,9 +87,11 @@ def _stop(procs: list[subprocess.Popen[bytes]]) -> None:
             proc.wait(timeout=5)
 
 
-@pytest.fixture(scope="session")
+# Module scope, not session: a live worker and servers on the session's
+# database and Redis would consume and write the frames of later test modules.
+@pytest.fixture(scope="module")
 def stack(pg_url: str, redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    """Ingest and analytics on free ports, stopped at the end of the session."""
+    """Ingest and analytics on free ports, stopped at the end of the module."""
     redis_lib.Redis.from_url(redis_url).flushdb()
     logs_dir = tmp_path_factory.mktemp("stack-logs")
     env = {
@@ -129,7 +131,7 @@ def stack(pg_url: str, redis_url: str, tmp_path_factory: pytest.TempPathFactory)
         _stop(procs)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def worker(stack: Stack) -> Iterator[None]:
     """One real Celery worker process consuming the frames queue of the stack."""
     log = stack.logs["worker"] = stack.logs["ingest"].with_name("worker.log")
