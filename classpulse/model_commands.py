@@ -30,6 +30,9 @@ def train(
     learning_rate: Annotated[
         float | None, typer.Option(help="Peak LR (thesis: 1e-3 constant)")
     ] = None,
+    weight_decay: Annotated[
+        float, typer.Option(min=0.0, help="L2 penalty of the conv layers (not the thesis CNN)")
+    ] = 5e-4,
     patience: Annotated[int, typer.Option(help="Early stopping on PublicTest accuracy")] = 12,
     seed: int = 1337,
     resume: Annotated[
@@ -51,6 +54,7 @@ def train(
         out=out,
         epochs=epochs,
         batch_size=batch_size,
+        weight_decay=weight_decay,
         patience=patience,
         seed=seed,
         resume=resume,

@@ -110,21 +110,27 @@ def vgg_bn(width: int = 32, weight_decay: float = 5e-4) -> keras.Model:
     return keras.Model(inputs, outputs, name="vgg_bn")
 
 
-ARCHITECTURES: dict[str, Callable[[], keras.Model]] = {
+ARCHITECTURES: dict[str, Callable[..., keras.Model]] = {
     "thesis": thesis_cnn,
     "resnet_small": resnet_small,
     "vgg_bn": vgg_bn,
 }
 #: The architecture ``classpulse train`` uses unless told otherwise.
-DEFAULT_ARCH = "resnet_small"
+DEFAULT_ARCH = "vgg_bn"
 
 
-def make_model(arch: str = DEFAULT_ARCH) -> keras.Model:
-    """Build an untrained model by architecture name."""
+def make_model(arch: str = DEFAULT_ARCH, weight_decay: float | None = None) -> keras.Model:
+    """Build an untrained model by architecture name.
+
+    ``weight_decay`` overrides the L2 penalty of the architectures that have one
+    (the thesis CNN has none); it changes training only, never the weights' shapes.
+    """
     try:
         builder = ARCHITECTURES[arch]
     except KeyError:
         raise ValueError(
             f"unknown architecture {arch!r}; choose one of {', '.join(sorted(ARCHITECTURES))}"
         ) from None
-    return builder()
+    if weight_decay is None or arch == "thesis":
+        return builder()
+    return builder(weight_decay=weight_decay)

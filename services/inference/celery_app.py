@@ -48,6 +48,9 @@ def celery_config() -> dict[str, Any]:
             # visibility period, so they come back soon after it ends.
             "unacked_restore_interval": max(1, min(10, visibility // 4)),
             "unacked_restore_throttle": 1,
+            # A worker killed while it held the restore lock would block every
+            # restore for kombu's default 5 minutes; a restore takes milliseconds.
+            "unacked_mutex_expire": 10,
         },
         "task_default_queue": FRAME_QUEUE,
         "task_ignore_result": True,

@@ -34,3 +34,13 @@ def test_default_is_smaller_than_the_thesis_cnn():
 def test_unknown_architecture_is_refused():
     with pytest.raises(ValueError, match="unknown architecture 'resnet9000'"):
         make_model("resnet9000")
+
+
+def test_weight_decay_override_changes_the_penalty_not_the_weights():
+    default, light = make_model("vgg_bn"), make_model("vgg_bn", weight_decay=1e-5)
+    assert [w.shape for w in default.weights] == [w.shape for w in light.weights]
+    conv = [layer for layer in light.layers if layer.__class__.__name__ == "Conv2D"]
+    assert conv
+    assert all(layer.kernel_regularizer.l2 == pytest.approx(1e-5) for layer in conv)
+    # The thesis CNN has no penalty to override; it is built as published.
+    assert make_model("thesis", weight_decay=1e-5).count_params() == 32_116_743

@@ -111,10 +111,23 @@ def test_train_command_passes_its_options_to_the_run(run_dir, tmp_path):
     result = CliRunner().invoke(
         app,
         ["train", "--data", str(SAMPLE), "--out", str(out), "--epochs", "1", "--batch-size", "7",
-         "--learning-rate", "1e-4", "--init-from", str(run_dir / "best.keras")],
+         "--learning-rate", "1e-4", "--weight-decay", "1e-5",
+         "--init-from", str(run_dir / "best.keras")],
     )  # fmt: skip
     assert result.exit_code == 0, result.output
     log = (out / "train.log").read_text()
     assert f"weights from {run_dir / 'best.keras'}" in log
     assert '"learning_rate": 0.0001' in log
+    assert '"weight_decay": 1e-05' in log
     assert (out / "artifact" / "model.onnx").is_file()
+
+
+def test_bfloat16_only_where_the_cpu_has_it(tmp_path):
+    from training.train import native_bfloat16
+
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text("flags\t\t: fpu sse2 avx2 avx512f\n")
+    assert not native_bfloat16(cpuinfo)
+    cpuinfo.write_text("flags\t\t: fpu sse2 avx2 avx512f avx512_bf16\n")
+    assert native_bfloat16(cpuinfo)
+    assert not native_bfloat16(tmp_path / "missing")
