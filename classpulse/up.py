@@ -242,6 +242,9 @@ def run_up(options: UpOptions) -> None:
         getter()  # a bad CLASSPULSE_* value fails here, naming the variable
     options.data_dir.mkdir(parents=True, exist_ok=True)
     previous_term = signal.signal(signal.SIGTERM, _interrupt)
+    # Started in the background (nohup, `cmd &`), SIGINT arrives ignored and
+    # Python then never raises KeyboardInterrupt: Ctrl-C / SIGINT must still stop.
+    previous_int = signal.signal(signal.SIGINT, _interrupt)
     stack = contextlib.ExitStack()
     try:
         stack.enter_context(data_dir_lock(options.data_dir))
@@ -276,7 +279,7 @@ def run_up(options: UpOptions) -> None:
         try:
             stack.close()
         finally:
-            signal.signal(signal.SIGINT, signal.default_int_handler)
+            signal.signal(signal.SIGINT, previous_int)
             signal.signal(signal.SIGTERM, previous_term)
     typer.echo("ClassPulse stopped; data kept in " + str(options.data_dir))
 

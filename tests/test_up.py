@@ -81,10 +81,16 @@ def test_up_explains_an_unreachable_database_without_its_password(tmp_path: Path
     assert "hunter2" not in done.stdout + done.stderr
 
 
+def _ignore_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
 class UpRun:
     """One ``classpulse up`` subprocess on the embedded default, its output collected."""
 
-    def __init__(self, data_dir: Path, ports: dict[str, int]) -> None:
+    def __init__(
+        self, data_dir: Path, ports: dict[str, int], *, sigint_ignored: bool = False
+    ) -> None:
         self.data_dir = data_dir
         command = [*CLASSPULSE, "up", "--data-dir", str(data_dir)]
         for name, port in ports.items():
@@ -95,6 +101,8 @@ class UpRun:
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
+            # As a shell starts a background job (`classpulse up &`): SIGINT ignored.
+            preexec_fn=_ignore_sigint if sigint_ignored else None,
         )
         self.lines: queue.Queue[str] = queue.Queue()
         self.seen: list[str] = []
@@ -162,7 +170,8 @@ def _assert_nothing_left(processes: list[psutil.Process], ports: dict[str, int])
 def test_up_starts_answers_health_checks_and_stops_leaving_nothing(tmp_path: Path) -> None:
     data_dir = tmp_path / "data"
     ports = {name: free_port() for name in ("ingest", "analytics", "postgres", "redis")}
-    first = UpRun(data_dir, ports)
+    # Started as a background job, SIGINT (Ctrl-C) must still stop it.
+    first = UpRun(data_dir, ports, sigint_ignored=True)
     try:
         output = first.wait_until_up()
         started = dict(re.findall(r"(ingest|analytics) API:\s+(http://\S+)", output))
