@@ -86,6 +86,17 @@ def test_dashboard_chart_moments_drill_down_and_live(
             moments.first.click()
             expect(page.locator("#class-chart")).to_have_attribute("data-zoom", "10-15")
             assert page.evaluate("window.classpulse.chart.scales.x.min") < 10
+            # Over two minutes, ticks fall between whole minutes: still no label repeats.
+            ticks = page.evaluate(
+                """() => {
+                  const chart = window.classpulse.chart;
+                  Object.assign(chart.options.scales.x, { min: 11, max: 13 });
+                  chart.update();
+                  return chart.scales.x.ticks.map((t) => t.label);
+                }"""
+            )
+            assert len(ticks) > 3
+            assert len(set(ticks)) == len(ticks), ticks
             page.locator("#segments button", has_text="Slide 2").click()
             expect(page.locator("#class-chart")).to_have_attribute("data-zoom", "5-10")
             page.locator("#reset-zoom").click()

@@ -63,10 +63,11 @@
   const lessonStart = () => (state.lesson ? new Date(state.lesson.starts_at).getTime() : 0);
   const minutesOf = (iso) => (new Date(iso).getTime() - lessonStart()) / 60000;
   const bucketMinutes = () => ({ "10s": 1 / 6, "30s": 0.5, "1m": 1, "5m": 5 })[state.bucket];
-  const clock = (minutes) => {
+  // Seconds are shown where minutes alone would repeat: short spans, sub-minute buckets.
+  const clock = (minutes, seconds = false) => {
     if (!state.lesson) return "";
     const at = new Date(lessonStart() + minutes * 60000);
-    return at.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
+    return at.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit", ...(seconds ? { second: "2-digit" } : {}) });
   };
   const pct = (share) => (share === null || share === undefined ? "–" : `${Math.round(share * 100)}%`);
 
@@ -124,13 +125,13 @@
         animation: false, responsive: true, maintainAspectRatio: false, parsing: false,
         interaction: { mode: "nearest", axis: "x", intersect: false },
         scales: {
-          x: { type: "linear", title: { display: true, text: "lesson time" }, ticks: { callback: (v) => clock(v) } },
+          x: { type: "linear", title: { display: true, text: "lesson time" }, ticks: { callback(v) { return clock(v, this.max - this.min < 10); } } },
           y: { min: 0, max: 1, title: { display: true, text: "share of displayed expression" }, ticks: { callback: (v) => pct(v) } },
           ...(withPresence ? { y2: { min: 0, max: 1, position: "right", grid: { drawOnChartArea: false }, title: { display: true, text: "face presence" }, ticks: { callback: (v) => pct(v) } } } : {}),
         },
         plugins: {
           legend: { position: "bottom" },
-          tooltip: { callbacks: { title: (items) => clock(items[0].parsed.x), label: (item) => `${item.dataset.label}: ${pct(item.parsed.y)}` } },
+          tooltip: { callbacks: { title: (items) => clock(items[0].parsed.x, bucketMinutes() < 1), label: (item) => `${item.dataset.label}: ${pct(item.parsed.y)}` } },
           lessonMarkers: { markers: [], highlight: null },
         },
       },
