@@ -45,8 +45,18 @@ def train(
     ] = None,
 ) -> None:
     """Train an expression model on FER2013 Training, selecting on PublicTest."""
+    import importlib.util
+
     from training.train import TrainConfig
     from training.train import train as run
+
+    if importlib.util.find_spec("tensorflow") is None:
+        typer.echo(
+            "error: training needs TensorFlow: pip install -e '.[training]' "
+            "(`make test` installs it too)",
+            err=True,
+        )
+        raise typer.Exit(2)
 
     cfg = TrainConfig(
         arch=arch,

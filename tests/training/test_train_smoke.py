@@ -131,3 +131,22 @@ def test_bfloat16_only_where_the_cpu_has_it(tmp_path):
     cpuinfo.write_text("flags\t\t: fpu sse2 avx2 avx512f avx512_bf16\n")
     assert native_bfloat16(cpuinfo)
     assert not native_bfloat16(tmp_path / "missing")
+
+
+def test_train_without_tensorflow_says_which_extra_to_install(monkeypatch, tmp_path):
+    import importlib.util
+
+    from typer.testing import CliRunner
+
+    from classpulse.cli import app
+
+    real_find_spec = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util,
+        "find_spec",
+        lambda name, *args: None if name == "tensorflow" else real_find_spec(name, *args),
+    )
+    result = CliRunner().invoke(app, ["train", "--data", str(SAMPLE), "--out", str(tmp_path)])
+    assert result.exit_code == 2
+    assert "pip install -e '.[training]'" in result.output
+    assert not (tmp_path / "train.log").exists()
