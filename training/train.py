@@ -49,7 +49,7 @@ class TrainConfig:
     #: fine-tuning cycle of a model that underfits).
     weight_decay: float = 5e-4
     #: bfloat16 compute (float32 weights). None: on only where the CPU has native
-    #: bfloat16 (AVX512-BF16 / AMX); elsewhere it is emulated and slower.
+    #: bfloat16 (AVX512-BF16 / AMX); elsewhere it would be emulated.
     mixed_precision: bool | None = None
     tta: str = "flip"
     #: Use only the first N training / validation samples (smoke tests).
