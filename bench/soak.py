@@ -184,8 +184,13 @@ class Load:
     server_errors: int = 0
 
 
+#: Requests the load generator has open at once (classroom clients send one at a time).
+MAX_IN_FLIGHT = 64
+
+
 async def send_frame(
     client: httpx.AsyncClient,
+    in_flight: asyncio.Semaphore,
     load: Load,
     lesson_id: uuid.UUID,
     token: str,
@@ -196,15 +201,16 @@ async def send_frame(
     """One frame, retried with its seq until acknowledged, refused for good, or too late."""
     captured_at = dt.datetime.now(dt.UTC).isoformat()
     while True:
-        started = time.perf_counter()
         retry_after = 1.0
         try:
-            answer = await client.post(
-                f"/v1/lessons/{lesson_id}/frames",
-                params={"seq": seq, "captured_at": captured_at},
-                content=image,
-                headers={"Authorization": f"Bearer {token}", "Content-Type": "image/jpeg"},
-            )
+            async with in_flight:
+                started = time.perf_counter()
+                answer = await client.post(
+                    f"/v1/lessons/{lesson_id}/frames",
+                    params={"seq": seq, "captured_at": captured_at},
+                    content=image,
+                    headers={"Authorization": f"Bearer {token}", "Content-Type": "image/jpeg"},
+                )
             status = answer.status_code
             retry_after = float(answer.headers.get("Retry-After", "1"))
         except httpx.TransportError:
@@ -228,7 +234,10 @@ async def drive(
     load, images = Load(), photos()
     total = int(rate * duration)
     seqs = [0] * len(tokens)
-    limits = httpx.Limits(max_connections=256, max_keepalive_connections=256)
+    # Requests beyond the connections wait here, not in httpx's pool, whose
+    # bookkeeping grows with every waiting request and starved this process.
+    in_flight = asyncio.Semaphore(MAX_IN_FLIGHT)
+    limits = httpx.Limits(max_connections=MAX_IN_FLIGHT, max_keepalive_connections=MAX_IN_FLIGHT)
     async with httpx.AsyncClient(base_url=url, limits=limits, timeout=30) as client:
         start = time.monotonic()
         give_up_at = start + duration + 120
@@ -243,6 +252,7 @@ async def drive(
                 asyncio.create_task(
                     send_frame(
                         client,
+                        in_flight,
                         load,
                         lesson_id,
                         tokens[student],
