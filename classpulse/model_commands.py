@@ -31,8 +31,9 @@ def train(
         float | None, typer.Option(help="Peak LR (thesis: 1e-3 constant)")
     ] = None,
     weight_decay: Annotated[
-        float, typer.Option(min=0.0, help="L2 penalty of the conv layers (not the thesis CNN)")
-    ] = 5e-4,
+        float | None,
+        typer.Option(min=0.0, help="Conv L2 penalty (default 5e-4; not the thesis CNN)"),
+    ] = None,
     patience: Annotated[int, typer.Option(help="Early stopping on PublicTest accuracy")] = 12,
     seed: int = 1337,
     resume: Annotated[
@@ -64,7 +65,6 @@ def train(
         out=out,
         epochs=epochs,
         batch_size=batch_size,
-        weight_decay=weight_decay,
         patience=patience,
         seed=seed,
         resume=resume,
@@ -78,6 +78,8 @@ def train(
         cfg.mixed_precision, cfg.tta = False, "none"
     if learning_rate is not None:
         cfg.learning_rate = learning_rate
+    if weight_decay is not None:
+        cfg.weight_decay = weight_decay
     try:
         artifact = run(cfg)
     except ClassPulseError as exc:

@@ -8,6 +8,7 @@ part of these graphs: it lives in the training input pipeline
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 
 import keras
@@ -131,6 +132,6 @@ def make_model(arch: str = DEFAULT_ARCH, weight_decay: float | None = None) -> k
         raise ValueError(
             f"unknown architecture {arch!r}; choose one of {', '.join(sorted(ARCHITECTURES))}"
         ) from None
-    if weight_decay is None or arch == "thesis":
+    if weight_decay is None or "weight_decay" not in inspect.signature(builder).parameters:
         return builder()
     return builder(weight_decay=weight_decay)

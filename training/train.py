@@ -63,7 +63,7 @@ class TrainConfig:
 
 
 def native_bfloat16(cpuinfo: Path = Path("/proc/cpuinfo")) -> bool:
-    """Whether this CPU computes bfloat16 natively (else Keras emulates it, slowly)."""
+    """Whether this CPU computes bfloat16 natively (elsewhere it would be emulated)."""
     try:
         flags = cpuinfo.read_text()
     except OSError:
