@@ -9,7 +9,8 @@ restarted every ``--kill-every`` seconds, and Redis is shut down once for
 ``--redis-down`` seconds halfway through. Clients retry 429/503 and transport
 errors with the same ``seq``, as the classroom page does.
 
-Afterwards the queue is drained (the expiry task is sent while waiting) and
+Worker "a" runs the periodic tasks (beat). Afterwards the queue is drained
+(the requeue and expiry tasks are sent while waiting) and
 every acknowledged frame is looked up: printed are frames accepted, done,
 failed by reason, expired, still queued and lost (acknowledged but not in a
 final state), answers by status, p50/p99 ingest latency of acknowledged
@@ -56,6 +57,8 @@ from shared.schemas import FRAME_QUEUE  # noqa: E402
 #: Status recorded for an attempt that got no HTTP answer.
 TRANSPORT_ERROR = 0
 RETRYABLE = {TRANSPORT_ERROR, 429, 503}
+#: What a worker logs for each frame it queues again (``process.requeue_orphans``).
+REQUEUE_LOG_LINE = "no message in the broker; queued again"
 
 
 class OwnRedis:
@@ -134,13 +137,18 @@ def start_api(name: str, env: dict[str, str], logs: Path) -> tuple[subprocess.Po
     raise SystemExit(f"{name} did not become ready; see {logs / f'{name}.log'}")
 
 
-def start_worker(name: str, env: dict[str, str], logs: Path) -> subprocess.Popen[bytes]:
+def start_worker(
+    name: str, env: dict[str, str], logs: Path, *, beat: bool = False
+) -> subprocess.Popen[bytes]:
     log = logs / f"worker-{name}.log"
     command = [
         sys.executable, "-m", "celery", "-A", "services.inference.celery_app:app", "worker",
         "-Q", FRAME_QUEUE, "--pool", "solo", "--loglevel", "INFO", "-n", f"soak-{name}@%h",
         "--without-heartbeat", "--without-gossip", "--without-mingle",
     ]  # fmt: skip
+    if beat:
+        # The periodic tasks (expiry, lost-message requeue), as `classpulse up` runs them.
+        command += ["-B", "-s", str(logs / "celerybeat-schedule")]
     size = log.stat().st_size if log.exists() else 0
     with log.open("ab") as out:
         process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=out, stderr=out)
@@ -319,7 +327,7 @@ def lesson_stats(analytics_url: str, lesson_id: uuid.UUID, key: str) -> dict[str
 def drain(
     analytics_url: str, lesson_id: uuid.UUID, key: str, redis_url: str, timeout: float
 ) -> dict[str, Any]:
-    """Wait until no frame is queued, sending the expiry task now and then."""
+    """Wait until no frame is queued, sending the requeue and expiry tasks now and then."""
     celery = Celery("soak", broker=redis_url)
     deadline = time.monotonic() + timeout
     next_expiry = 0.0
@@ -330,6 +338,7 @@ def drain(
             if queued == 0 or time.monotonic() > deadline:
                 return stats
             if time.monotonic() >= next_expiry:
+                celery.send_task("classpulse.requeue_orphaned_frames", queue=FRAME_QUEUE)
                 celery.send_task("classpulse.expire_frames", queue=FRAME_QUEUE)
                 next_expiry = time.monotonic() + 15
             time.sleep(2)
@@ -385,7 +394,7 @@ async def run(args: argparse.Namespace, work: Path) -> None:
         ingest, ingest_url = start_api("ingest", env, logs)
         analytics, analytics_url = start_api("analytics", env, logs)
         processes += [ingest, analytics]
-        workers["a"] = start_worker("a", env, logs)
+        workers["a"] = start_worker("a", env, logs, beat=True)
         workers["b"] = start_worker("b", env, logs)
         print(
             f"soak: {args.rate:g} frames/s from {args.students} students for "
@@ -405,6 +414,10 @@ async def run(args: argparse.Namespace, work: Path) -> None:
         stats = drain(analytics_url, lesson_id, key, own_redis.url, args.drain_timeout)
         rss_end = rss_mib(workers["a"].pid)
         states = final_states(stores.database_url, load.acknowledged)
+        requeued = sum(
+            log.read_text(errors="replace").count(REQUEUE_LOG_LINE)
+            for log in logs.glob("worker-*.log")
+        )
     finally:
         for process in [*workers.values(), *processes]:
             stop(process)
@@ -427,6 +440,7 @@ async def run(args: argparse.Namespace, work: Path) -> None:
         f"ingest latency of acknowledged frames: p50={percentile(latencies, 50) * 1000:.0f} ms "
         f"p99={percentile(latencies, 99) * 1000:.0f} ms"
     )
+    print(f"frames whose message was lost, queued again: {requeued}")
     growth = (rss_end - rss_start) / rss_start * 100
     print(f"worker a RSS: start={rss_start:.0f} MiB end={rss_end:.0f} MiB ({growth:+.1f} %)")
 

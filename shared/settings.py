@@ -82,6 +82,9 @@ class WorkerSettings(BaseSettings):
     #: A message taken but not acknowledged (worker killed) is redelivered
     #: after this long; it must stay above the longest task and retry delay.
     visibility_timeout_seconds: int = Field(600, gt=0)
+    #: A frame still queued this long after it arrived, its bytes present and
+    #: no message for it in the broker, is queued again (a lost message).
+    requeue_after_seconds: int = Field(120, gt=0)
 
 
 class ApiSettings(BaseSettings):

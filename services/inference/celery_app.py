@@ -4,7 +4,8 @@ Run a worker with::
 
     celery -A services.inference.celery_app:app worker -Q frames
 
-and the periodic tasks (expire frames, purge old events) with ``celery -A
+and the periodic tasks (expire frames, queue again frames whose message was
+lost, purge old events) with ``celery -A
 services.inference.celery_app:app beat``. The configuration is read from
 the settings when Celery first needs it, not at import; the model, the
 database engine and the Redis client are created once per worker process
@@ -26,6 +27,7 @@ from shared.settings import store_settings, worker_settings
 #: Periodic tasks and how often they run (seconds).
 EXPIRE_EVERY_SECONDS = 60.0
 PURGE_EVERY_SECONDS = 3600.0
+REQUEUE_EVERY_SECONDS = 60.0
 
 
 def celery_config() -> dict[str, Any]:
@@ -66,6 +68,10 @@ def celery_config() -> dict[str, Any]:
         "worker_hijack_root_logger": False,
         "beat_schedule": {
             "expire-frames": {"task": "classpulse.expire_frames", "schedule": EXPIRE_EVERY_SECONDS},
+            "requeue-orphaned-frames": {
+                "task": "classpulse.requeue_orphaned_frames",
+                "schedule": REQUEUE_EVERY_SECONDS,
+            },
             "purge-old-events": {
                 "task": "classpulse.purge_old_events",
                 "schedule": PURGE_EVERY_SECONDS,

@@ -12,16 +12,18 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from redis.exceptions import RedisError
 from sqlalchemy import Connection
 
 from services.inference import store
+from services.inference.orphans import frame_ids_in_broker
 from services.inference.resources import Resources
 from shared.db.models import FrameStatus
 from shared.errors import InvalidFrame
-from shared.schemas import FrameRef, LiveNotice, frame_key, live_channel
+from shared.schemas import FRAME_QUEUE, FrameRef, LiveNotice, frame_key, live_channel
 from shared.vision.decode import decode_image
 
 log = logging.getLogger(__name__)
@@ -124,6 +126,42 @@ def expire_stale(res: Resources, now: dt.datetime | None = None, batch: int = 50
         present = pipe.execute()
         gone = [fid for fid, there in zip(stale, present, strict=True) if not there]
         return store.expire_frames(conn, gone, BYTES_EXPIRED)
+
+
+def requeue_orphans(
+    res: Resources,
+    publish: Callable[[FrameRef], None],
+    older_than: dt.timedelta,
+    now: dt.datetime | None = None,
+    batch: int = 500,
+) -> list[uuid.UUID]:
+    """Publish again the frames queued longer than ``older_than`` whose message was lost.
+
+    A frame counts as lost when its bytes are still in Redis but no message in
+    the frame queue or among the delivered, unacknowledged ones refers to it
+    (see ``services.inference.orphans``). Returns the ids published.
+    """
+    now = now or dt.datetime.now(dt.UTC)
+    with res.engine.connect() as conn:
+        candidates = store.stale_queued_refs(conn, now - older_than, batch)
+    if not candidates:
+        return []
+    # The broker first, the bytes second: a frame finished in between has lost
+    # its bytes by then and is left alone.
+    in_broker = frame_ids_in_broker(res.redis, FRAME_QUEUE)
+    pipe = res.redis.pipeline(transaction=False)
+    for ref in candidates:
+        pipe.exists(ref.redis_key)
+    present = pipe.execute()
+    lost = [
+        ref
+        for ref, there in zip(candidates, present, strict=True)
+        if there and str(ref.frame_id) not in in_broker
+    ]
+    for ref in lost:
+        log.warning("frame %s: queued with no message in the broker; queued again", ref.frame_id)
+        publish(ref)
+    return [ref.frame_id for ref in lost]
 
 
 def purge_old(res: Resources, now: dt.datetime | None = None) -> tuple[int, int]:

@@ -27,6 +27,7 @@ from shared.db.models import (
     FrameStatus,
     Lesson,
 )
+from shared.schemas import FrameRef, frame_key
 from shared.vision.pipeline import FrameResult
 
 
@@ -125,6 +126,28 @@ def stale_queued_frames(conn: Connection, before: dt.datetime, limit: int) -> li
             .limit(limit)
         )
     )
+
+
+def stale_queued_refs(conn: Connection, before: dt.datetime, limit: int) -> list[FrameRef]:
+    """Queue messages for frames still queued that were received before ``before``."""
+    rows = conn.execute(
+        select(Frame.id, Frame.lesson_id, Frame.student_id, Frame.captured_at)
+        .where(Frame.status == FrameStatus.QUEUED, Frame.received_at < before)
+        .order_by(Frame.received_at)
+        .limit(limit)
+    )
+    now = dt.datetime.now(dt.UTC)
+    return [
+        FrameRef(
+            frame_id=row.id,
+            lesson_id=row.lesson_id,
+            student_id=row.student_id,
+            captured_at=row.captured_at,
+            enqueued_at=now,
+            redis_key=frame_key(row.id),
+        )
+        for row in rows
+    ]
 
 
 def expire_frames(conn: Connection, frame_ids: Sequence[uuid.UUID], reason: str) -> int:

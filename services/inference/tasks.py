@@ -9,6 +9,7 @@ frame is recorded on the frame itself by ``process_frame``.
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 from typing import Any
 
@@ -23,13 +24,15 @@ from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from services.inference import process
 from services.inference.celery_app import app
 from services.inference.resources import get_resources
-from shared.schemas import FrameRef
+from shared.schemas import FRAME_QUEUE, FrameRef
+from shared.settings import worker_settings
 
 log = logging.getLogger(__name__)
 
 PROCESS_FRAME_TASK = "classpulse.process_frame"
 EXPIRE_FRAMES_TASK = "classpulse.expire_frames"
 PURGE_OLD_EVENTS_TASK = "classpulse.purge_old_events"
+REQUEUE_ORPHANS_TASK = "classpulse.requeue_orphaned_frames"
 
 #: Errors of an unreachable store: worth retrying, the frame itself is fine.
 TRANSIENT_ERRORS = (
@@ -78,6 +81,22 @@ def expire_frames_task() -> int:
     return process.expire_stale(get_resources())
 
 
+def publish_frame(ref: FrameRef) -> None:
+    """Queue ``ref`` for ``process_frame``; its task id is the frame id, as ingest sends it."""
+    app.send_task(
+        PROCESS_FRAME_TASK,
+        kwargs={"ref": ref.model_dump(mode="json")},
+        task_id=str(ref.frame_id),
+        queue=FRAME_QUEUE,
+    )
+
+
+def requeue_orphaned_frames_task() -> int:
+    """Queue again the frames whose message the broker lost (see ``orphans``)."""
+    older_than = dt.timedelta(seconds=worker_settings().requeue_after_seconds)
+    return len(process.requeue_orphans(get_resources(), publish_frame, older_than))
+
+
 def purge_old_events_task() -> list[int]:
     """Delete face events and frames older than the retention period."""
     return list(process.purge_old(get_resources()))
@@ -90,3 +109,4 @@ process_frame = app.task(name=PROCESS_FRAME_TASK, bind=True, max_retries=MAX_RET
 )
 expire_frames = app.task(name=EXPIRE_FRAMES_TASK)(expire_frames_task)
 purge_old_events = app.task(name=PURGE_OLD_EVENTS_TASK)(purge_old_events_task)
+requeue_orphaned_frames = app.task(name=REQUEUE_ORPHANS_TASK)(requeue_orphaned_frames_task)

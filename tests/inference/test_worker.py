@@ -6,6 +6,7 @@ keyword ``ref``) from a plain Celery client, not from the worker's own app.
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import signal
 import socket
@@ -249,3 +250,28 @@ def test_worker_killed_mid_task_leaves_the_frame_to_be_redelivered_once(
         assert len(world.events(ref.frame_id)) == 1
     finally:
         stop(second)
+
+
+def test_worker_queues_again_a_frame_whose_message_was_lost(
+    world: World, pg_url: str, redis_url: str, tmp_path: Path, one_face: bytes
+) -> None:
+    # A row and bytes, but no message: what a message lost as Redis went down leaves.
+    old = dt.datetime.now(dt.UTC) - dt.timedelta(minutes=5)
+    lost = world.add_frame(one_face, received_at=old)
+    log = tmp_path / "worker.log"
+    worker = start_worker(worker_env(pg_url, redis_url), log, "sweeper")
+    try:
+        client = Celery("beat-like", broker=redis_url)
+        client.send_task("classpulse.requeue_orphaned_frames", queue=FRAME_QUEUE)
+        client.close()
+        wait_for(
+            lambda: status_of(world, lost.frame_id) is FrameStatus.DONE,
+            30,
+            "the frame without a message was not processed",
+            worker,
+            log,
+        )
+        assert len(world.events(lost.frame_id)) == 1
+        assert world.redis.exists(lost.redis_key) == 0
+    finally:
+        stop(worker)
