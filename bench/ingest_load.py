@@ -3,7 +3,7 @@
 Starts its own throwaway PostgreSQL database (on the local server) and Redis
 server unless given URLs, seeds one live lesson with N consenting students,
 starts uvicorn (``--workers`` processes, uvloop + httptools), and drives it
-with async httpx clients in ``--client-procs`` processes for ``--duration``
+with async aiohttp clients in ``--client-procs`` processes for ``--duration``
 seconds after a warm-up. Prints accepted frames/s, p50/p99 latency and answers
 by status, then checks that every accepted frame is accounted for: a
 ``queued`` row, its bytes in Redis and its message in the queue (workers off),
