@@ -124,6 +124,12 @@ def analyze(
         Path | None, typer.Option(help="Write timeline.csv, timeline.json and chart.png here")
     ] = None,
     model: Annotated[Path, typer.Option(help="Model artifact directory")] = DEFAULT_MODEL_DIR,
+    min_face: Annotated[
+        float,
+        typer.Option(
+            min=0.01, max=1.0, help="Smallest face, as a fraction of the frame's shorter side"
+        ),
+    ] = 0.1,
 ) -> None:
     """Label the faces of an image, a folder of images, or a video sampled every N seconds."""
     target = video or path
@@ -135,7 +141,7 @@ def analyze(
     if report is not None and not is_video:
         raise typer.BadParameter("--report needs a video (PATH or --video)")
     try:
-        samples = list(_run(target, is_video, every, model, as_json))
+        samples = list(_run(target, is_video, every, model, min_face, as_json))
         if report is not None:
             from classpulse.analyze_report import write_report
 
@@ -147,14 +153,16 @@ def analyze(
 
 
 def _run(
-    target: Path, is_video: bool, every: float, model: Path, as_json: bool
+    target: Path, is_video: bool, every: float, model: Path, min_face: float, as_json: bool
 ) -> Iterator[Sample]:
     from tqdm import tqdm
 
     from shared.vision.classify import ExpressionClassifier
+    from shared.vision.detect import HaarDetector, HaarSettings
     from shared.vision.pipeline import Pipeline
 
-    pipeline = Pipeline(ExpressionClassifier(model))
+    detector = HaarDetector(HaarSettings(min_face_fraction=min_face))
+    pipeline = Pipeline(ExpressionClassifier(model), detector)
     if is_video:
         total, frames = video_frames(target, every)
         for seconds, frame in tqdm(frames, total=total, unit="sample", file=sys.stderr):

@@ -21,6 +21,13 @@ def test_image_prints_one_line_per_face_set() -> None:
     assert "two_people.jpg  2 face(s)" in result.output
 
 
+def test_min_face_leaves_out_smaller_faces() -> None:
+    # The two faces are about a fifth of the photo's height.
+    result = runner.invoke(app, ["analyze", str(MEDIA / "two_people.jpg"), "--min-face", "0.5"])
+    assert result.exit_code == 0, result.output
+    assert "No face identified" in result.output
+
+
 def test_folder_json_lines_and_bad_files_are_skipped(tmp_path: Path) -> None:
     shutil.copy(MEDIA / "obama.jpg", tmp_path / "a.jpg")
     shutil.copy(MEDIA / "astronaut.png", tmp_path / "b.png")

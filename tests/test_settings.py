@@ -29,6 +29,8 @@ def _fresh_settings() -> Iterator[None]:
         ("CLASSPULSE_FRAME_TTL_SECONDS", "ten", settings.frame_settings),
         ("CLASSPULSE_STUDENT_RATE_PER_SECOND", "0", settings.frame_settings),
         ("CLASSPULSE_WORKER_CONCURRENCY", "0", settings.worker_settings),
+        ("CLASSPULSE_MIN_FACE_FRACTION", "0", settings.worker_settings),
+        ("CLASSPULSE_MIN_FACE_FRACTION", "1.5", settings.worker_settings),
         ("CLASSPULSE_INGEST_PORT", "70000", settings.api_settings),
         ("CLASSPULSE_TOKEN_TTL_SECONDS", "1.5h", settings.auth_settings),
     ],

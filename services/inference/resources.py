@@ -15,6 +15,7 @@ from sqlalchemy import Engine
 from shared.db.engine import make_sync_engine
 from shared.errors import ConfigError
 from shared.settings import frame_settings, privacy_settings, store_settings, worker_settings
+from shared.vision.detect import HaarDetector, HaarSettings
 from shared.vision.pipeline import Pipeline
 
 
@@ -34,12 +35,14 @@ class Resources:
 
 def build_pipeline() -> Pipeline:
     """The pipeline of the settings: no model is loaded when inference is off."""
+    worker = worker_settings()
+    detector = HaarDetector(HaarSettings(min_face_fraction=worker.min_face_fraction))
     if not privacy_settings().inference_enabled:
-        return Pipeline(None, inference_enabled=False)
+        return Pipeline(None, detector, inference_enabled=False)
     from shared.vision.classify import ExpressionClassifier
 
-    worker = worker_settings()
-    return Pipeline(ExpressionClassifier(worker.model_dir, threads=worker.inference_threads))
+    classifier = ExpressionClassifier(worker.model_dir, threads=worker.inference_threads)
+    return Pipeline(classifier, detector)
 
 
 def build_resources() -> Resources:

@@ -52,8 +52,8 @@ class HaarSettings:
     #: Smallest face reported, as a fraction of the frame's shorter side. A
     #: webcam face is a quarter of the frame or more; 1/10 also keeps a
     #: student sitting back (or a group shot like video_01.mp4) and skips the
-    #: smallest, most expensive scales. 1/7 is about 25 % faster but loses
-    #: such faces.
+    #: smallest, most expensive scales. 0.15 detects about 1.6x faster but
+    #: finds faces in 12 instead of 90 frames of video_01.mp4.
     min_face_fraction: float = 0.1
 
 
