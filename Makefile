@@ -40,7 +40,8 @@ test: $(VENV)/.installed-dev chromium
 	  eval "$$exports"; \
 	fi; \
 	$(BIN)/ruff check .; \
-	$(BIN)/mypy shared services classpulse; \
+	$(BIN)/ruff format --check .; \
+	$(BIN)/mypy shared services classpulse training bench; \
 	$(BIN)/pytest -q $(PYTEST_ARGS)
 
 # Browser tests drive headless Chromium; without it they are skipped.

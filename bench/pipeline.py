@@ -49,7 +49,12 @@ def letterbox(image: np.ndarray, width: int, height: int) -> np.ndarray:
 
 
 def source_images() -> list[np.ndarray]:
-    images = [cv2.imread(str(p)) for p in sorted(MEDIA.glob("*.jpg")) + sorted(MEDIA.glob("*.png"))]
+    images: list[np.ndarray] = []
+    for path in sorted(MEDIA.glob("*.jpg")) + sorted(MEDIA.glob("*.png")):
+        image = cv2.imread(str(path))
+        if image is None:
+            raise SystemExit(f"{path}: not a readable image")
+        images.append(np.asarray(image))
     for video in sorted(MEDIA.glob("*.mp4")):
         capture = cv2.VideoCapture(str(video))
         index = 0
@@ -58,7 +63,7 @@ def source_images() -> list[np.ndarray]:
             if not ok:
                 break
             if index % VIDEO_STEP == 0:
-                images.append(frame)
+                images.append(np.asarray(frame))
             index += 1
         capture.release()
     return images
@@ -95,10 +100,10 @@ def iou(a: Box, b: Box) -> float:
 
 def lost_large_faces(frames: list[np.ndarray], detector: HaarDetector) -> tuple[int, int]:
     """(reference faces >= 1/6 frame height, of which the detector missed)."""
-    reference = cv2.CascadeClassifier(cv2.data.haarcascades + HAAR_CASCADE_FILE)
+    reference = cv2.CascadeClassifier(cv2.data.haarcascades + HAAR_CASCADE_FILE)  # type: ignore[attr-defined]
     total = missed = 0
     for frame in frames:
-        gray = cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY)
+        gray = np.asarray(cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY), dtype=np.uint8)
         found = detector.detect(gray)
         for x, y, w, h in reference.detectMultiScale(gray, 1.05, 5, minSize=(24, 24)):
             if h < gray.shape[0] / 6:

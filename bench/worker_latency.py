@@ -19,7 +19,6 @@ import threading
 import time
 import uuid
 from pathlib import Path
-from types import SimpleNamespace
 
 import redis
 from sqlalchemy import insert
@@ -45,7 +44,7 @@ def main() -> None:
     parser.add_argument("--duration", type=float, default=30.0, help="seconds of load")
     args = parser.parse_args()
 
-    stores = open_stores(SimpleNamespace(database_url=None, redis_url=None))
+    stores = open_stores(argparse.Namespace(database_url=None, redis_url=None))
     worker = None
     try:
         lesson_id, _ = seed(stores.database_url, students=20)

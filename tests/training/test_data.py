@@ -52,7 +52,9 @@ def test_short_row_names_file_and_row(tmp_path):
     lines[3] = ",".join([emotion, " ".join(pixels.split()[:-1]), usage])
     bad = tmp_path / "short.csv"
     bad.write_text("\n".join(lines) + "\n")
-    with pytest.raises(DatasetError, match=r"short\.csv: row 2 \(line 4\): expected 2304 pixels, found 2303"):
+    with pytest.raises(
+        DatasetError, match=r"short\.csv: row 2 \(line 4\): expected 2304 pixels, found 2303"
+    ):
         load_csv(bad)
 
 

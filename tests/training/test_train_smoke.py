@@ -24,9 +24,19 @@ SAMPLE = FIXTURES / "fer2013-sample.csv"
 def run_dir(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("run")
     cfg = TrainConfig(
-        arch="vgg_bn", data=SAMPLE, out=out, epochs=12, batch_size=7, learning_rate=1e-3,
-        schedule="constant", ferplus_weight=0.0, augment=False, mixed_precision=False,
-        patience=50, verbose=0, tta="flip",
+        arch="vgg_bn",
+        data=SAMPLE,
+        out=out,
+        epochs=12,
+        batch_size=7,
+        learning_rate=1e-3,
+        schedule="constant",
+        ferplus_weight=0.0,
+        augment=False,
+        mixed_precision=False,
+        patience=50,
+        verbose=0,
+        tta="flip",
     )
     train(cfg)
     return out
@@ -54,15 +64,27 @@ def test_artifact_loads_and_onnx_agrees_with_keras(run_dir):
     np.testing.assert_allclose(onnx_probs.sum(axis=1), 1.0, atol=1e-5)
     model = keras.models.load_model(artifact / "model.keras")
     batch = np.stack(faces).astype(np.float32)[..., None]
-    keras_probs = (model.predict(batch, verbose=0) + model.predict(batch[:, :, ::-1], verbose=0)) / 2
+    keras_probs = (
+        model.predict(batch, verbose=0) + model.predict(batch[:, :, ::-1], verbose=0)
+    ) / 2
     np.testing.assert_allclose(onnx_probs, keras_probs, atol=1e-4)
 
 
 def test_resume_continues_from_the_checkpoint(run_dir):
     cfg = TrainConfig(
-        arch="vgg_bn", data=SAMPLE, out=run_dir, epochs=13, batch_size=7, learning_rate=1e-3,
-        schedule="constant", ferplus_weight=0.0, augment=False, mixed_precision=False,
-        patience=50, verbose=0, resume=True,
+        arch="vgg_bn",
+        data=SAMPLE,
+        out=run_dir,
+        epochs=13,
+        batch_size=7,
+        learning_rate=1e-3,
+        schedule="constant",
+        ferplus_weight=0.0,
+        augment=False,
+        mixed_precision=False,
+        patience=50,
+        verbose=0,
+        resume=True,
     )
     train(cfg)
     with (run_dir / "history.csv").open() as handle:
@@ -72,9 +94,25 @@ def test_resume_continues_from_the_checkpoint(run_dir):
 
 def test_evaluate_json_is_one_object_with_the_contract_fields(run_dir, tmp_path):
     proc = subprocess.run(
-        [sys.executable, "-m", "classpulse.cli", "evaluate", "--model", str(run_dir / "artifact"),
-         "--data", str(SAMPLE), "--split", "PublicTest", "--json", "--report", str(tmp_path)],
-        capture_output=True, text=True, cwd=ROOT, check=True,
+        [
+            sys.executable,
+            "-m",
+            "classpulse.cli",
+            "evaluate",
+            "--model",
+            str(run_dir / "artifact"),
+            "--data",
+            str(SAMPLE),
+            "--split",
+            "PublicTest",
+            "--json",
+            "--report",
+            str(tmp_path),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        check=True,
     )
     result = json.loads(proc.stdout)
     assert set(result) >= {"accuracy", "macro_recall", "per_class_recall", "n", "model_version"}
@@ -89,9 +127,19 @@ def test_evaluate_json_is_one_object_with_the_contract_fields(run_dir, tmp_path)
 
 def test_init_from_starts_a_new_schedule_from_trained_weights(run_dir, tmp_path):
     cfg = TrainConfig(
-        arch="vgg_bn", data=SAMPLE, out=tmp_path / "second", epochs=1, batch_size=7,
-        learning_rate=1e-4, schedule="constant", ferplus_weight=0.0, augment=False,
-        mixed_precision=False, patience=50, verbose=0, init_from=run_dir / "best.keras",
+        arch="vgg_bn",
+        data=SAMPLE,
+        out=tmp_path / "second",
+        epochs=1,
+        batch_size=7,
+        learning_rate=1e-4,
+        schedule="constant",
+        ferplus_weight=0.0,
+        augment=False,
+        mixed_precision=False,
+        patience=50,
+        verbose=0,
+        init_from=run_dir / "best.keras",
     )
     train(cfg)
     with (run_dir / "history.csv").open() as handle:
