@@ -19,7 +19,7 @@ DATA_HELP = (
 
 def train(
     arch: Annotated[
-        str, typer.Option(help="Architecture: vgg_bn (default), resnet_small, thesis")
+        str, typer.Option(help="Architecture: vgg_bn (default), vgg_bn_wide, resnet_small, thesis")
     ] = "vgg_bn",
     data: Annotated[Path, typer.Option(help=DATA_HELP)] = Path("../shared/datasets/fer2013"),
     out: Annotated[
