@@ -117,15 +117,20 @@ def expire_stale(res: Resources, now: dt.datetime | None = None, batch: int = 50
     now = now or dt.datetime.now(dt.UTC)
     cutoff = now - dt.timedelta(seconds=res.frame_ttl_seconds)
     with res.engine.begin() as conn:
-        stale = store.stale_queued_frames(conn, cutoff, batch)
+        stale = store.stale_queued_refs(conn, cutoff, batch)
         if not stale:
             return 0
-        pipe = res.redis.pipeline(transaction=False)
-        for frame_id in stale:
-            pipe.exists(frame_key(frame_id))
-        present = pipe.execute()
-        gone = [fid for fid, there in zip(stale, present, strict=True) if not there]
+        present = _bytes_present(res, stale)
+        gone = [ref.frame_id for ref, there in zip(stale, present, strict=True) if not there]
         return store.expire_frames(conn, gone, BYTES_EXPIRED)
+
+
+def _bytes_present(res: Resources, refs: list[FrameRef]) -> list[bool]:
+    """Whether each frame's bytes are still in Redis, in one round trip."""
+    pipe = res.redis.pipeline(transaction=False)
+    for ref in refs:
+        pipe.exists(ref.redis_key)
+    return [bool(n) for n in pipe.execute()]
 
 
 def requeue_orphans(
@@ -149,10 +154,7 @@ def requeue_orphans(
     # The broker first, the bytes second: a frame finished in between has lost
     # its bytes by then and is left alone.
     in_broker = frame_ids_in_broker(res.redis, FRAME_QUEUE)
-    pipe = res.redis.pipeline(transaction=False)
-    for ref in candidates:
-        pipe.exists(ref.redis_key)
-    present = pipe.execute()
+    present = _bytes_present(res, candidates)
     lost = [
         ref
         for ref, there in zip(candidates, present, strict=True)

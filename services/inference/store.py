@@ -116,20 +116,8 @@ def finish_frame(
     return result.rowcount == 1
 
 
-def stale_queued_frames(conn: Connection, before: dt.datetime, limit: int) -> list[uuid.UUID]:
-    """Ids of frames still queued that were received before ``before`` (oldest first)."""
-    return list(
-        conn.scalars(
-            select(Frame.id)
-            .where(Frame.status == FrameStatus.QUEUED, Frame.received_at < before)
-            .order_by(Frame.received_at)
-            .limit(limit)
-        )
-    )
-
-
 def stale_queued_refs(conn: Connection, before: dt.datetime, limit: int) -> list[FrameRef]:
-    """Queue messages for frames still queued that were received before ``before``."""
+    """Frames still queued, received before ``before``, oldest first, as queue messages."""
     rows = conn.execute(
         select(Frame.id, Frame.lesson_id, Frame.student_id, Frame.captured_at)
         .where(Frame.status == FrameStatus.QUEUED, Frame.received_at < before)
