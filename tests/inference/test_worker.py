@@ -82,12 +82,14 @@ def worker_env(database_url: str, redis_url: str, **extra: str) -> dict[str, str
     }
 
 
-def send(redis_url: str, ref: FrameRef) -> None:
+def send_task(redis_url: str, name: str, **kwargs: object) -> None:
     client = Celery("ingest-like", broker=redis_url)
-    client.send_task(
-        "classpulse.process_frame", kwargs={"ref": ref.model_dump(mode="json")}, queue=FRAME_QUEUE
-    )
+    client.send_task(name, kwargs=kwargs, queue=FRAME_QUEUE)
     client.close()
+
+
+def send(redis_url: str, ref: FrameRef) -> None:
+    send_task(redis_url, "classpulse.process_frame", ref=ref.model_dump(mode="json"))
 
 
 def status_of(world: World, frame_id: uuid.UUID) -> FrameStatus:
@@ -261,9 +263,7 @@ def test_worker_queues_again_a_frame_whose_message_was_lost(
     log = tmp_path / "worker.log"
     worker = start_worker(worker_env(pg_url, redis_url), log, "sweeper")
     try:
-        client = Celery("beat-like", broker=redis_url)
-        client.send_task("classpulse.requeue_orphaned_frames", queue=FRAME_QUEUE)
-        client.close()
+        send_task(redis_url, "classpulse.requeue_orphaned_frames")
         wait_for(
             lambda: status_of(world, lost.frame_id) is FrameStatus.DONE,
             30,

@@ -4,6 +4,7 @@ import csv
 import json
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -20,14 +21,13 @@ from ..conftest import FIXTURES, ROOT  # noqa: E402
 SAMPLE = FIXTURES / "fer2013-sample.csv"
 
 
-@pytest.fixture(scope="module")
-def run_dir(tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("run")
+def small_run(out: Path, epochs: int, **overrides: object) -> TrainConfig:
+    """A quick, deterministic run on the sample rows: no augmentation, float32, constant LR."""
     cfg = TrainConfig(
         arch="vgg_bn",
         data=SAMPLE,
         out=out,
-        epochs=12,
+        epochs=epochs,
         batch_size=7,
         learning_rate=1e-3,
         schedule="constant",
@@ -36,9 +36,14 @@ def run_dir(tmp_path_factory) -> Path:
         mixed_precision=False,
         patience=50,
         verbose=0,
-        tta="flip",
     )
-    train(cfg)
+    return replace(cfg, **overrides)
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("run")
+    train(small_run(out, 12, tta="flip"))
     return out
 
 
@@ -71,22 +76,7 @@ def test_artifact_loads_and_onnx_agrees_with_keras(run_dir):
 
 
 def test_resume_continues_from_the_checkpoint(run_dir):
-    cfg = TrainConfig(
-        arch="vgg_bn",
-        data=SAMPLE,
-        out=run_dir,
-        epochs=13,
-        batch_size=7,
-        learning_rate=1e-3,
-        schedule="constant",
-        ferplus_weight=0.0,
-        augment=False,
-        mixed_precision=False,
-        patience=50,
-        verbose=0,
-        resume=True,
-    )
-    train(cfg)
+    train(small_run(run_dir, 13, resume=True))
     with (run_dir / "history.csv").open() as handle:
         epochs = [int(row["epoch"]) for row in csv.DictReader(handle)]
     assert epochs == list(range(13))  # one more epoch, appended, not restarted
@@ -126,22 +116,7 @@ def test_evaluate_json_is_one_object_with_the_contract_fields(run_dir, tmp_path)
 
 
 def test_init_from_starts_a_new_schedule_from_trained_weights(run_dir, tmp_path):
-    cfg = TrainConfig(
-        arch="vgg_bn",
-        data=SAMPLE,
-        out=tmp_path / "second",
-        epochs=1,
-        batch_size=7,
-        learning_rate=1e-4,
-        schedule="constant",
-        ferplus_weight=0.0,
-        augment=False,
-        mixed_precision=False,
-        patience=50,
-        verbose=0,
-        init_from=run_dir / "best.keras",
-    )
-    train(cfg)
+    train(small_run(tmp_path / "second", 1, learning_rate=1e-4, init_from=run_dir / "best.keras"))
     with (run_dir / "history.csv").open() as handle:
         first_run = [float(row["loss"]) for row in csv.DictReader(handle)]
     with (tmp_path / "second" / "history.csv").open() as handle:
