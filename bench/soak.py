@@ -51,6 +51,7 @@ from sqlalchemy.orm import Session  # noqa: E402
 
 from bench.analytics_seed import add_key  # noqa: E402
 from bench.ingest_load import SECRET, close_stores, free_port, open_stores, photos, seed  # noqa: E402
+from services.inference.process import REQUEUED_LOG  # noqa: E402
 from shared.db.engine import make_sync_engine  # noqa: E402
 from shared.db.models import Frame, KeyRole, Lesson, SchoolClass  # noqa: E402
 from shared.schemas import FRAME_QUEUE  # noqa: E402
@@ -58,8 +59,6 @@ from shared.schemas import FRAME_QUEUE  # noqa: E402
 #: Status recorded for an attempt that got no HTTP answer.
 TRANSPORT_ERROR = 0
 RETRYABLE = {TRANSPORT_ERROR, 429, 503}
-#: What a worker logs for each frame it queues again (``process.requeue_orphans``).
-REQUEUE_LOG_LINE = "no message in the broker; queued again"
 
 
 class OwnRedis:
@@ -420,8 +419,7 @@ async def run(args: argparse.Namespace, work: Path) -> None:
         rss_end = rss_mib(workers["a"].pid)
         states = final_states(stores.database_url, load.acknowledged)
         requeued = sum(
-            log.read_text(errors="replace").count(REQUEUE_LOG_LINE)
-            for log in logs.glob("worker-*.log")
+            log.read_text(errors="replace").count(REQUEUED_LOG) for log in logs.glob("worker-*.log")
         )
     finally:
         for process in [*workers.values(), *processes]:

@@ -32,6 +32,8 @@ log = logging.getLogger(__name__)
 BYTES_EXPIRED = "bytes_expired"
 CONSENT_WITHDRAWN = "consent_withdrawn"
 RETRIES_EXHAUSTED = "retries_exhausted"
+#: Logged after the frame id for each frame whose lost message is published again.
+REQUEUED_LOG = "queued with no message in the broker; queued again"
 
 
 @dataclass(frozen=True)
@@ -161,7 +163,7 @@ def requeue_orphans(
         if there and str(ref.frame_id) not in in_broker
     ]
     for ref in lost:
-        log.warning("frame %s: queued with no message in the broker; queued again", ref.frame_id)
+        log.warning("frame %s: %s", ref.frame_id, REQUEUED_LOG)
         publish(ref)
     return [ref.frame_id for ref in lost]
 
