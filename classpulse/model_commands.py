@@ -34,6 +34,10 @@ def train(
         float | None,
         typer.Option(min=0.0, help="Conv L2 penalty (default 5e-4; not the thesis CNN)"),
     ] = None,
+    dropout: Annotated[
+        float | None,
+        typer.Option(min=0.0, max=0.9, help="Head dropout rate (default 0.4; not the thesis CNN)"),
+    ] = None,
     patience: Annotated[int, typer.Option(help="Early stopping on PublicTest accuracy")] = 12,
     seed: int = 1337,
     resume: Annotated[
@@ -65,6 +69,7 @@ def train(
         out=out,
         epochs=epochs,
         batch_size=batch_size,
+        dropout=dropout,
         patience=patience,
         seed=seed,
         resume=resume,

@@ -77,7 +77,7 @@ def _residual_block(
     return layers.Activation("relu")(layers.Add()([y, shortcut]))
 
 
-def resnet_small(width: int = 32, weight_decay: float = 5e-4) -> keras.Model:
+def resnet_small(width: int = 32, weight_decay: float = 5e-4, dropout: float = 0.4) -> keras.Model:
     """A compact ResNet for 48x48 faces: stem, three stages (48→24→12→6), GAP head.
 
     Deep enough to beat the thesis CNN by a wide margin with ~40x fewer
@@ -92,12 +92,12 @@ def resnet_small(width: int = 32, weight_decay: float = 5e-4) -> keras.Model:
     x = _residual_block(x, width * 4, 1, weight_decay)
     x = _residual_block(x, width * 8, 2, weight_decay)
     x = layers.GlobalAveragePooling2D()(x)
-    x = layers.Dropout(0.4)(x)
+    x = layers.Dropout(dropout)(x)
     outputs = layers.Dense(NUM_CLASSES, activation="softmax", name="probabilities")(x)
     return keras.Model(inputs, outputs, name="resnet_small")
 
 
-def vgg_bn(width: int = 32, weight_decay: float = 5e-4) -> keras.Model:
+def vgg_bn(width: int = 32, weight_decay: float = 5e-4, dropout: float = 0.4) -> keras.Model:
     """VGG-style: four blocks of two conv-BN-ReLU + max-pool, GAP + dense head."""
     inputs, x = _inputs()
     for multiplier in (1, 2, 4, 8):
@@ -105,9 +105,9 @@ def vgg_bn(width: int = 32, weight_decay: float = 5e-4) -> keras.Model:
         x = _conv_bn(x, width * multiplier, weight_decay)
         x = layers.MaxPooling2D(2)(x)
     x = layers.GlobalAveragePooling2D()(x)
-    x = layers.Dropout(0.4)(x)
+    x = layers.Dropout(dropout)(x)
     x = layers.Dense(256, activation="relu")(x)
-    x = layers.Dropout(0.4)(x)
+    x = layers.Dropout(dropout)(x)
     outputs = layers.Dense(NUM_CLASSES, activation="softmax", name="probabilities")(x)
     return keras.Model(inputs, outputs, name="vgg_bn")
 
@@ -124,11 +124,15 @@ ARCHITECTURES: dict[str, Callable[..., keras.Model]] = {
 DEFAULT_ARCH = "vgg_bn"
 
 
-def make_model(arch: str = DEFAULT_ARCH, weight_decay: float | None = None) -> keras.Model:
+def make_model(
+    arch: str = DEFAULT_ARCH, weight_decay: float | None = None, dropout: float | None = None
+) -> keras.Model:
     """Build an untrained model by architecture name.
 
-    ``weight_decay`` overrides the L2 penalty of the architectures that have one
-    (the thesis CNN has none); it changes training only, never the weights' shapes.
+    ``weight_decay`` and ``dropout`` override the L2 penalty and the head's
+    dropout rate of the architectures that have them (the thesis CNN is built
+    as published); they change training only, never the weights' shapes, so a
+    checkpoint of the architecture loads into the result.
     """
     try:
         builder = ARCHITECTURES[arch]
@@ -136,6 +140,10 @@ def make_model(arch: str = DEFAULT_ARCH, weight_decay: float | None = None) -> k
         raise ValueError(
             f"unknown architecture {arch!r}; choose one of {', '.join(sorted(ARCHITECTURES))}"
         ) from None
-    if weight_decay is None or "weight_decay" not in inspect.signature(builder).parameters:
-        return builder()
-    return builder(weight_decay=weight_decay)
+    accepted = inspect.signature(builder).parameters
+    overrides = {
+        name: value
+        for name, value in (("weight_decay", weight_decay), ("dropout", dropout))
+        if value is not None and name in accepted
+    }
+    return builder(**overrides)

@@ -48,6 +48,9 @@ class TrainConfig:
     #: L2 penalty of the conv layers (5e-4 for a fresh run; lower it for a
     #: fine-tuning cycle of a model that underfits).
     weight_decay: float = 5e-4
+    #: Dropout rate of the classifier head; None keeps the architecture's own
+    #: (0.4). Lower it for a network that underfits.
+    dropout: float | None = None
     #: bfloat16 compute (float32 weights). None: on only where the CPU has native
     #: bfloat16 (AVX512-BF16 / AMX); elsewhere it would be emulated.
     mixed_precision: bool | None = None
@@ -175,7 +178,7 @@ def train(cfg: TrainConfig) -> Path:
         )
     else:
         lr = cfg.learning_rate
-    model = make_model(cfg.arch, weight_decay=cfg.weight_decay)
+    model = make_model(cfg.arch, weight_decay=cfg.weight_decay, dropout=cfg.dropout)
     if cfg.init_from is not None:
         model.set_weights(keras.models.load_model(cfg.init_from, compile=False).get_weights())
         log.info("weights from %s", cfg.init_from)

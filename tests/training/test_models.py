@@ -44,3 +44,17 @@ def test_weight_decay_override_changes_the_penalty_not_the_weights():
     assert all(layer.kernel_regularizer.l2 == pytest.approx(1e-5) for layer in conv)
     # The thesis CNN has no penalty to override; it is built as published.
     assert make_model("thesis", weight_decay=1e-5).count_params() == 32_116_743
+
+
+def test_dropout_override_changes_the_head_rate_not_the_weights():
+    default, light = make_model("vgg_bn"), make_model("vgg_bn", dropout=0.2)
+    assert [w.shape for w in default.weights] == [w.shape for w in light.weights]
+    rates = [layer.rate for layer in light.layers if layer.__class__.__name__ == "Dropout"]
+    assert rates == [pytest.approx(0.2)] * 2
+    assert {layer.rate for layer in default.layers if hasattr(layer, "rate")} == {0.4}
+    thesis = make_model("thesis", dropout=0.1)
+    assert sorted(layer.rate for layer in thesis.layers if hasattr(layer, "rate")) == [
+        0.25,
+        0.25,
+        0.5,
+    ]

@@ -134,7 +134,7 @@ def test_train_command_passes_its_options_to_the_run(run_dir, tmp_path):
     result = CliRunner().invoke(
         app,
         ["train", "--data", str(SAMPLE), "--out", str(out), "--epochs", "1", "--batch-size", "7",
-         "--learning-rate", "1e-4", "--weight-decay", "1e-5",
+         "--learning-rate", "1e-4", "--weight-decay", "1e-5", "--dropout", "0.2",
          "--init-from", str(run_dir / "best.keras")],
     )  # fmt: skip
     assert result.exit_code == 0, result.output
@@ -142,6 +142,7 @@ def test_train_command_passes_its_options_to_the_run(run_dir, tmp_path):
     assert f"weights from {run_dir / 'best.keras'}" in log
     assert '"learning_rate": 0.0001' in log
     assert '"weight_decay": 1e-05' in log
+    assert '"dropout": 0.2' in log
     assert (out / "artifact" / "model.onnx").is_file()
 
 
