@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
@@ -11,6 +12,12 @@ import typer
 
 from shared.errors import ClassPulseError
 from shared.settings import DEFAULT_MODEL_DIR
+
+
+class Optimizer(StrEnum):
+    adam = "adam"
+    sgd = "sgd"
+
 
 DATA_HELP = (
     "FER2013 CSV (plain or .gz) or a folder (the data set folder or Kaggle train/ test/ layout)"
@@ -38,6 +45,9 @@ def train(
         float | None,
         typer.Option(min=0.0, max=0.9, help="Head dropout rate (default 0.4; not the thesis CNN)"),
     ] = None,
+    optimizer: Annotated[
+        Optimizer, typer.Option(help="adam, or sgd with Nesterov momentum 0.9")
+    ] = Optimizer.adam,
     patience: Annotated[int, typer.Option(help="Early stopping on PublicTest accuracy")] = 12,
     seed: int = 1337,
     resume: Annotated[
@@ -70,6 +80,7 @@ def train(
         epochs=epochs,
         batch_size=batch_size,
         dropout=dropout,
+        optimizer=optimizer.value,
         patience=patience,
         seed=seed,
         resume=resume,

@@ -16,6 +16,7 @@ import sys
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -37,6 +38,9 @@ class TrainConfig:
     warmup_epochs: int = 2
     #: "cosine" (default recipe) or "constant" (the thesis: Adam at 1e-3).
     schedule: str = "cosine"
+    #: "adam", or "sgd" (Nesterov momentum 0.9), which often generalises
+    #: better on FER2013 (Khaireddin & Chen 2021) at a tenfold learning rate.
+    optimizer: str = "adam"
     #: Weight of the FER+ annotator vote distribution mixed into the one-hot
     #: FER2013 target: a label-noise-aware smoothing (0 turns it off).
     ferplus_weight: float = 0.3
@@ -87,6 +91,17 @@ def _targets(
         votes[has_votes] / totals[has_votes]
     )
     return soft
+
+
+def make_optimizer(name: str, lr: Any) -> Any:
+    """The Keras optimizer called ``name``; ``lr`` is a rate or a schedule."""
+    import keras
+
+    if name == "adam":
+        return keras.optimizers.Adam(learning_rate=lr)
+    if name == "sgd":
+        return keras.optimizers.SGD(learning_rate=lr, momentum=0.9, nesterov=True)
+    raise ValueError(f"unknown optimizer {name!r}; choose adam or sgd")
 
 
 def _setup_logging(out: Path) -> None:
@@ -183,7 +198,7 @@ def train(cfg: TrainConfig) -> Path:
         model.set_weights(keras.models.load_model(cfg.init_from, compile=False).get_weights())
         log.info("weights from %s", cfg.init_from)
     model.compile(
-        optimizer=keras.optimizers.Adam(learning_rate=lr),
+        optimizer=make_optimizer(cfg.optimizer, lr),
         loss=keras.losses.CategoricalCrossentropy(label_smoothing=cfg.label_smoothing),
         metrics=["accuracy"],
     )

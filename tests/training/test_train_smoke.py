@@ -135,7 +135,7 @@ def test_train_command_passes_its_options_to_the_run(run_dir, tmp_path):
         app,
         ["train", "--data", str(SAMPLE), "--out", str(out), "--epochs", "1", "--batch-size", "7",
          "--learning-rate", "1e-4", "--weight-decay", "1e-5", "--dropout", "0.2",
-         "--init-from", str(run_dir / "best.keras")],
+         "--optimizer", "sgd", "--init-from", str(run_dir / "best.keras")],
     )  # fmt: skip
     assert result.exit_code == 0, result.output
     log = (out / "train.log").read_text()
@@ -143,6 +143,7 @@ def test_train_command_passes_its_options_to_the_run(run_dir, tmp_path):
     assert '"learning_rate": 0.0001' in log
     assert '"weight_decay": 1e-05' in log
     assert '"dropout": 0.2' in log
+    assert '"optimizer": "sgd"' in log
     assert (out / "artifact" / "model.onnx").is_file()
 
 
@@ -174,3 +175,14 @@ def test_train_without_tensorflow_says_which_extra_to_install(monkeypatch, tmp_p
     assert result.exit_code == 2
     assert "pip install -e '.[training]'" in result.output
     assert not (tmp_path / "train.log").exists()
+
+
+def test_sgd_optimizer_is_nesterov_and_unknown_names_are_refused():
+    from training.train import make_optimizer
+
+    sgd = make_optimizer("sgd", 1e-2)
+    assert type(sgd).__name__ == "SGD"
+    assert sgd.nesterov and sgd.momentum == pytest.approx(0.9)
+    assert type(make_optimizer("adam", 1e-3)).__name__ == "Adam"
+    with pytest.raises(ValueError, match="unknown optimizer 'rmsprop'"):
+        make_optimizer("rmsprop", 1e-3)
