@@ -3,7 +3,10 @@
 Each model is evaluated through the serving classifier (with its own
 test-time augmentation), exactly as ``classpulse evaluate`` does. Usage:
 
-    python -m bench.model_quality [--data PATH] [--split PublicTest] MODEL_DIR [MODEL_DIR ...]
+    python -m bench.model_quality [--data PATH] [--split PublicTest] [--mean] MODEL_DIR [...]
+
+``--mean`` adds a row for the mean of the models' probabilities: what an
+ensemble of them would score, at the sum of their inference costs.
 """
 
 from __future__ import annotations
@@ -12,11 +15,22 @@ import argparse
 import time
 from pathlib import Path
 
+import numpy as np
+
 from shared.labels import LABELS
 from shared.settings import DEFAULT_MODEL_DIR
 from shared.vision.artifact import read_metadata
+from shared.vision.classify import ExpressionClassifier
 from training.data import DEFAULT_DATA_DIR, load
-from training.evaluate import evaluate
+from training.evaluate import Evaluation, metrics, split_probabilities
+
+
+def _row(result: Evaluation, parameters: int, tta: str, seconds: float | None) -> str:
+    recalls = [f"{result.per_class_recall[label]:.1%}" for label in LABELS]
+    row = [result.model_version, f"{parameters:,}", tta,
+           f"**{result.accuracy:.2%}**", f"{result.macro_recall:.2%}", *recalls,
+           "–" if seconds is None else f"{seconds:.1f}"]  # fmt: skip
+    return "| " + " | ".join(row) + " |"
 
 
 def main() -> None:
@@ -24,22 +38,29 @@ def main() -> None:
     parser.add_argument("models", nargs="*", type=Path, default=[DEFAULT_MODEL_DIR])
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA_DIR)
     parser.add_argument("--split", default="PublicTest")
+    parser.add_argument("--mean", action="store_true", help="add the models' mean as a row")
     args = parser.parse_args()
 
     split = load(args.data, args.split)
     header = ["model", "params", "TTA", "accuracy", "macro recall", *LABELS, "eval s"]
     print("| " + " | ".join(header) + " |")
     print("|" + "---|" * len(header))
+    probabilities, parameters = [], 0
     for model_dir in args.models:
         start = time.perf_counter()
-        result = evaluate(model_dir, split, args.split)
+        classifier = ExpressionClassifier(model_dir)
+        probs = split_probabilities(classifier, split)
         seconds = time.perf_counter() - start
+        result = metrics(split.labels, probs.argmax(axis=1), args.split, classifier.version)
         meta = read_metadata(model_dir)
-        recalls = [f"{result.per_class_recall[label]:.1%}" for label in LABELS]
-        row = [result.model_version, f"{meta.parameters:,}", meta.tta,
-               f"**{result.accuracy:.2%}**", f"{result.macro_recall:.2%}", *recalls,
-               f"{seconds:.1f}"]  # fmt: skip
-        print("| " + " | ".join(row) + " |")
+        print(_row(result, meta.parameters, meta.tta, seconds))
+        probabilities.append(probs)
+        parameters += meta.parameters
+    if args.mean and len(probabilities) > 1:
+        mean = np.mean(probabilities, axis=0)
+        name = f"mean of the {len(probabilities)} models"
+        result = metrics(split.labels, mean.argmax(axis=1), args.split, name)
+        print(_row(result, parameters, "each its own", None))
     print(f"\n{args.split}: {len(split)} images from {args.data}")
 
 

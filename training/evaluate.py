@@ -63,12 +63,17 @@ def metrics(
     )
 
 
-def predict_split(classifier: ExpressionClassifier, split: Split) -> npt.NDArray[np.int64]:
-    predictions = []
+def split_probabilities(classifier: ExpressionClassifier, split: Split) -> npt.NDArray[np.float32]:
+    """(N, 7) served probabilities, test-time augmentation included, for every image."""
+    parts = [np.zeros((0, NUM_CLASSES), dtype=np.float32)]
     for start in range(0, len(split), BATCH):
         batch = split.images[start : start + BATCH][..., np.newaxis].astype(np.float32)
-        predictions.append(classifier.predict_batch(batch).argmax(axis=1))
-    return np.concatenate(predictions).astype(np.int64)
+        parts.append(classifier.predict_batch(batch))
+    return np.concatenate(parts)
+
+
+def predict_split(classifier: ExpressionClassifier, split: Split) -> npt.NDArray[np.int64]:
+    return split_probabilities(classifier, split).argmax(axis=1).astype(np.int64)
 
 
 def evaluate(model_dir: Path, split: Split, split_name: str) -> Evaluation:

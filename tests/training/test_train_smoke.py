@@ -115,6 +115,25 @@ def test_evaluate_json_is_one_object_with_the_contract_fields(run_dir, tmp_path)
     assert (tmp_path / "confusion.png").stat().st_size > 1000
 
 
+def test_model_quality_mean_row_scores_the_mean_of_the_models_probabilities(run_dir):
+    from shared.settings import DEFAULT_MODEL_DIR
+    from training.evaluate import split_probabilities
+
+    models = [DEFAULT_MODEL_DIR, run_dir / "artifact"]
+    proc = subprocess.run(
+        [sys.executable, "-m", "bench.model_quality", "--data", str(SAMPLE), "--mean",
+         *map(str, models)],
+        capture_output=True, text=True, cwd=ROOT, check=True,
+    )  # fmt: skip
+    rows = [line for line in proc.stdout.splitlines() if line.startswith("| ")]
+    assert len(rows) == 4  # header, the two models, their mean
+    split = load_csv(SAMPLE, "PublicTest")
+    mean = np.mean([split_probabilities(ExpressionClassifier(m), split) for m in models], axis=0)
+    accuracy = float((mean.argmax(axis=1) == split.labels).mean())
+    assert rows[3].startswith("| mean of the 2 models | 2,484,302 |")
+    assert f"**{accuracy:.2%}**" in rows[3]
+
+
 def test_init_from_starts_a_new_schedule_from_trained_weights(run_dir, tmp_path):
     train(small_run(tmp_path / "second", 1, learning_rate=1e-4, init_from=run_dir / "best.keras"))
     with (run_dir / "history.csv").open() as handle:
