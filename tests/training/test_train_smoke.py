@@ -201,7 +201,8 @@ def test_sgd_optimizer_is_nesterov_and_unknown_names_are_refused():
 
     sgd = make_optimizer("sgd", 1e-2)
     assert type(sgd).__name__ == "SGD"
-    assert sgd.nesterov and sgd.momentum == pytest.approx(0.9)
+    assert sgd.nesterov
+    assert sgd.momentum == pytest.approx(0.9)
     assert type(make_optimizer("adam", 1e-3)).__name__ == "Adam"
     with pytest.raises(ValueError, match="unknown optimizer 'rmsprop'"):
         make_optimizer("rmsprop", 1e-3)
