@@ -222,7 +222,9 @@ def test_expire_marks_only_old_frames_whose_bytes_are_gone(
     gone = world.add_frame(None, received_at=old)
     still_there = world.add_frame(one_face, received_at=old)
     recent = world.add_frame(None)
-    assert process.expire_stale(resources) == 1
+    # The frames' clock is NOW, fixed at import: a run that reaches this test
+    # minutes later must not see the recent frame as old.
+    assert process.expire_stale(resources, now=NOW) == 1
     assert world.frame(gone.frame_id).status is FrameStatus.EXPIRED
     assert world.frame(gone.frame_id).failure_reason == "bytes_expired"
     assert world.frame(still_there.frame_id).status is FrameStatus.QUEUED
@@ -255,7 +257,7 @@ def test_requeue_publishes_only_old_frames_with_bytes_that_no_message_refers_to(
             assert world.redis.hlen("unacked") == 1
             published: list[FrameRef] = []
             requeued = process.requeue_orphans(
-                resources, published.append, older_than=dt.timedelta(minutes=2)
+                resources, published.append, older_than=dt.timedelta(minutes=2), now=NOW
             )
             queue.close()
     finally:
@@ -278,7 +280,9 @@ def test_requeue_ignores_foreign_and_unreadable_messages(
     world.redis.lpush(FRAME_QUEUE, b"not json", json.dumps({"body": 3}), json.dumps([1, 2]))
     world.redis.hset("unacked", "tag", b"[{}]")
     published: list[FrameRef] = []
-    process.requeue_orphans(resources, published.append, older_than=dt.timedelta(minutes=2))
+    process.requeue_orphans(
+        resources, published.append, older_than=dt.timedelta(minutes=2), now=NOW
+    )
     assert [ref.frame_id for ref in published] == [lost.frame_id]
 
 
