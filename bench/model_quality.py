@@ -19,7 +19,6 @@ import numpy as np
 
 from shared.labels import LABELS
 from shared.settings import DEFAULT_MODEL_DIR
-from shared.vision.artifact import read_metadata
 from shared.vision.classify import ExpressionClassifier
 from training.data import DEFAULT_DATA_DIR, load
 from training.evaluate import Evaluation, metrics, split_probabilities
@@ -52,7 +51,7 @@ def main() -> None:
         probs = split_probabilities(classifier, split)
         seconds = time.perf_counter() - start
         result = metrics(split.labels, probs.argmax(axis=1), args.split, classifier.version)
-        meta = read_metadata(model_dir)
+        meta = classifier.metadata
         print(_row(result, meta.parameters, meta.tta, seconds))
         probabilities.append(probs)
         parameters += meta.parameters

@@ -72,13 +72,10 @@ def split_probabilities(classifier: ExpressionClassifier, split: Split) -> npt.N
     return np.concatenate(parts)
 
 
-def predict_split(classifier: ExpressionClassifier, split: Split) -> npt.NDArray[np.int64]:
-    return split_probabilities(classifier, split).argmax(axis=1).astype(np.int64)
-
-
 def evaluate(model_dir: Path, split: Split, split_name: str) -> Evaluation:
     classifier = ExpressionClassifier(model_dir)
-    return metrics(split.labels, predict_split(classifier, split), split_name, classifier.version)
+    predicted = split_probabilities(classifier, split).argmax(axis=1)
+    return metrics(split.labels, predicted, split_name, classifier.version)
 
 
 def format_report(result: Evaluation) -> str:
