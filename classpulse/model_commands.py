@@ -58,6 +58,16 @@ def train(
         Path | None,
         typer.Option(help="Start from this checkpoint's weights with a fresh schedule"),
     ] = None,
+    teacher: Annotated[
+        list[Path] | None,
+        typer.Option(
+            help="Model artifact to distil from (repeat for an ensemble): its probabilities "
+            "become part of each training target"
+        ),
+    ] = None,
+    teacher_weight: Annotated[
+        float, typer.Option(min=0.0, max=1.0, help="Share of the teachers in the target")
+    ] = 0.5,
 ) -> None:
     """Train an expression model on FER2013 Training, selecting on PublicTest."""
     import importlib.util
@@ -86,6 +96,8 @@ def train(
         resume=resume,
         limit=limit,
         init_from=init_from,
+        teachers=tuple(teacher or ()),
+        teacher_weight=teacher_weight,
         verbose=1 if sys.stdout.isatty() else 2,
     )
     if arch == "thesis":

@@ -14,6 +14,7 @@ import math
 import os
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -45,6 +46,12 @@ class TrainConfig:
     #: FER2013 target: a label-noise-aware smoothing (0 turns it off).
     ferplus_weight: float = 0.3
     label_smoothing: float = 0.0
+    #: Model artifacts whose mean served probabilities (their test-time
+    #: augmentation included) on each training image are mixed into its target
+    #: with ``teacher_weight``: an ensemble distilled into one network, which
+    #: serves at the cost of one.
+    teachers: tuple[Path, ...] = ()
+    teacher_weight: float = 0.5
     augment: bool = True
     #: Stop when PublicTest accuracy has not improved for this many epochs.
     patience: int = 12
@@ -91,6 +98,23 @@ def _targets(
         votes[has_votes] / totals[has_votes]
     )
     return soft
+
+
+def teacher_probabilities(teachers: Sequence[Path], split: Split) -> npt.NDArray[np.float32]:
+    """(N, 7) mean of the teachers' served probabilities for every image of ``split``."""
+    from shared.vision.classify import ExpressionClassifier
+    from training.evaluate import split_probabilities
+
+    return np.mean(
+        [split_probabilities(ExpressionClassifier(t), split) for t in teachers], axis=0
+    ).astype(np.float32)
+
+
+def distilled(
+    targets: npt.NDArray[np.float32], teacher: npt.NDArray[np.float32], weight: float
+) -> npt.NDArray[np.float32]:
+    """``targets`` with ``weight`` of the teacher's probabilities mixed in (rows still sum to 1)."""
+    return ((1 - weight) * targets + weight * teacher).astype(np.float32)
 
 
 def make_optimizer(name: str, lr: Any) -> Any:
@@ -162,6 +186,17 @@ def train(cfg: TrainConfig) -> Path:
         "yes" if votes is not None else "no",
     )
     y_train = _targets(train_split, votes, cfg.ferplus_weight)
+    if cfg.teachers:
+        t1 = time.time()
+        teacher = teacher_probabilities(cfg.teachers, train_split)
+        y_train = distilled(y_train, teacher, cfg.teacher_weight)
+        log.info(
+            "teachers %s: training targets %.0f%% theirs (their training accuracy %.4f, %.1fs)",
+            ", ".join(map(str, cfg.teachers)),
+            100 * cfg.teacher_weight,
+            float((teacher.argmax(axis=1) == train_split.labels).mean()),
+            time.time() - t1,
+        )
     y_val = np.eye(7, dtype=np.float32)[val_split.labels]
     x_train = train_split.images[..., np.newaxis].astype(np.float32)
     x_val = val_split.images[..., np.newaxis].astype(np.float32)

@@ -154,16 +154,59 @@ def test_train_command_passes_its_options_to_the_run(run_dir, tmp_path):
         app,
         ["train", "--data", str(SAMPLE), "--out", str(out), "--epochs", "1", "--batch-size", "7",
          "--learning-rate", "1e-4", "--weight-decay", "1e-5", "--dropout", "0.2",
-         "--optimizer", "sgd", "--init-from", str(run_dir / "best.keras")],
+         "--optimizer", "sgd", "--init-from", str(run_dir / "best.keras"),
+         "--teacher", str(run_dir / "artifact"), "--teacher-weight", "0.25"],
     )  # fmt: skip
     assert result.exit_code == 0, result.output
     log = (out / "train.log").read_text()
+    assert f"teachers {run_dir / 'artifact'}: training targets 25% theirs" in log
     assert f"weights from {run_dir / 'best.keras'}" in log
     assert '"learning_rate": 0.0001' in log
     assert '"weight_decay": 1e-05' in log
     assert '"dropout": 0.2' in log
     assert '"optimizer": "sgd"' in log
     assert (out / "artifact" / "model.onnx").is_file()
+
+
+def test_distilled_targets_mix_in_the_teachers_and_stay_distributions():
+    from training.train import distilled
+
+    targets = np.array([[1, 0, 0, 0, 0, 0, 0], [0, 0.7, 0.3, 0, 0, 0, 0]], dtype=np.float32)
+    teacher = np.full((2, 7), 1 / 7, dtype=np.float32)
+    mixed = distilled(targets, teacher, 0.5)
+    assert mixed[0, 0] == pytest.approx(0.5 + 0.5 / 7)
+    assert mixed[1, 1] == pytest.approx(0.35 + 0.5 / 7)
+    assert mixed[0, 3] == pytest.approx(0.5 / 7)
+    np.testing.assert_allclose(mixed.sum(axis=1), 1.0, rtol=1e-6)
+    np.testing.assert_array_equal(distilled(targets, teacher, 0.0), targets)
+
+
+def test_teacher_probabilities_are_the_mean_of_the_served_ones(run_dir):
+    from training.evaluate import split_probabilities
+    from training.train import teacher_probabilities
+
+    split = load_csv(SAMPLE, "Training")
+    artifact = run_dir / "artifact"
+    served = split_probabilities(ExpressionClassifier(artifact), split)
+    both = teacher_probabilities([artifact, artifact], split)
+    assert both.shape == (len(split), 7)
+    np.testing.assert_allclose(both, served, atol=1e-6)
+
+
+def test_a_teacher_that_is_no_model_artifact_is_a_clear_error(tmp_path):
+    from typer.testing import CliRunner
+
+    from classpulse.cli import app
+
+    missing = tmp_path / "no-such-model"
+    result = CliRunner().invoke(
+        app,
+        ["train", "--data", str(SAMPLE), "--out", str(tmp_path / "run"), "--epochs", "1",
+         "--teacher", str(missing)],
+    )  # fmt: skip
+    assert result.exit_code == 2
+    assert "error:" in result.output
+    assert str(missing) in result.output
 
 
 def test_bfloat16_only_where_the_cpu_has_it(tmp_path):
