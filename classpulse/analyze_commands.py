@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from shared.errors import ClassPulseError
-from shared.settings import DEFAULT_MODEL_DIR
+from shared.settings import DEFAULT_MIN_FACE_FRACTION, DEFAULT_MODEL_DIR
 
 if TYPE_CHECKING:
     import numpy as np
@@ -129,7 +129,7 @@ def analyze(
         typer.Option(
             min=0.01, max=1.0, help="Smallest face, as a fraction of the frame's shorter side"
         ),
-    ] = 0.1,
+    ] = DEFAULT_MIN_FACE_FRACTION,
 ) -> None:
     """Label the faces of an image, a folder of images, or a video sampled every N seconds."""
     target = video or path

@@ -18,6 +18,9 @@ from shared.errors import ConfigError
 ENV_PREFIX = "CLASSPULSE_"
 #: The shipped default model artifact (committed in the repository).
 DEFAULT_MODEL_DIR = Path(__file__).resolve().parents[1] / "models" / "default"
+#: Smallest face the Haar detector reports, as a fraction of the frame's
+#: shorter side (why 0.1: ``shared.vision.detect.HaarSettings``).
+DEFAULT_MIN_FACE_FRACTION = 0.1
 
 
 def _config() -> SettingsConfigDict:
@@ -89,7 +92,7 @@ class WorkerSettings(BaseSettings):
     #: default keeps students sitting back and group shots; one student per
     #: webcam (faces a sixth of the frame or more) can raise it to 0.15 and
     #: detect about 1.6x faster (docs/benchmarks.md).
-    min_face_fraction: float = Field(0.1, gt=0, le=1)
+    min_face_fraction: float = Field(DEFAULT_MIN_FACE_FRACTION, gt=0, le=1)
 
 
 class ApiSettings(BaseSettings):

@@ -18,6 +18,7 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
+from shared.settings import DEFAULT_MIN_FACE_FRACTION
 from shared.vision.preprocess import Box, to_gray
 
 Image = npt.NDArray[np.uint8]
@@ -56,7 +57,7 @@ class HaarSettings:
     #: finds faces in 12 instead of 90 frames of video_01.mp4. The copy's
     #: 24 px window is a floor: on a 16:9 frame (a 320x180 copy) the smallest
     #: face found is 0.13 of the height, whatever a lower setting says.
-    min_face_fraction: float = 0.1
+    min_face_fraction: float = DEFAULT_MIN_FACE_FRACTION
 
 
 @lru_cache(maxsize=4)
