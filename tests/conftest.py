@@ -16,11 +16,13 @@ from pathlib import Path
 
 import pytest
 import redis as redis_lib
+from celery import Celery
 from sqlalchemy import Engine, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from shared.db.engine import make_async_engine, make_sync_engine
 from shared.db.models import Base
+from shared.schemas import FRAME_QUEUE
 
 ROOT = Path(__file__).resolve().parents[1]
 MEDIA = ROOT / "media"
@@ -29,6 +31,13 @@ SERVER_URL = os.environ.get(
     "CLASSPULSE_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test"
 )
 REDIS_SERVER = os.environ.get("CLASSPULSE_TEST_REDIS_URL", "redis://127.0.0.1:6379")
+
+
+def send_task(redis_url: str, name: str, **kwargs: object) -> None:
+    """Queue task ``name`` on the frames queue, as ingest or beat would."""
+    client = Celery("ingest-like", broker=redis_url)
+    client.send_task(name, kwargs=kwargs, queue=FRAME_QUEUE)
+    client.close()
 
 
 def _migrate(url: str) -> None:

@@ -19,14 +19,13 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from celery import Celery
 from sqlalchemy import select, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
 
 from shared.db.models import Frame, FrameStatus
 from shared.schemas import FRAME_QUEUE, FrameRef
-from tests.conftest import ROOT
+from tests.conftest import ROOT, send_task
 from tests.inference.conftest import World
 
 pytestmark = pytest.mark.slow
@@ -80,12 +79,6 @@ def worker_env(database_url: str, redis_url: str, **extra: str) -> dict[str, str
         "PYTHONUNBUFFERED": "1",
         **extra,
     }
-
-
-def send_task(redis_url: str, name: str, **kwargs: object) -> None:
-    client = Celery("ingest-like", broker=redis_url)
-    client.send_task(name, kwargs=kwargs, queue=FRAME_QUEUE)
-    client.close()
 
 
 def send(redis_url: str, ref: FrameRef) -> None:

@@ -18,7 +18,6 @@ from typing import Any
 import httpx
 import pytest
 import redis as redis_lib
-from celery import Celery
 from PIL import Image
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
@@ -29,9 +28,8 @@ from services.inference.tasks import REQUEUE_ORPHANS_TASK
 from services.ingest.config import IngestConfig
 from shared.auth import issue_student_token
 from shared.db.models import Consent, Enrolment, KeyRole
-from shared.schemas import FRAME_QUEUE
 from tests.analytics.conftest import running_app
-from tests.conftest import MEDIA
+from tests.conftest import MEDIA, send_task
 from tests.ingest.conftest import Servers
 
 STUDENTS = ("s1", "s2", "s3")
@@ -172,9 +170,7 @@ def wait_for_queue_to_drain(
             return stats
         assert worker.poll() is None, f"worker died:\n{log.read_text()[-3000:]}"
         if sweep_broker is not None and time.monotonic() >= next_sweep:
-            celery = Celery("beat-like", broker=sweep_broker)
-            celery.send_task(REQUEUE_ORPHANS_TASK, queue=FRAME_QUEUE)
-            celery.close()
+            send_task(sweep_broker, REQUEUE_ORPHANS_TASK)
             next_sweep = time.monotonic() + 3
         time.sleep(0.5)
     raise AssertionError(f"frames still queued: {stats}\n{log.read_text()[-3000:]}")

@@ -24,11 +24,11 @@ import httpx
 import numpy as np
 import pytest
 import redis as redis_lib
-from celery import Celery
 from PIL import Image
 from sqlalchemy import Engine, text
 
 from shared.schemas import FRAME_QUEUE, LiveNotice, frame_key, live_channel
+from tests.conftest import send_task
 from tests.reliability.conftest import (
     Realm,
     bearer,
@@ -159,9 +159,7 @@ def test_every_acknowledged_frame_is_accounted_for_and_no_pixel_remains(
 
         worker = start_worker(scratch, env, "accounting")
         try:
-            celery = Celery("beat-like", broker=redis_url)
-            celery.send_task("classpulse.expire_frames", queue=FRAME_QUEUE)
-            celery.close()
+            send_task(redis_url, "classpulse.expire_frames")
             stats = wait_for_queue_to_drain(
                 analytics, realm, worker, scratch.logs / "accounting.log"
             )
