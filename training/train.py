@@ -85,6 +85,13 @@ def native_bfloat16(cpuinfo: Path = Path("/proc/cpuinfo")) -> bool:
     return any(flag in flags.split() for flag in ("avx512_bf16", "amx_bf16"))
 
 
+def mix_targets(
+    targets: npt.NDArray[np.float32], other: npt.NDArray[np.float32], weight: float
+) -> npt.NDArray[np.float32]:
+    """``targets`` with ``weight`` of ``other`` mixed in (distributions stay distributions)."""
+    return ((1 - weight) * targets + weight * other).astype(np.float32)
+
+
 def _targets(
     split: Split, votes: npt.NDArray[np.float32] | None, weight: float
 ) -> npt.NDArray[np.float32]:
@@ -94,9 +101,7 @@ def _targets(
     totals = votes.sum(axis=1, keepdims=True)
     has_votes = totals[:, 0] > 0
     soft = onehot.copy()
-    soft[has_votes] = (1 - weight) * onehot[has_votes] + weight * (
-        votes[has_votes] / totals[has_votes]
-    )
+    soft[has_votes] = mix_targets(onehot[has_votes], votes[has_votes] / totals[has_votes], weight)
     return soft
 
 
@@ -108,13 +113,6 @@ def teacher_probabilities(teachers: Sequence[Path], split: Split) -> npt.NDArray
     return np.mean(
         [split_probabilities(ExpressionClassifier(t), split) for t in teachers], axis=0
     ).astype(np.float32)
-
-
-def distilled(
-    targets: npt.NDArray[np.float32], teacher: npt.NDArray[np.float32], weight: float
-) -> npt.NDArray[np.float32]:
-    """``targets`` with ``weight`` of the teacher's probabilities mixed in (rows still sum to 1)."""
-    return ((1 - weight) * targets + weight * teacher).astype(np.float32)
 
 
 def make_optimizer(name: str, lr: Any) -> Any:
@@ -189,7 +187,7 @@ def train(cfg: TrainConfig) -> Path:
     if cfg.teachers:
         t1 = time.time()
         teacher = teacher_probabilities(cfg.teachers, train_split)
-        y_train = distilled(y_train, teacher, cfg.teacher_weight)
+        y_train = mix_targets(y_train, teacher, cfg.teacher_weight)
         log.info(
             "teachers %s: training targets %.0f%% theirs (their training accuracy %.4f, %.1fs)",
             ", ".join(map(str, cfg.teachers)),

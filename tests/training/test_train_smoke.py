@@ -169,16 +169,16 @@ def test_train_command_passes_its_options_to_the_run(run_dir, tmp_path):
 
 
 def test_distilled_targets_mix_in_the_teachers_and_stay_distributions():
-    from training.train import distilled
+    from training.train import mix_targets
 
     targets = np.array([[1, 0, 0, 0, 0, 0, 0], [0, 0.7, 0.3, 0, 0, 0, 0]], dtype=np.float32)
     teacher = np.full((2, 7), 1 / 7, dtype=np.float32)
-    mixed = distilled(targets, teacher, 0.5)
+    mixed = mix_targets(targets, teacher, 0.5)
     assert mixed[0, 0] == pytest.approx(0.5 + 0.5 / 7)
     assert mixed[1, 1] == pytest.approx(0.35 + 0.5 / 7)
     assert mixed[0, 3] == pytest.approx(0.5 / 7)
     np.testing.assert_allclose(mixed.sum(axis=1), 1.0, rtol=1e-6)
-    np.testing.assert_array_equal(distilled(targets, teacher, 0.0), targets)
+    np.testing.assert_array_equal(mix_targets(targets, teacher, 0.0), targets)
 
 
 def test_teacher_probabilities_are_the_mean_of_the_served_ones(run_dir):
