@@ -1,10 +1,10 @@
 """Classifier speed: faces/s of the served model (ONNX Runtime) at several batch sizes.
 
-Runs the default artifact (or --model) on real 48x48 FER2013 PublicTest faces
-with 1 and 2 intra-op threads, and TensorFlow/Keras on the same batches for
-comparison, in one run. Usage:
+Runs the default artifact (or each --model, side by side) on real 48x48 FER2013
+PublicTest faces with 1 and 2 intra-op threads, and TensorFlow/Keras on the
+same batches for comparison, in one run. Usage:
 
-    python -m bench.classifier [--model DIR] [--data PATH] [--seconds 3]
+    python -m bench.classifier [--model DIR ...] [--data PATH] [--seconds 3] [--no-keras]
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ import argparse
 import os
 import time
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -35,29 +36,35 @@ def faces_per_second(
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--model", type=Path, default=DEFAULT_MODEL_DIR)
+    parser.add_argument(
+        "--model", type=Path, action="append", help="artifact folder (repeat to compare)"
+    )
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA_DIR)
     parser.add_argument("--seconds", type=float, default=3.0)
     parser.add_argument("--no-keras", action="store_true", help="skip the TensorFlow comparison")
     args = parser.parse_args()
 
+    models = args.model or [DEFAULT_MODEL_DIR]
     faces = load(args.data, "PublicTest").images[:256][..., np.newaxis].astype(np.float32)
-    print(f"model {args.model} on {os.cpu_count()} CPUs; faces/s (higher is better)")
-    print(f"{'runtime':<22}{'batch':>6}{'faces/s':>10}")
-    for threads in (1, 2):
-        classifier = ExpressionClassifier(args.model, threads=threads)
-        tta = classifier.metadata.tta
-        for size in (1, 8, 32):
-            rate = faces_per_second(classifier.predict_batch, faces[:size], args.seconds)
-            print(f"{f'onnxruntime {threads}t tta={tta}':<22}{size:>6}{rate:>10.0f}")
-    if not args.no_keras:
-        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-        import keras
+    print(f"{os.cpu_count()} CPUs; faces/s (higher is better)")
+    print(f"{'model':<28}{'runtime':<32}{'batch':>6}{'faces/s':>10}")
+    for model_dir in models:
+        for threads in (1, 2):
+            classifier = ExpressionClassifier(model_dir, threads=threads)
+            meta = classifier.metadata
+            runtime = f"onnxruntime {threads}t {meta.precision} tta={meta.tta}"
+            for size in (1, 8, 32):
+                rate = faces_per_second(classifier.predict_batch, faces[:size], args.seconds)
+                print(f"{meta.version:<28}{runtime:<32}{size:>6}{rate:>10.0f}")
+        if not args.no_keras:
+            os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+            import keras
 
-        model = keras.models.load_model(args.model / "model.keras", compile=False)
-        for size in (1, 32):
-            rate = faces_per_second(lambda b: model(b, training=False), faces[:size], args.seconds)
-            print(f"{'keras (TF eager)':<22}{size:>6}{rate:>10.0f}")
+            model = keras.models.load_model(model_dir / "model.keras", compile=False)
+            infer = partial(model, training=False)
+            for size in (1, 32):
+                rate = faces_per_second(infer, faces[:size], args.seconds)
+                print(f"{meta.version:<28}{'keras (TF eager)':<32}{size:>6}{rate:>10.0f}")
 
 
 if __name__ == "__main__":

@@ -20,6 +20,7 @@ ARTIFACT_FORMAT = "classpulse-expression-model/1"
 METADATA_FILE = "metadata.json"
 ONNX_FILE = "model.onnx"
 KERAS_FILE = "model.keras"
+PRECISIONS = ("float32", "int8")
 
 
 @dataclass(frozen=True)
@@ -35,6 +36,9 @@ class ModelMetadata:
     epochs: int
     #: Test-time augmentation the model is served with: "none" or "flip".
     tta: str = "none"
+    #: Numeric type of ``model.onnx``: "float32", or "int8" after post-training
+    #: quantization (``model.keras`` stays float32).
+    precision: str = "float32"
     metrics: dict[str, Any] = field(default_factory=dict)
     parameters: int = 0
     created_at: str = ""
@@ -59,6 +63,8 @@ def check_compatible(meta: ModelMetadata, where: Path) -> None:
         )
     if meta.tta not in ("none", "flip"):
         problems.append(f"test-time augmentation {meta.tta!r} (expected 'none' or 'flip')")
+    if meta.precision not in PRECISIONS:
+        problems.append(f"precision {meta.precision!r} (expected one of {', '.join(PRECISIONS)})")
     if problems:
         raise ModelArtifactError(
             f"{where}: model artifact does not match this version of ClassPulse: "

@@ -66,3 +66,9 @@ def test_missing_onnx_model_is_named(artifact):
     (artifact / "model.onnx").unlink()
     with pytest.raises(ModelArtifactError, match="model.onnx: no such file"):
         ExpressionClassifier(artifact)
+
+
+def test_unknown_onnx_precision_is_refused(artifact):
+    _edit(artifact, precision="int4")
+    with pytest.raises(ModelArtifactError, match="precision 'int4'"):
+        read_metadata(artifact)

@@ -34,6 +34,7 @@ def small_run(out: Path, epochs: int, **overrides: object) -> TrainConfig:
         ferplus_weight=0.0,
         augment=False,
         mixed_precision=False,
+        quantize=False,
         patience=50,
         verbose=0,
     )
@@ -45,6 +46,14 @@ def run_dir(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("run")
     train(small_run(out, 12, tta="flip"))
     return out
+
+
+@pytest.fixture(scope="module")
+def second_member(run_dir, tmp_path_factory) -> Path:
+    """Another model on the same data: one epoch on from the first run's weights."""
+    out = tmp_path_factory.mktemp("second")
+    train(small_run(out, 1, learning_rate=1e-4, init_from=run_dir / "best.keras"))
+    return out / "artifact"
 
 
 def test_loss_falls_and_run_files_exist(run_dir):
@@ -134,11 +143,10 @@ def test_model_quality_mean_row_scores_the_mean_of_the_models_probabilities(run_
     assert f"**{accuracy:.2%}**" in rows[3]
 
 
-def test_init_from_starts_a_new_schedule_from_trained_weights(run_dir, tmp_path):
-    train(small_run(tmp_path / "second", 1, learning_rate=1e-4, init_from=run_dir / "best.keras"))
+def test_init_from_starts_a_new_schedule_from_trained_weights(run_dir, second_member):
     with (run_dir / "history.csv").open() as handle:
         first_run = [float(row["loss"]) for row in csv.DictReader(handle)]
-    with (tmp_path / "second" / "history.csv").open() as handle:
+    with (second_member.parent / "history.csv").open() as handle:
         (second,) = [float(row["loss"]) for row in csv.DictReader(handle)]
     # A fresh model starts near ln(7); a warm start near where the first run ended.
     assert second < 0.8 * first_run[0]
@@ -165,7 +173,7 @@ def test_train_command_passes_its_options_to_the_run(run_dir, tmp_path):
     assert '"weight_decay": 1e-05' in log
     assert '"dropout": 0.2' in log
     assert '"optimizer": "sgd"' in log
-    assert (out / "artifact" / "model.onnx").is_file()
+    assert ExpressionClassifier(out / "artifact").metadata.precision == "int8"
 
 
 def test_distilled_targets_mix_in_the_teachers_and_stay_distributions():
@@ -209,13 +217,15 @@ def test_a_teacher_that_is_no_model_artifact_is_a_clear_error(tmp_path):
     assert str(missing) in result.output
 
 
-def test_bfloat16_only_where_the_cpu_has_it(tmp_path):
+def test_bfloat16_only_where_the_cpu_has_amx(tmp_path):
     from training.train import native_bfloat16
 
     cpuinfo = tmp_path / "cpuinfo"
     cpuinfo.write_text("flags\t\t: fpu sse2 avx2 avx512f\n")
     assert not native_bfloat16(cpuinfo)
     cpuinfo.write_text("flags\t\t: fpu sse2 avx2 avx512f avx512_bf16\n")
+    assert not native_bfloat16(cpuinfo)
+    cpuinfo.write_text("flags\t\t: fpu sse2 avx2 avx512f avx512_bf16 amx_bf16 amx_tile\n")
     assert native_bfloat16(cpuinfo)
     assert not native_bfloat16(tmp_path / "missing")
 
@@ -249,3 +259,73 @@ def test_sgd_optimizer_is_nesterov_and_unknown_names_are_refused():
     assert type(make_optimizer("adam", 1e-3)).__name__ == "Adam"
     with pytest.raises(ValueError, match="unknown optimizer 'rmsprop'"):
         make_optimizer("rmsprop", 1e-3)
+
+
+def test_ensemble_serves_the_mean_of_its_members(run_dir, second_member, tmp_path):
+    from training.ensemble import build_ensemble
+    from training.evaluate import split_probabilities
+
+    members = [run_dir / "artifact", second_member]
+    train_split, val = load_csv(SAMPLE, "Training"), load_csv(SAMPLE, "PublicTest")
+    out = build_ensemble(members, tmp_path / "ensemble", train_split, val, quantize=False)
+
+    ensemble = ExpressionClassifier(out)
+    meta = ensemble.metadata
+    assert meta.architecture == "ensemble of vgg_bn + vgg_bn"
+    assert meta.parameters == 2 * 1_242_151
+    assert meta.precision == "float32"
+    assert [m["version"] for m in meta.metrics["members"]] == [
+        ExpressionClassifier(m).version for m in members
+    ]
+    each = [split_probabilities(ExpressionClassifier(m), val) for m in members]
+    assert not np.allclose(each[0], each[1], atol=1e-3)  # two different models
+    np.testing.assert_allclose(split_probabilities(ensemble, val), np.mean(each, axis=0), atol=1e-5)
+    accuracy = float((np.mean(each, axis=0).argmax(axis=1) == val.labels).mean())
+    assert meta.metrics["public_test"]["accuracy"] == pytest.approx(accuracy)
+
+
+def test_ensemble_command_writes_an_int8_artifact(run_dir, second_member, tmp_path):
+    from typer.testing import CliRunner
+
+    from classpulse.cli import app
+
+    out = tmp_path / "ensemble"
+    result = CliRunner().invoke(
+        app,
+        ["ensemble", str(run_dir / "artifact"), str(second_member), "--out", str(out),
+         "--data", str(SAMPLE)],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    meta = ExpressionClassifier(out).metadata
+    assert meta.precision == "int8"
+    assert f"ensemble {meta.version} (int8, tta=flip): PublicTest" in result.output
+    float_members = sum(
+        (m / "model.onnx").stat().st_size for m in (run_dir / "artifact", second_member)
+    )
+    assert (out / "model.onnx").stat().st_size < 0.4 * float_members
+
+
+def test_ensemble_refuses_members_trained_on_other_data(run_dir, tmp_path):
+    from typer.testing import CliRunner
+
+    from classpulse.cli import app
+    from shared.settings import DEFAULT_MODEL_DIR
+
+    out = tmp_path / "ensemble"
+    result = CliRunner().invoke(
+        app,
+        ["ensemble", str(run_dir / "artifact"), str(DEFAULT_MODEL_DIR), "--out", str(out),
+         "--data", str(SAMPLE)],
+    )  # fmt: skip
+    assert result.exit_code == 2
+    assert f"{DEFAULT_MODEL_DIR}: trained on other data than {SAMPLE}" in result.output
+    assert not (out / "model.onnx").exists()
+
+
+def test_ensemble_needs_two_members(run_dir, tmp_path):
+    from shared.errors import ModelArtifactError
+    from training.ensemble import build_ensemble
+
+    split = load_csv(SAMPLE, "Training")
+    with pytest.raises(ModelArtifactError, match="at least two member artifacts"):
+        build_ensemble([run_dir / "artifact"], tmp_path / "e", split, split)
