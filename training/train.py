@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from shared.errors import ModelArtifactError
 from training.data import DEFAULT_DATA_DIR, FERPLUS_NAME, Split, data_hash, load, load_ferplus_votes
 
 log = logging.getLogger("classpulse.train")
@@ -235,7 +236,13 @@ def train(cfg: TrainConfig) -> Path:
         lr = cfg.learning_rate
     model = make_model(cfg.arch, weight_decay=cfg.weight_decay, dropout=cfg.dropout)
     if cfg.init_from is not None:
-        model.set_weights(keras.models.load_model(cfg.init_from, compile=False).get_weights())
+        start = keras.models.load_model(cfg.init_from, compile=False)
+        if [w.shape for w in start.get_weights()] != [w.shape for w in model.get_weights()]:
+            raise ModelArtifactError(
+                f"{cfg.init_from}: its weights ({start.name}, {start.count_params():,} "
+                f"parameters) do not fit architecture {cfg.arch!r}"
+            )
+        model.set_weights(start.get_weights())
         log.info("weights from %s", cfg.init_from)
     model.compile(
         optimizer=make_optimizer(cfg.optimizer, lr),

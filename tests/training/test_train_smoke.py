@@ -329,3 +329,13 @@ def test_ensemble_needs_two_members(run_dir, tmp_path):
     split = load_csv(SAMPLE, "Training")
     with pytest.raises(ModelArtifactError, match="at least two member artifacts"):
         build_ensemble([run_dir / "artifact"], tmp_path / "e", split, split)
+
+
+def test_init_from_weights_of_another_architecture_is_refused(tmp_path):
+    from shared.errors import ModelArtifactError
+    from shared.settings import DEFAULT_MODEL_DIR
+
+    start = DEFAULT_MODEL_DIR / "model.keras"
+    with pytest.raises(ModelArtifactError, match="do not fit architecture 'resnet_small'"):
+        train(small_run(tmp_path / "run", 1, arch="resnet_small", init_from=start))
+    assert not (tmp_path / "run" / "best.keras").exists()
