@@ -1,7 +1,7 @@
 """PublicTest quality of model artifacts side by side, as a Markdown table.
 
 Each model is evaluated through the serving classifier (with its own
-test-time augmentation), exactly as ``classpulse evaluate`` does. Usage:
+test-time augmentation and ONNX precision), exactly as ``classpulse evaluate`` does. Usage:
 
     python -m bench.model_quality [--data PATH] [--split PublicTest] [--mean] MODEL_DIR [...]
 
@@ -24,9 +24,9 @@ from training.data import DEFAULT_DATA_DIR, load
 from training.evaluate import Evaluation, metrics, split_probabilities
 
 
-def _row(result: Evaluation, parameters: int, tta: str, seconds: float | None) -> str:
+def _row(result: Evaluation, parameters: int, served: str, seconds: float | None) -> str:
     recalls = [f"{result.per_class_recall[label]:.1%}" for label in LABELS]
-    row = [result.model_version, f"{parameters:,}", tta,
+    row = [result.model_version, f"{parameters:,}", served,
            f"**{result.accuracy:.2%}**", f"{result.macro_recall:.2%}", *recalls,
            "–" if seconds is None else f"{seconds:.1f}"]  # fmt: skip
     return "| " + " | ".join(row) + " |"
@@ -41,7 +41,7 @@ def main() -> None:
     args = parser.parse_args()
 
     split = load(args.data, args.split)
-    header = ["model", "params", "TTA", "accuracy", "macro recall", *LABELS, "eval s"]
+    header = ["model", "params", "TTA, ONNX", "accuracy", "macro recall", *LABELS, "eval s"]
     print("| " + " | ".join(header) + " |")
     print("|" + "---|" * len(header))
     probabilities, parameters = [], 0
@@ -52,7 +52,7 @@ def main() -> None:
         seconds = time.perf_counter() - start
         result = metrics(split.labels, probs.argmax(axis=1), args.split, classifier.version)
         meta = classifier.metadata
-        print(_row(result, meta.parameters, meta.tta, seconds))
+        print(_row(result, meta.parameters, f"{meta.tta}, {meta.precision}", seconds))
         probabilities.append(probs)
         parameters += meta.parameters
     if args.mean and len(probabilities) > 1:
