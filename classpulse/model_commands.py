@@ -190,7 +190,35 @@ def ensemble(
     typer.echo(f"model artifact: {artifact}")
 
 
+def quantize(
+    model: Annotated[Path, typer.Argument(help="A float32 model artifact folder")],
+    out: Annotated[Path, typer.Option(help="Folder for the int8 model artifact")],
+    data: Annotated[Path, typer.Option(help=DATA_HELP)] = Path("../shared/datasets/fer2013"),
+) -> None:
+    """An int8 copy of a model artifact (calibrated on Training images), scored on PublicTest."""
+    from shared.vision.artifact import read_metadata
+    from training.data import load
+    from training.export import quantize_artifact
+
+    try:
+        before = read_metadata(model).metrics.get("public_test", {}).get("accuracy")
+        artifact = quantize_artifact(model, out, load(data, "Training"), load(data, "PublicTest"))
+    except ClassPulseError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    meta = read_metadata(artifact)
+    result = meta.metrics["public_test"]
+    scored = "not recorded" if before is None else f"{before:.4f}"
+    typer.echo(f"float32: PublicTest {scored}")
+    typer.echo(
+        f"{meta.version} (int8, tta={meta.tta}): PublicTest "
+        f"{result['accuracy']:.4f}, macro recall {result['macro_recall']:.4f}"
+    )
+    typer.echo(f"model artifact: {artifact}")
+
+
 def register(app: typer.Typer) -> None:
     app.command()(train)
     app.command()(ensemble)
+    app.command()(quantize)
     app.command()(evaluate)

@@ -332,6 +332,52 @@ def test_ensemble_needs_two_members(run_dir, tmp_path):
         build_ensemble([run_dir / "artifact"], tmp_path / "e", split, split)
 
 
+def test_quantize_command_writes_an_int8_copy(run_dir, tmp_path):
+    from typer.testing import CliRunner
+
+    from classpulse.cli import app
+    from training.evaluate import split_probabilities
+
+    source = run_dir / "artifact"
+    out = tmp_path / "int8"
+    result = CliRunner().invoke(
+        app, ["quantize", str(source), "--out", str(out), "--data", str(SAMPLE)]
+    )
+    assert result.exit_code == 0, result.output
+    before, after = ExpressionClassifier(source), ExpressionClassifier(out)
+    assert after.metadata.precision == "int8"
+    assert after.version == f"{before.version}-int8"
+    assert after.metadata.training_data_sha256 == before.metadata.training_data_sha256
+    assert (out / "model.onnx").stat().st_size < 0.4 * (source / "model.onnx").stat().st_size
+    val = load_csv(SAMPLE, "PublicTest")
+    probabilities = split_probabilities(after, val)
+    accuracy = float((probabilities.argmax(axis=1) == val.labels).mean())
+    assert after.metadata.metrics["public_test"]["accuracy"] == pytest.approx(accuracy)
+    # int8 rounding moves the probabilities a little, not the model.
+    np.testing.assert_allclose(probabilities, split_probabilities(before, val), atol=0.05)
+    assert f"{after.version} (int8, tta=flip): PublicTest {accuracy:.4f}" in result.output
+
+
+def test_quantize_refuses_an_int8_artifact_and_its_own_folder(run_dir, tmp_path):
+    from typer.testing import CliRunner
+
+    from classpulse.cli import app
+
+    source = run_dir / "artifact"
+    args = ["--data", str(SAMPLE)]
+    same = CliRunner().invoke(app, ["quantize", str(source), "--out", str(source), *args])
+    assert same.exit_code == 2
+    assert "choose another folder than the float32 artifact's" in same.output
+    assert ExpressionClassifier(source).metadata.precision == "float32"
+
+    once = tmp_path / "int8"
+    first = CliRunner().invoke(app, ["quantize", str(source), "--out", str(once), *args])
+    assert first.exit_code == 0, first.output
+    twice = CliRunner().invoke(app, ["quantize", str(once), "--out", str(tmp_path / "x"), *args])
+    assert twice.exit_code == 2
+    assert f"{once}: its ONNX model is already int8" in twice.output
+
+
 def test_init_from_weights_of_another_architecture_is_refused(tmp_path):
     from shared.errors import ModelArtifactError
     from shared.settings import DEFAULT_MODEL_DIR
