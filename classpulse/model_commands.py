@@ -1,4 +1,4 @@
-"""``classpulse train``, ``classpulse ensemble`` and ``classpulse evaluate``."""
+"""``classpulse train``, ``ensemble``, ``quantize`` and ``evaluate``."""
 
 from __future__ import annotations
 
