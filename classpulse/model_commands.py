@@ -6,12 +6,15 @@ import json
 import sys
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from shared.errors import ClassPulseError
 from shared.settings import DEFAULT_MODEL_DIR
+
+if TYPE_CHECKING:
+    from shared.vision.artifact import ModelMetadata
 
 
 class Optimizer(StrEnum):
@@ -182,9 +185,14 @@ def ensemble(
         accuracy = member["public_test_accuracy"]
         scored = "not recorded" if accuracy is None else f"{accuracy:.4f}"
         typer.echo(f"member {member['version']}: PublicTest {scored}")
+    _echo_scored(f"ensemble {meta.version}", meta, artifact)
+
+
+def _echo_scored(name: str, meta: ModelMetadata, artifact: Path) -> None:
+    """The PublicTest figures a new artifact's metadata records, and where it is."""
     result = meta.metrics["public_test"]
     typer.echo(
-        f"ensemble {meta.version} ({meta.precision}, tta={meta.tta}): PublicTest "
+        f"{name} ({meta.precision}, tta={meta.tta}): PublicTest "
         f"{result['accuracy']:.4f}, macro recall {result['macro_recall']:.4f}"
     )
     typer.echo(f"model artifact: {artifact}")
@@ -206,15 +214,10 @@ def quantize(
     except ClassPulseError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
-    meta = read_metadata(artifact)
-    result = meta.metrics["public_test"]
     scored = "not recorded" if before is None else f"{before:.4f}"
     typer.echo(f"float32: PublicTest {scored}")
-    typer.echo(
-        f"{meta.version} (int8, tta={meta.tta}): PublicTest "
-        f"{result['accuracy']:.4f}, macro recall {result['macro_recall']:.4f}"
-    )
-    typer.echo(f"model artifact: {artifact}")
+    meta = read_metadata(artifact)
+    _echo_scored(meta.version, meta, artifact)
 
 
 def register(app: typer.Typer) -> None:

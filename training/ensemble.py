@@ -14,10 +14,10 @@ from typing import Any
 
 from shared.errors import ModelArtifactError
 from shared.labels import LABELS
-from shared.vision.artifact import KERAS_FILE, ModelMetadata, read_metadata
+from shared.vision.artifact import ModelMetadata, read_metadata
 from shared.vision.preprocess import INPUT_SHAPE, PREPROCESSING_VERSION
 from training.data import Split, data_hash
-from training.export import publish_metadata, write_served_model
+from training.export import artifact_keras, publish_metadata, write_served_model
 
 log = logging.getLogger("classpulse.ensemble")
 
@@ -62,13 +62,10 @@ def build_ensemble(
                 f"{member}: trained on other data than {train.source} "
                 f"(training data hash {meta.training_data_sha256[:12]}…, expected {expected[:12]}…)"
             )
-        if not (member / KERAS_FILE).is_file():
-            raise ModelArtifactError(f"{member / KERAS_FILE}: no such file in the model artifact")
+    keras_paths = [artifact_keras(member) for member in members]
 
     keras.mixed_precision.set_global_policy("float32")
-    model = average_models(
-        [keras.models.load_model(member / KERAS_FILE, compile=False) for member in members]
-    )
+    model = average_models([keras.models.load_model(path, compile=False) for path in keras_paths])
     precision = write_served_model(model, out, train if quantize else None)
     created = dt.datetime.now(dt.UTC)
     meta = ModelMetadata(

@@ -46,6 +46,14 @@ def export_onnx(model: Any, path: Path) -> Path:
     return path
 
 
+def artifact_keras(artifact: Path) -> Path:
+    """The float32 Keras model of ``artifact``, which must be there to build on it."""
+    path = artifact / KERAS_FILE
+    if not path.is_file():
+        raise ModelArtifactError(f"{path}: no such file in the model artifact")
+    return path
+
+
 def write_served_model(model: Any, out: Path, calibration: Split | None) -> str:
     """Save ``model`` as ``model.keras`` and ``model.onnx`` in ``out``; returns the ONNX precision.
 
@@ -133,10 +141,9 @@ def quantize_artifact(src: Path, out: Path, train: Split, val: Split) -> Path:
     meta = read_metadata(src)
     if meta.precision != "float32":
         raise ModelArtifactError(f"{src}: its ONNX model is already {meta.precision}")
-    if not (src / KERAS_FILE).is_file():
-        raise ModelArtifactError(f"{src / KERAS_FILE}: no such file in the model artifact")
+    keras_path = artifact_keras(src)
     keras.mixed_precision.set_global_policy("float32")
-    model = keras.models.load_model(src / KERAS_FILE, compile=False)
+    model = keras.models.load_model(keras_path, compile=False)
     precision = write_served_model(model, out, train)
     metrics = {k: v for k, v in meta.metrics.items() if k != "public_test"}
     int8 = replace(meta, version=f"{meta.version}-int8", precision=precision, metrics=metrics)
