@@ -22,6 +22,11 @@ class Optimizer(StrEnum):
     sgd = "sgd"
 
 
+class Precision(StrEnum):
+    float32 = "float32"
+    bfloat16 = "bfloat16"
+
+
 DATA_HELP = (
     "FER2013 CSV (plain or .gz) or a folder (the data set folder or Kaggle train/ test/ layout)"
 )
@@ -74,6 +79,13 @@ def train(
     quantize: Annotated[
         bool, typer.Option(help="Serve an int8 ONNX model (calibrated on Training images)")
     ] = True,
+    precision: Annotated[
+        Precision | None,
+        typer.Option(
+            help="Training compute: float32, or bfloat16 with float32 weights (default: "
+            "bfloat16 only on CPUs with AMX; float32 for the thesis CNN)"
+        ),
+    ] = None,
 ) -> None:
     """Train an expression model on FER2013 Training, selecting on PublicTest."""
     import importlib.util
@@ -111,6 +123,8 @@ def train(
         # The thesis recipe: Adam at a constant 1e-3, hard labels, float32, no TTA.
         cfg.schedule, cfg.learning_rate, cfg.ferplus_weight = "constant", 1e-3, 0.0
         cfg.mixed_precision, cfg.tta, cfg.quantize = False, "none", False
+    if precision is not None:
+        cfg.mixed_precision = precision is Precision.bfloat16
     if learning_rate is not None:
         cfg.learning_rate = learning_rate
     if weight_decay is not None:
@@ -167,6 +181,13 @@ def ensemble(
     quantize: Annotated[
         bool, typer.Option(help="Serve an int8 ONNX model (calibrated on Training images)")
     ] = True,
+    precision: Annotated[
+        Precision | None,
+        typer.Option(
+            help="Training compute: float32, or bfloat16 with float32 weights (default: "
+            "bfloat16 only on CPUs with AMX; float32 for the thesis CNN)"
+        ),
+    ] = None,
 ) -> None:
     """One model artifact serving the mean probabilities of trained models, scored on PublicTest."""
     from shared.vision.artifact import read_metadata

@@ -173,6 +173,7 @@ def train(cfg: TrainConfig) -> Path:
     keras.utils.set_random_seed(cfg.seed)
     bf16 = native_bfloat16() if cfg.mixed_precision is None else cfg.mixed_precision
     keras.mixed_precision.set_global_policy("mixed_bfloat16" if bf16 else "float32")
+    log.info("compute: %s", keras.mixed_precision.global_policy().name)
 
     t0 = time.time()
     train_split = load(cfg.data, "Training")

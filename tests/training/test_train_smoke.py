@@ -177,6 +177,30 @@ def test_train_command_passes_its_options_to_the_run(run_dir, tmp_path):
     assert ExpressionClassifier(out / "artifact").metadata.precision == "int8"
 
 
+@pytest.mark.parametrize(
+    ("args", "bfloat16"),
+    [
+        ([], None),  # decided by the CPU (native_bfloat16)
+        (["--precision", "bfloat16"], True),
+        (["--precision", "float32"], False),
+        (["--arch", "thesis"], False),  # the thesis trained in float32
+        (["--arch", "thesis", "--precision", "bfloat16"], True),
+    ],
+)
+def test_precision_option_sets_the_training_compute(monkeypatch, tmp_path, args, bfloat16):
+    from typer.testing import CliRunner
+
+    from classpulse.cli import app
+
+    configs: list[TrainConfig] = []
+    monkeypatch.setattr("training.train.train", lambda cfg: configs.append(cfg) or tmp_path)
+    result = CliRunner().invoke(
+        app, ["train", "--data", str(SAMPLE), "--out", str(tmp_path), *args]
+    )
+    assert result.exit_code == 0, result.output
+    assert configs[0].mixed_precision is bfloat16
+
+
 def test_distilled_targets_mix_in_the_teachers_and_stay_distributions():
     from training.train import mix_targets
 
