@@ -12,14 +12,10 @@ import typer
 
 from shared.errors import ClassPulseError
 from shared.settings import DEFAULT_MODEL_DIR
+from training.optimizers import Optimizer
 
 if TYPE_CHECKING:
     from shared.vision.artifact import ModelMetadata
-
-
-class Optimizer(StrEnum):
-    adam = "adam"
-    sgd = "sgd"
 
 
 class Precision(StrEnum):

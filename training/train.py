@@ -17,13 +17,13 @@ import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
 from shared.errors import ModelArtifactError
 from training.data import DEFAULT_DATA_DIR, FERPLUS_NAME, Split, data_hash, load, load_ferplus_votes
+from training.optimizers import make_optimizer
 
 log = logging.getLogger("classpulse.train")
 
@@ -121,17 +121,6 @@ def teacher_probabilities(teachers: Sequence[Path], split: Split) -> npt.NDArray
     return np.mean(
         [split_probabilities(ExpressionClassifier(t), split) for t in teachers], axis=0
     ).astype(np.float32)
-
-
-def make_optimizer(name: str, lr: Any) -> Any:
-    """The Keras optimizer called ``name``; ``lr`` is a rate or a schedule."""
-    import keras
-
-    if name == "adam":
-        return keras.optimizers.Adam(learning_rate=lr)
-    if name == "sgd":
-        return keras.optimizers.SGD(learning_rate=lr, momentum=0.9, nesterov=True)
-    raise ValueError(f"unknown optimizer {name!r}; choose adam or sgd")
 
 
 def _setup_logging(out: Path) -> None:

@@ -275,7 +275,7 @@ def test_train_without_tensorflow_says_which_extra_to_install(monkeypatch, tmp_p
 
 
 def test_sgd_optimizer_is_nesterov_and_unknown_names_are_refused():
-    from training.train import make_optimizer
+    from training.optimizers import make_optimizer
 
     sgd = make_optimizer("sgd", 1e-2)
     assert type(sgd).__name__ == "SGD"
