@@ -177,13 +177,6 @@ def ensemble(
     quantize: Annotated[
         bool, typer.Option(help="Serve an int8 ONNX model (calibrated on Training images)")
     ] = True,
-    precision: Annotated[
-        Precision | None,
-        typer.Option(
-            help="Training compute: float32, or bfloat16 with float32 weights (default: "
-            "bfloat16 only on CPUs with AMX; float32 for the thesis CNN)"
-        ),
-    ] = None,
 ) -> None:
     """One model artifact serving the mean probabilities of trained models, scored on PublicTest."""
     from shared.vision.artifact import read_metadata
