@@ -4,6 +4,8 @@ agreement with the models."""
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import uuid
 from collections.abc import Iterator
 
@@ -58,6 +60,21 @@ def test_up_from_empty_builds_every_table_and_type(empty_db_url: str) -> None:
 def test_models_and_migrations_agree(empty_db_url: str) -> None:
     upgrade(empty_db_url)
     assert check(empty_db_url) == []
+
+
+def test_migrate_check_command_agrees_right_after_migrate(empty_db_url: str) -> None:
+    """The command in a process of its own, where no test has imported the models."""
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("CLASSPULSE_")},
+        "CLASSPULSE_DATABASE_URL": empty_db_url,
+    }
+    command = [sys.executable, "-c", "from classpulse.cli import main; main()", "migrate"]
+    for args in ([], ["--check"]):
+        done = subprocess.run(
+            [*command, *args], env=env, capture_output=True, text=True, timeout=120
+        )
+        assert done.returncode == 0, done.stdout + done.stderr
+    assert "differs" not in done.stdout
 
 
 def test_check_reports_a_schema_that_drifted(empty_db_url: str) -> None:

@@ -15,6 +15,10 @@ from alembic.autogenerate import compare_metadata
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 
+# The tables exist on Base.metadata only once their models are imported; without
+# this, `check` in a fresh process compares against an empty metadata and
+# reports every table for removal.
+import shared.db.models  # noqa: F401
 from shared.db.base import Base
 from shared.db.engine import make_sync_engine, with_driver
 
