@@ -118,7 +118,7 @@ def detection_counts(
     """(faces the detector finds, reference faces it misses)."""
     found = missed = 0
     for frame, large in zip(frames, reference, strict=True):
-        boxes = detector.detect(frame)
+        boxes = [d.box for d in detector.detect(frame)]
         found += len(boxes)
         missed += sum(1 for face in large if not any(iou(face, b) >= 0.3 for b in boxes))
     return found, missed

@@ -18,6 +18,8 @@ from shared.errors import ConfigError
 ENV_PREFIX = "CLASSPULSE_"
 #: The shipped default model artifact (committed in the repository).
 DEFAULT_MODEL_DIR = Path(__file__).resolve().parents[1] / "models" / "default"
+#: The face detectors' ONNX weights (committed, with their provenance and licences).
+DETECTOR_MODELS_DIR = Path(__file__).resolve().parents[1] / "models" / "detectors"
 #: Smallest face the Haar detector reports, as a fraction of the frame's
 #: shorter side (why 0.1: ``shared.vision.detect.HaarSettings``).
 DEFAULT_MIN_FACE_FRACTION = 0.1

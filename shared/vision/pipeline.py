@@ -105,7 +105,8 @@ class Pipeline:
             gray = to_gray(image)
             sizes.append((gray.shape[1], gray.shape[0]))
             faces: list[FaceAnalysis] = []
-            for box in self.detector.detect(gray):
+            for detection in self.detector.detect(image):
+                box = detection.box
                 crop = crop_face(gray, box)
                 quality = assess(box, crop, self.thresholds)
                 if quality is Quality.OK and self.inference_enabled:

@@ -18,7 +18,7 @@ def test_training_folder_loading_equals_the_serving_crop(tmp_path: Path) -> None
     crops = []
     for i, name in enumerate(("obama.jpg", "biden.jpg", "astronaut.png")):
         image = cv2.imread(str(MEDIA / name))
-        (box,) = detector.detect(image)
+        (box,) = [d.box for d in detector.detect(image)]
         # What a dataset folder would hold: the squared face region, as gray PNG.
         sq = square_box(box, image.shape[1], image.shape[0])
         gray = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
