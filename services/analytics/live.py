@@ -58,7 +58,7 @@ async def lesson_channel(
     try:
         await pubsub.subscribe(live_channel(access.lesson.id))
     except (RedisError, OSError) as exc:
-        await pubsub.aclose()  # type: ignore[no-untyped-call]
+        await pubsub.aclose()
         raise ServiceUnavailable(
             f"live updates unavailable: Redis does not answer ({exc})"
         ) from None
@@ -67,7 +67,7 @@ async def lesson_channel(
     finally:
         with contextlib.suppress(RedisError, OSError):
             await pubsub.unsubscribe()
-        await pubsub.aclose()  # type: ignore[no-untyped-call]
+        await pubsub.aclose()
 
 
 ChannelDep = Annotated[PubSub, Depends(lesson_channel)]
