@@ -1,6 +1,8 @@
 """One frame (or several) to faces with boxes, quality and expression.
 
-detect → crop (the 48x48 input training also uses) → quality → one CNN batch
+detect → align and crop (the 48x48 input, framed as FER2013's faces: with
+keypoints the eyes are levelled first, see ``shared.vision.align``; Haar
+boxes are cropped as training crops them) → quality → one CNN batch
 for all the good faces of all the frames given. A face of poor quality is
 reported with its flag and no label, rather than forcing a guess on it. With
 expression inference switched off the classifier is never called: faces keep
@@ -17,7 +19,8 @@ import numpy as np
 import numpy.typing as npt
 
 from shared.labels import Expression
-from shared.vision.detect import FaceDetector, HaarDetector
+from shared.vision.align import aligned_crop, pose
+from shared.vision.detect import Detection, FaceDetector, HaarDetector, Keypoints
 from shared.vision.preprocess import Box, GrayImage, crop_face, to_gray
 from shared.vision.quality import Quality, QualityThresholds, assess
 
@@ -43,6 +46,9 @@ class FaceAnalysis:
     confidence: float | None = None
     #: The seven probabilities in FER2013 label order, when labelled.
     probabilities: tuple[float, ...] | None = None
+    #: The detector's score and keypoints (None for Haar).
+    score: float | None = None
+    keypoints: Keypoints | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,6 +83,7 @@ class Pipeline:
         *,
         inference_enabled: bool = True,
         thresholds: QualityThresholds | None = None,
+        align: bool = True,
     ) -> None:
         if inference_enabled and classifier is None:
             raise ValueError("a classifier is needed when expression inference is enabled")
@@ -84,6 +91,8 @@ class Pipeline:
         self.detector = detector or HaarDetector()
         self.inference_enabled = inference_enabled
         self.thresholds = thresholds or QualityThresholds()
+        #: Level the eyes of faces with keypoints (False: crop the box, as for Haar).
+        self.align = align
 
     @property
     def model_version(self) -> str | None:
@@ -106,12 +115,17 @@ class Pipeline:
             sizes.append((gray.shape[1], gray.shape[0]))
             faces: list[FaceAnalysis] = []
             for detection in self.detector.detect(image):
-                box = detection.box
-                crop = crop_face(gray, box)
-                quality = assess(box, crop, self.thresholds)
+                crop, quality = self._prepare(gray, detection)
                 if quality is Quality.OK and self.inference_enabled:
                     pending.append(_Pending(index, len(faces), crop))
-                faces.append(FaceAnalysis(box, quality))
+                faces.append(
+                    FaceAnalysis(
+                        detection.box,
+                        quality,
+                        score=detection.score,
+                        keypoints=detection.keypoints,
+                    )
+                )
             frames.append(faces)
         if pending:
             self._label(frames, pending)
@@ -119,6 +133,21 @@ class Pipeline:
             FrameResult(width, height, tuple(faces))
             for (width, height), faces in zip(sizes, frames, strict=True)
         ]
+
+    def crop(self, gray: GrayImage, detection: Detection) -> GrayImage:
+        """The 48x48 model input of one detected face."""
+        return self._prepare(gray, detection)[0]
+
+    def _prepare(self, gray: GrayImage, detection: Detection) -> tuple[GrayImage, Quality]:
+        kp = detection.keypoints
+        if kp is None or not self.align:
+            crop = crop_face(gray, detection.box)
+            face_pose = None
+        else:
+            crop = aligned_crop(gray, kp)
+            face_pose = pose(kp, gray.shape[1], gray.shape[0])
+        quality = assess(detection.box, crop, self.thresholds, face_pose, detection.visible)
+        return crop, quality
 
     def _label(self, frames: list[list[FaceAnalysis]], pending: list[_Pending]) -> None:
         assert self.classifier is not None  # guaranteed by __init__
@@ -136,4 +165,6 @@ class Pipeline:
                 Expression(best),
                 float(row[best]),
                 tuple(float(p) for p in row),
+                old.score,
+                old.keypoints,
             )
