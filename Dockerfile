@@ -4,13 +4,21 @@
 # docker-compose.yml builds both.
 
 FROM python:3.11-slim AS base
+# uv installs each role's packages at the versions uv.lock pins, into /opt/venv.
 ENV PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1 \
     PIP_NO_CACHE_DIR=1 \
-    PIP_DISABLE_PIP_VERSION_CHECK=1
+    PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    UV_NO_CACHE=1 \
+    UV_LINK_MODE=copy \
+    UV_PYTHON_DOWNLOADS=never \
+    UV_PROJECT_ENVIRONMENT=/opt/venv \
+    PATH=/opt/venv/bin:$PATH
 WORKDIR /app
 RUN useradd --system --create-home --home-dir /home/classpulse classpulse
-COPY pyproject.toml README.md ./
+# The version uv.lock pins for uv itself (tests/test_lock.py checks).
+RUN pip install uv==0.13.9
+COPY pyproject.toml uv.lock README.md ./
 COPY shared ./shared
 COPY services ./services
 COPY classpulse ./classpulse
@@ -18,12 +26,12 @@ COPY training ./training
 
 FROM base AS api
 # Editable install: the code, migrations and static pages are used from /app.
-RUN pip install -e '.[api]'
+RUN uv sync --locked --extra api
 USER classpulse
 EXPOSE 8000 8001
 
 FROM base AS worker
-RUN pip install -e '.[worker]'
+RUN uv sync --locked --extra worker
 # The model artifact the workers serve (metadata.json + model.onnx).
 COPY models/default ./models/default
 ENV CLASSPULSE_MODEL_DIR=/app/models/default

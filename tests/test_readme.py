@@ -24,3 +24,11 @@ def test_quick_start_commands_are_make_targets() -> None:
     assert re.search(r"^up:", makefile, re.MULTILINE)
     assert re.search(r"^test:", makefile, re.MULTILINE)
     assert "exec make test" in (ROOT / ".ci" / "run").read_text()
+
+
+def test_lock_refresh_is_documented() -> None:
+    makefile = (ROOT / "Makefile").read_text()
+    assert re.search(r"^lock:", makefile, re.MULTILINE)
+    dependencies = README.split("## Dependencies", 1)[1].split("\n## ", 1)[0]
+    assert "make lock" in dependencies
+    assert "uv.lock" in dependencies
