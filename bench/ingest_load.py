@@ -48,6 +48,7 @@ from shared.db.base import Base  # noqa: E402
 from shared.db.engine import make_sync_engine  # noqa: E402
 from shared.db.models import (  # noqa: E402
     Consent,
+    ConsentParty,
     Enrolment,
     Frame,
     FrameStatus,
@@ -172,7 +173,11 @@ def seed(database_url: str, students: int) -> tuple[uuid.UUID, list[str]]:
         )
         session.flush()
         session.add_all(Enrolment(class_id=school_class.id, student_id=i) for i in ids)
-        session.add_all(Consent(student_id=i, class_id=school_class.id, source="lms") for i in ids)
+        session.add_all(
+            Consent(student_id=i, class_id=school_class.id, party=party)
+            for i in ids
+            for party in ConsentParty
+        )
         session.commit()
     engine.dispose()
     tokens = [

@@ -55,7 +55,8 @@ STUDENT_MEDIA = (
     "obama.jpg",
     "meds-aa-S001-01.jpg",
 )
-#: A student without consent whose classroom link is printed, to try the page with a webcam.
+#: A student with the school's permission but not yet its own consent, whose classroom
+#: link is printed, to try the page with a webcam.
 VISITOR_ID = "demo-visitor"
 #: Slide changes posted while the demo runs: (seconds after the start, label).
 MARKERS = (
@@ -267,11 +268,21 @@ def set_up_lesson(
             )
         )
         tokens: dict[str, str] = {}
-        for external_id in external_ids:
+        for external_id in [*external_ids, VISITOR_ID]:
+            # The school's part of the consent; each student's own part follows.
             _checked(client.put(f"/v1/lessons/{lesson_id}/consents/{external_id}"))
-            tokens[external_id] = _checked(
-                client.post(f"/v1/lessons/{lesson_id}/students/{external_id}/token")
-            )["token"]
+        for external_id in external_ids:
+            token = _checked(client.post(f"/v1/lessons/{lesson_id}/students/{external_id}/token"))[
+                "token"
+            ]
+            # A simulated student agrees as the classroom page would, with its own token.
+            _checked(
+                client.put(
+                    f"/v1/lessons/{lesson_id}/consent",
+                    headers={"Authorization": f"Bearer {token}"},
+                )
+            )
+            tokens[external_id] = token
         visitor = _checked(client.post(f"/v1/lessons/{lesson_id}/students/{VISITOR_ID}/token"))
         teacher_key = _checked(
             client.post(f"/v1/classes/{class_id}/teacher-keys", json={"name": "demo teacher"})

@@ -17,7 +17,7 @@ from shared.db.engine import make_sync_engine
 from shared.db.migrate import MIGRATIONS_DIR, check, downgrade, upgrade
 from tests.conftest import SERVER_URL
 
-ENUM_TYPES = {"key_role", "frame_status", "event_kind", "face_quality"}
+ENUM_TYPES = {"key_role", "frame_status", "event_kind", "face_quality", "consent_party"}
 
 
 @pytest.fixture
@@ -131,3 +131,33 @@ def test_migration_files_have_dated_names() -> None:
     names = [p.name for p in (MIGRATIONS_DIR / "versions").glob("*.py") if p.name != "__init__.py"]
     assert names
     assert all(n[:4].isdigit() and n[4] == "_" and n[7] == "_" for n in names), names
+
+
+def test_consent_parties_keep_who_wrote_each_record(empty_db_url: str) -> None:
+    """0003 turns ``source`` into ``party`` (school/student) and back, row by row."""
+    upgrade(empty_db_url, "0002")
+    engine = make_sync_engine(empty_db_url)
+    rows = """
+        WITH o AS (INSERT INTO organisations (id, name) VALUES (gen_random_uuid(), 'o')
+                   RETURNING id),
+             c AS (INSERT INTO classes (id, organisation_id, external_id, title)
+                   SELECT gen_random_uuid(), id, 'c', 't' FROM o RETURNING id),
+             s AS (INSERT INTO students (id, organisation_id, external_id)
+                   SELECT gen_random_uuid(), id, 's' FROM o RETURNING id)
+        INSERT INTO consents (id, student_id, class_id, source)
+        SELECT gen_random_uuid(), s.id, c.id, src FROM s, c,
+               unnest(ARRAY['lms', 'student']) AS src
+    """
+    try:
+        with engine.begin() as conn:
+            conn.execute(text(rows))
+        upgrade(empty_db_url)
+        with engine.connect() as conn:
+            parties = sorted(conn.scalars(text("SELECT party::text FROM consents")))
+        assert parties == ["school", "student"]
+        downgrade(empty_db_url, "0002")
+        with engine.connect() as conn:
+            sources = sorted(conn.scalars(text("SELECT source FROM consents")))
+        assert sources == ["lms", "student"]
+    finally:
+        engine.dispose()

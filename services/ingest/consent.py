@@ -1,38 +1,70 @@
-"""Consent records: which one decides, granting and withdrawing.
+"""Consent records of one party (school or student): granting, withdrawing, state.
 
-The rule itself is ``shared.consent.consent_active``. Withdrawing for a
-lesson that only has class-level consent writes a lesson-level refusal, so
-the class consent cannot override it; withdrawing for a class
-withdraws every active record of that class. Every change is audited. These
-functions never commit: the request does.
+The rule itself is ``shared.consent``: processing needs both parties. A party
+only ever writes and reads its own records, so neither can grant over the
+other's withdrawal. Withdrawing for a lesson that only has class-level consent
+writes a lesson-level refusal, so the class consent cannot override it;
+withdrawing for a class withdraws every active record of that party for the
+class. Every change is audited. These functions never commit: the request does.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import uuid
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from shared.consent import consent_active
-from shared.db.models import AuditEntry, Consent
+from shared.consent import party_consents
+from shared.db.models import AuditEntry, Consent, ConsentParty
 
 
-async def is_active(
+@dataclass(frozen=True, slots=True)
+class ConsentState:
+    """Both parts of a student's consent for one lesson."""
+
+    school: bool
+    student: bool
+
+    @property
+    def active(self) -> bool:
+        """Whether frames are processed: both parties consent."""
+        return self.school and self.student
+
+
+async def state(
     session: AsyncSession, student_id: uuid.UUID, class_id: uuid.UUID, lesson_id: uuid.UUID
-) -> bool:
-    return bool(await session.scalar(select(consent_active(student_id, class_id, lesson_id))))
+) -> ConsentState:
+    school, student = (
+        await session.execute(
+            select(
+                party_consents(ConsentParty.SCHOOL, student_id, class_id, lesson_id),
+                party_consents(ConsentParty.STUDENT, student_id, class_id, lesson_id),
+            )
+        )
+    ).one()
+    return ConsentState(school=bool(school), student=bool(student))
 
 
 async def _latest(
-    session: AsyncSession, student_id: uuid.UUID, class_id: uuid.UUID, lesson_id: uuid.UUID | None
+    session: AsyncSession,
+    party: ConsentParty,
+    student_id: uuid.UUID,
+    class_id: uuid.UUID,
+    lesson_id: uuid.UUID | None,
 ) -> Consent | None:
     scope = Consent.lesson_id.is_(None) if lesson_id is None else Consent.lesson_id == lesson_id
     return await session.scalar(
         select(Consent)
-        .where(Consent.student_id == student_id, Consent.class_id == class_id, scope)
+        .where(
+            Consent.student_id == student_id,
+            Consent.class_id == class_id,
+            Consent.party == party,
+            scope,
+        )
         .order_by(Consent.granted_at.desc(), Consent.id)
         .limit(1)
     )
@@ -57,11 +89,11 @@ async def grant(
     student_id: uuid.UUID,
     class_id: uuid.UUID,
     lesson_id: uuid.UUID | None,
-    source: str,
+    party: ConsentParty,
     actor: str,
 ) -> Consent:
-    """Record consent for a lesson (or the whole class when ``lesson_id`` is None)."""
-    latest = await _latest(session, student_id, class_id, lesson_id)
+    """Record ``party``'s consent for a lesson (or the whole class when ``lesson_id`` is None)."""
+    latest = await _latest(session, party, student_id, class_id, lesson_id)
     if latest is not None and latest.withdrawn_at is None:
         return latest  # already consented: granting again changes nothing
     # Explicit time: several rows in one transaction must still order by time.
@@ -69,7 +101,7 @@ async def grant(
         student_id=student_id,
         class_id=class_id,
         lesson_id=lesson_id,
-        source=source,
+        party=party,
         granted_at=dt.datetime.now(dt.UTC),
     )
     session.add(row)
@@ -80,7 +112,7 @@ async def grant(
         student_id,
         class_id=class_id,
         lesson_id=lesson_id,
-        source=source,
+        party=party.value,
     )
     await session.flush()
     return row
@@ -92,10 +124,10 @@ async def withdraw(
     student_id: uuid.UUID,
     class_id: uuid.UUID,
     lesson_id: uuid.UUID | None,
-    source: str,
+    party: ConsentParty,
     actor: str,
 ) -> None:
-    """Withdraw consent for a lesson, or for the class and all its lessons."""
+    """Withdraw ``party``'s consent for a lesson, or for the class and all its lessons."""
     now = dt.datetime.now(dt.UTC)
     if lesson_id is None:
         await session.execute(
@@ -103,12 +135,13 @@ async def withdraw(
             .where(
                 Consent.student_id == student_id,
                 Consent.class_id == class_id,
+                Consent.party == party,
                 Consent.withdrawn_at.is_(None),
             )
             .values(withdrawn_at=now)
         )
     else:
-        latest = await _latest(session, student_id, class_id, lesson_id)
+        latest = await _latest(session, party, student_id, class_id, lesson_id)
         if latest is not None and latest.withdrawn_at is None:
             latest.withdrawn_at = now
         elif latest is None:
@@ -118,7 +151,7 @@ async def withdraw(
                     student_id=student_id,
                     class_id=class_id,
                     lesson_id=lesson_id,
-                    source=source,
+                    party=party,
                     granted_at=now,
                     withdrawn_at=now,
                 )
@@ -130,6 +163,6 @@ async def withdraw(
         student_id,
         class_id=class_id,
         lesson_id=lesson_id,
-        source=source,
+        party=party.value,
     )
     await session.flush()

@@ -23,8 +23,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from services.ingest.deps import Resources
 from services.ingest.image_header import read_header
 from shared.auth import Principal
-from shared.consent import consent_active
-from shared.db.models import Frame, FrameStatus, Lesson
+from shared.consent import party_consents
+from shared.db.models import ConsentParty, Frame, FrameStatus, Lesson
 from shared.errors import (
     Conflict,
     ConsentRequired,
@@ -85,7 +85,8 @@ def check_declared_type(declared: str | None, detected: str) -> None:
 # expressions per request costs more CPU than PostgreSQL spends answering them.
 _GATE = select(
     (Lesson.starts_at <= bindparam("now")) & (Lesson.ends_at >= bindparam("now")),
-    consent_active(bindparam("student_id"), Lesson.class_id, Lesson.id),
+    party_consents(ConsentParty.SCHOOL, bindparam("student_id"), Lesson.class_id, Lesson.id),
+    party_consents(ConsentParty.STUDENT, bindparam("student_id"), Lesson.class_id, Lesson.id),
     select(Frame.id)
     .where(
         Frame.lesson_id == bindparam("lesson_id"),
@@ -132,14 +133,19 @@ async def check_lesson(
     row = (await conn.execute(_GATE, params)).first()
     if row is None:
         raise NotFound(f"lesson {lesson_id} not found", field="lesson")
-    live, consented, earlier = row
+    live, school, student, earlier = row
     if earlier is not None:
         # An idempotent retry: the first answer stands, whatever changed since.
         return uuid.UUID(str(earlier))
     if not live:
         raise Conflict("the lesson is not live: frames are accepted from its start to its end")
-    if not consented:
-        raise ConsentRequired("no active consent for this student in this lesson")
+    if not (school and student):
+        parts = (("the school's permission", school), ("the student's own consent", student))
+        missing = " and ".join(what for what, given in parts if not given)
+        raise ConsentRequired(
+            f"no active consent for this lesson: missing {missing}; processing needs both "
+            "the school's permission and the student's own consent"
+        )
     return None
 
 

@@ -14,7 +14,7 @@ from services.ingest.intake import require_own_lesson
 from services.ingest.schemas import ConsentOut, MeOut
 from shared.access import lesson_is_live, lesson_with_class
 from shared.auth import Principal
-from shared.db.models import Lesson, SchoolClass, Student
+from shared.db.models import ConsentParty, Lesson, SchoolClass, Student
 from shared.errors import NotFound
 
 router = APIRouter(
@@ -45,26 +45,41 @@ async def _set(
         student_id=student.id,
         class_id=school_class.id,
         lesson_id=lesson_id,
-        source="student",
+        party=ConsentParty.STUDENT,
         actor=f"student:{student.id}",
     )
+    now = await consent.state(session, student.id, school_class.id, lesson_id)
     await session.commit()
     return ConsentOut(
         student_external_id=student.external_id,
         class_id=school_class.id,
         lesson_id=lesson_id,
+        party=ConsentParty.STUDENT.value,
         active=granted,
+        processing=now.active,
     )
 
 
-@router.put("/consent", summary="The student consents to this lesson")
+@router.put(
+    "/consent",
+    summary="The student consents to this lesson",
+    description=(
+        "The student's own part of the consent. Frames are processed only while the school "
+        "permits it too (`processing` in the answer); the student's consent cannot undo "
+        "the school's withdrawal."
+    ),
+)
 async def grant_own_consent(
     lesson_id: uuid.UUID, principal: StudentDep, session: SessionDep
 ) -> ConsentOut:
     return await _set(session, principal, lesson_id, granted=True)
 
 
-@router.delete("/consent", summary="The student withdraws consent for this lesson")
+@router.delete(
+    "/consent",
+    summary="The student withdraws consent for this lesson",
+    description="Stops processing at once; the school's permission cannot undo it.",
+)
 async def withdraw_own_consent(
     lesson_id: uuid.UUID, principal: StudentDep, session: SessionDep
 ) -> ConsentOut:
@@ -76,12 +91,14 @@ async def me(
     lesson_id: uuid.UUID, principal: StudentDep, session: SessionDep, resources: ResourcesDep
 ) -> MeOut:
     lesson, school_class, student = await _own(session, principal, lesson_id)
-    active = await consent.is_active(session, student.id, school_class.id, lesson_id)
+    parts = await consent.state(session, student.id, school_class.id, lesson_id)
     return MeOut(
         student_external_id=student.external_id,
         lesson_id=lesson.id,
         lesson_title=lesson.title,
-        consent_active=active,
+        consent_active=parts.active,
+        own_consent=parts.student,
+        school_permission=parts.school,
         lesson_live=lesson_is_live(lesson),
         starts_at=lesson.starts_at,
         ends_at=lesson.ends_at,

@@ -36,6 +36,7 @@ from shared.access import check_class_access, lesson_with_class
 from shared.auth import Principal, PrincipalKind, issue_student_token
 from shared.db.models import (
     AuditEntry,
+    ConsentParty,
     Enrolment,
     KeyRole,
     Lesson,
@@ -209,6 +210,15 @@ async def create_teacher_key(
     return TeacherKeyOut(key=plaintext, prefix=row.prefix, class_id=class_id, name=name)
 
 
+_PERMISSION = (
+    "The school's part of a student's consent. Frames are processed only while both the "
+    "school permits it and the student has agreed on the classroom page "
+    "(`PUT /v1/lessons/{lesson_id}/consent` with the student's token); either withdrawal "
+    "stops processing at once, and neither party's grant undoes the other's withdrawal. "
+    "A lesson-level record decides over the class-level one of the same party."
+)
+
+
 async def _set_consent(
     session: AsyncSession,
     principal: Principal,
@@ -225,20 +235,27 @@ async def _set_consent(
         student_id=student.id,
         class_id=school_class.id,
         lesson_id=lesson_id,
-        source="lms",
+        party=ConsentParty.SCHOOL,
         actor=_actor(principal),
     )
+    processing = None
+    if lesson_id is not None:
+        processing = (await consent.state(session, student.id, school_class.id, lesson_id)).active
     await session.commit()
     return ConsentOut(
         student_external_id=external_id,
         class_id=school_class.id,
         lesson_id=lesson_id,
+        party=ConsentParty.SCHOOL.value,
         active=granted,
+        processing=processing,
     )
 
 
 @router.put(
-    "/lessons/{lesson_id}/consents/{external_student_id}", summary="Record consent for a lesson"
+    "/lessons/{lesson_id}/consents/{external_student_id}",
+    summary="Record the school's permission for a lesson",
+    description=_PERMISSION,
 )
 async def grant_lesson_consent(
     lesson_id: uuid.UUID,
@@ -253,7 +270,9 @@ async def grant_lesson_consent(
 
 
 @router.delete(
-    "/lessons/{lesson_id}/consents/{external_student_id}", summary="Withdraw consent for a lesson"
+    "/lessons/{lesson_id}/consents/{external_student_id}",
+    summary="Withdraw the school's permission for a lesson",
+    description=_PERMISSION,
 )
 async def withdraw_lesson_consent(
     lesson_id: uuid.UUID,
@@ -269,7 +288,8 @@ async def withdraw_lesson_consent(
 
 @router.put(
     "/classes/{class_id}/consents/{external_student_id}",
-    summary="Record consent for every lesson of a class",
+    summary="Record the school's permission for every lesson of a class",
+    description=_PERMISSION,
 )
 async def grant_class_consent(
     class_id: uuid.UUID,
@@ -285,7 +305,8 @@ async def grant_class_consent(
 
 @router.delete(
     "/classes/{class_id}/consents/{external_student_id}",
-    summary="Withdraw consent for a class and its lessons",
+    summary="Withdraw the school's permission for a class and its lessons",
+    description=_PERMISSION,
 )
 async def withdraw_class_consent(
     class_id: uuid.UUID,

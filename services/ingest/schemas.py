@@ -78,10 +78,21 @@ class TeacherKeyOut(BaseModel):
 
 
 class ConsentOut(BaseModel):
+    """One party's consent after a change; frames are processed only when both parties agree."""
+
     student_external_id: str
     class_id: uuid.UUID
     lesson_id: uuid.UUID | None = Field(description="None: the consent covers the whole class")
-    active: bool = Field(description="Whether frames of this student are processed here")
+    party: Literal["school", "student"] = Field(
+        description="Whose consent this is: the school's (LMS key) or the student's own (token)"
+    )
+    active: bool = Field(description="Whether this party's consent is now given for this scope")
+    processing: bool | None = Field(
+        description=(
+            "For a lesson: whether frames of this student are processed now, which needs "
+            "both the school's permission and the student's own consent. None for a class."
+        )
+    )
 
 
 class MarkerIn(BaseModel):
@@ -109,7 +120,11 @@ class MeOut(BaseModel):
     student_external_id: str
     lesson_id: uuid.UUID
     lesson_title: str
-    consent_active: bool
+    consent_active: bool = Field(
+        description="Frames are processed: both the school's permission and the student's consent"
+    )
+    own_consent: bool = Field(description="The student's own consent for this lesson is given")
+    school_permission: bool = Field(description="The school permits processing in this lesson")
     lesson_live: bool
     starts_at: dt.datetime
     ends_at: dt.datetime

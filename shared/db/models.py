@@ -56,6 +56,15 @@ class EventKind(enum.StrEnum):
     NO_FACE = "no_face"
 
 
+class ConsentParty(enum.StrEnum):
+    """Who gives a consent record: processing needs both parties' (see ``shared.consent``)."""
+
+    #: The school's permission, recorded by its LMS key for a class or a lesson.
+    SCHOOL = "school"
+    #: The student's own consent, recorded with the student's token.
+    STUDENT = "student"
+
+
 class FaceQuality(enum.StrEnum):
     OK = "ok"
     TOO_SMALL = "too_small"
@@ -143,7 +152,11 @@ class Enrolment(Base):
 
 
 class Consent(Base):
-    """A student's consent for one lesson or a whole class; withdrawal is a timestamp."""
+    """One party's consent for a student in one lesson or a whole class.
+
+    The school's and the student's records are kept apart (``party``) so that
+    neither can grant over the other's withdrawal; withdrawal is a timestamp.
+    """
 
     __tablename__ = "consents"
     __table_args__ = (Index("ix_consents_student_class", "student_id", "class_id"),)
@@ -156,8 +169,7 @@ class Consent(Base):
     )
     granted_at: Mapped[dt.datetime] = created_at_column()
     withdrawn_at: Mapped[dt.datetime | None]
-    #: Who recorded it: "lms" or "student" (the classroom page).
-    source: Mapped[str] = mapped_column(String(20))
+    party: Mapped[ConsentParty] = mapped_column(_enum(ConsentParty, "consent_party"))
 
 
 class LessonMarker(Base):

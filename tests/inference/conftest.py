@@ -17,6 +17,7 @@ from services.inference.resources import Resources
 from shared.db.engine import make_sync_engine
 from shared.db.models import (
     Consent,
+    ConsentParty,
     FaceEvent,
     Frame,
     FrameStatus,
@@ -125,10 +126,18 @@ def world(clean_db: Engine, redis_client: redis_lib.Redis) -> World:
             )
         )
         session.flush()
-        session.add(
-            Consent(
-                id=ids["consent"], student_id=ids["student"], class_id=ids["class"], source="lms"
-            )
+        session.add_all(
+            [
+                Consent(
+                    id=ids["consent"],
+                    student_id=ids["student"],
+                    class_id=ids["class"],
+                    party=ConsentParty.SCHOOL,
+                ),
+                Consent(
+                    student_id=ids["student"], class_id=ids["class"], party=ConsentParty.STUDENT
+                ),
+            ]
         )
     return World(
         clean_db, redis_client, ids["class"], ids["lesson"], ids["student"], ids["consent"]

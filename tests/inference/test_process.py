@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 
 from services.inference import process
 from services.inference.resources import Resources
-from shared.db.models import Consent, EventKind, FaceQuality, Frame, FrameStatus
+from shared.db.models import Consent, ConsentParty, EventKind, FaceQuality, Frame, FrameStatus
 from shared.labels import Expression
 from shared.schemas import FRAME_QUEUE, FrameRef, LiveNotice, frame_key, live_channel
 from tests.inference.conftest import NOW, World, make_resources
@@ -162,7 +162,7 @@ def test_lesson_refusal_overrides_class_consent_as_ingest_decides(
                 student_id=world.student_id,
                 class_id=world.class_id,
                 lesson_id=world.lesson_id,
-                source="student",
+                party=ConsentParty.STUDENT,
                 granted_at=NOW + dt.timedelta(seconds=1),
                 withdrawn_at=NOW + dt.timedelta(seconds=1),
             )
@@ -316,3 +316,34 @@ def test_worker_pipeline_detects_down_to_the_configured_face_size(
         settings.clear_cache()
     # two_people.jpg: two faces of about a fifth of the photo's height.
     assert len(pipeline.analyze(cv2.imread(str(MEDIA / "two_people.jpg"))).faces) == faces
+
+
+def test_students_withdrawal_stops_processing_whatever_the_school_grants(
+    world: World, resources: Resources, one_face: bytes
+) -> None:
+    """Either party's no decides: a later school grant does not undo the student's."""
+    ref = world.add_frame(one_face)
+    later = NOW + dt.timedelta(seconds=1)
+    with Session(world.engine) as session, session.begin():
+        session.add_all(
+            [
+                Consent(
+                    student_id=world.student_id,
+                    class_id=world.class_id,
+                    lesson_id=world.lesson_id,
+                    party=ConsentParty.STUDENT,
+                    granted_at=later,
+                    withdrawn_at=later,
+                ),
+                Consent(
+                    student_id=world.student_id,
+                    class_id=world.class_id,
+                    lesson_id=world.lesson_id,
+                    party=ConsentParty.SCHOOL,
+                    granted_at=later + dt.timedelta(seconds=1),
+                ),
+            ]
+        )
+    outcome = process.process_frame(ref, resources)
+    assert outcome.status is FrameStatus.FAILED
+    assert world.frame(ref.frame_id).failure_reason == "consent_withdrawn"

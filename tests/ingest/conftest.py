@@ -22,7 +22,16 @@ from services.ingest.app import create_app
 from services.ingest.config import IngestConfig
 from services.ingest.keys import new_api_key
 from shared.auth import issue_student_token
-from shared.db.models import Consent, Enrolment, KeyRole, Lesson, Organisation, SchoolClass, Student
+from shared.db.models import (
+    Consent,
+    ConsentParty,
+    Enrolment,
+    KeyRole,
+    Lesson,
+    Organisation,
+    SchoolClass,
+    Student,
+)
 from tests.conftest import MEDIA
 
 SECRET = "ingest-test-secret-of-at-least-32-bytes"
@@ -130,7 +139,7 @@ class World:
 
 
 def seed_world(engine: Engine, students: tuple[str, ...] = ("s1", "s2", "nocon")) -> World:
-    """Rows for one live lesson; every student but ``nocon`` has class consent."""
+    """Rows for one live lesson; every student but ``nocon`` has class consent of both parties."""
     now = dt.datetime.now(dt.UTC)
     with Session(engine) as session:
         org = Organisation(id=uuid.uuid4(), name="Test school")
@@ -157,7 +166,10 @@ def seed_world(engine: Engine, students: tuple[str, ...] = ("s1", "s2", "nocon")
             session.flush()
             session.add(Enrolment(class_id=school_class.id, student_id=student.id))
             if external_id != "nocon":
-                session.add(Consent(student_id=student.id, class_id=school_class.id, source="lms"))
+                session.add_all(
+                    Consent(student_id=student.id, class_id=school_class.id, party=party)
+                    for party in ConsentParty
+                )
             world.students[external_id] = student.id
         session.commit()
     return world

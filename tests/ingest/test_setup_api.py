@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
-from shared.db.models import AuditEntry, Consent
+from shared.db.models import AuditEntry, Consent, ConsentParty
 from tests.ingest.conftest import World
 from tests.ingest.test_frames import frame_params
 
@@ -80,6 +80,9 @@ async def test_lms_sets_up_a_lesson_and_a_student_sends_a_frame(
         assert (await send(1)).status_code == 451
         granted = await client.put(f"/v1/lessons/{lesson_id}/consents/p-1", headers=lms)
         assert granted.json()["active"] is True
+        assert granted.json()["processing"] is False  # the student has not agreed yet
+        own = await client.put(f"/v1/lessons/{lesson_id}/consent", headers=student)
+        assert own.json()["processing"] is True
         assert (await send(2)).status_code == 202
         me = (await client.get(f"/v1/lessons/{lesson_id}/me", headers=student)).json()
         assert me["student_external_id"] == "p-1"
@@ -128,11 +131,15 @@ async def test_lms_sets_up_a_lesson_and_a_student_sends_a_frame(
 
     with Session(clean_db) as session:
         actions = list(session.scalars(select(AuditEntry.action).order_by(AuditEntry.id)))
-        assert actions.count("consent.grant") == 1
+        assert actions.count("consent.grant") == 2  # the school's and the student's
         assert actions.count("consent.withdraw") == 1
         assert (
             session.scalar(
-                select(Consent).where(Consent.withdrawn_at.is_(None), Consent.lesson_id.isnot(None))
+                select(Consent).where(
+                    Consent.party == ConsentParty.SCHOOL,
+                    Consent.withdrawn_at.is_(None),
+                    Consent.lesson_id.isnot(None),
+                )
             )
             is None
         )

@@ -27,7 +27,7 @@ from services.analytics.config import AnalyticsConfig
 from services.inference.tasks import REQUEUE_ORPHANS_TASK
 from services.ingest.config import IngestConfig
 from shared.auth import issue_student_token
-from shared.db.models import Consent, Enrolment, KeyRole
+from shared.db.models import Consent, ConsentParty, Enrolment, KeyRole
 from tests.analytics.conftest import running_app
 from tests.conftest import MEDIA, send_task
 from tests.ingest.conftest import Servers
@@ -59,11 +59,14 @@ class Realm:
 
 
 def enrol_with_consent(engine: Engine, lesson: SeededLesson) -> None:
-    """Enrol every student of ``lesson`` in its class with class-wide consent."""
+    """Enrol every student of ``lesson`` in its class with class-wide consent of both parties."""
     with Session(engine) as session:
         for student_id in lesson.students.values():
             session.add(Enrolment(class_id=lesson.class_id, student_id=student_id))
-            session.add(Consent(student_id=student_id, class_id=lesson.class_id, source="lms"))
+            session.add_all(
+                Consent(student_id=student_id, class_id=lesson.class_id, party=party)
+                for party in ConsentParty
+            )
         session.commit()
 
 

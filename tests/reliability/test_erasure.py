@@ -65,7 +65,7 @@ def test_erasure_removes_every_row_and_queued_byte_of_the_student_only(
     assert body["student_id"] == str(s1)
     assert body["external_id"] == "s1"
     assert (body["face_events"], body["frames"], body["frame_bytes"]) == (1, 4, 3)
-    assert (body["consents"], body["enrolments"]) == (1, 1)
+    assert (body["consents"], body["enrolments"]) == (2, 1)  # the school's and its own
     for model in (FaceEvent, FaceEventMinute, Frame, Consent, Enrolment, Student):
         assert _rows(clean_db, model, s1) == 0, model.__name__
     assert not any(redis_client.exists(frame_key(uuid.UUID(f))) for f in queued_s1)
@@ -79,7 +79,7 @@ def test_erasure_removes_every_row_and_queued_byte_of_the_student_only(
     assert entry.subject == f"student:{s1}"
     assert entry.actor.startswith("lms:")
     assert entry.details == {
-        "face_events": 1, "frames": 4, "frame_bytes": 3, "consents": 1, "enrolments": 1,
+        "face_events": 1, "frames": 4, "frame_bytes": 3, "consents": 2, "enrolments": 1,
     }  # fmt: skip
     # The pseudonymous UUID is the only trace of the student left anywhere.
     with clean_db.connect() as conn:

@@ -27,7 +27,8 @@
   const FATAL_CODES = {
     unauthorized: "This link has expired or is not valid. Ask your teacher for a new one.",
     forbidden: "This link is for another lesson.",
-    consent_required: "Consent is not recorded for this lesson, so nothing is sent.",
+    consent_required:
+      "Sharing needs both your consent and your school's for this lesson, so nothing is sent.",
     conflict: "The lesson is not live at the moment, so nothing is sent.",
     not_found: "This lesson no longer exists.",
   };
@@ -499,7 +500,7 @@
   async function refuse() {
     ui.refuse.disabled = true;
     try {
-      if (classroom.me && classroom.me.consent_active) await changeConsent("DELETE");
+      if (classroom.me && classroom.me.own_consent) await changeConsent("DELETE");
     } catch (err) {
       say(`Your refusal could not be recorded: ${err.message}`);
     }
@@ -564,8 +565,14 @@
       ? `Lesson: ${me.lesson_title}`
       : `Lesson: ${me.lesson_title} (not live now: nothing can be sent until it starts)`;
     setState("ready");
-    ui.consent.disabled = false;
     ui.refuse.disabled = false;
+    if (me.school_permission === false) {
+      // Both parts are needed: the student's agreement alone would send frames
+      // that are all refused.
+      say("Your school has not allowed sharing in this lesson, so nothing can be sent.", "info");
+      return;
+    }
+    ui.consent.disabled = false;
   }
 
   ui.consent.addEventListener("click", start);
