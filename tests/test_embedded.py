@@ -63,6 +63,9 @@ def test_redis_left_by_a_killed_up_is_replaced(tmp_path: Path) -> None:
     client = redis_lib.Redis.from_url(orphan.url())
     client.set("kept", "yes")
     client.close()
+    # What a Redis with persistence on (an older ClassPulse) left behind.
+    (tmp_path / "redis" / "appendonly.aof").write_bytes(b"*3\r\n$3\r\nSET\r\n")
+    (tmp_path / "redis" / "dump.rdb").write_bytes(b"REDIS0009")
     fresh = EmbeddedRedis(tmp_path / "redis", closed_port())
     try:
         fresh.start()
@@ -70,11 +73,16 @@ def test_redis_left_by_a_killed_up_is_replaced(tmp_path: Path) -> None:
             psutil.Process(orphan_pid).status() == psutil.STATUS_ZOMBIE
         )
         client = redis_lib.Redis.from_url(fresh.url())
-        assert client.get("kept") == b"yes"  # the append-only file carried it over
+        assert client.get("kept") is None  # memory only: frame bytes never reach a disk
+        assert client.config_get("appendonly") == {"appendonly": "no"}
+        assert client.config_get("save") == {"save": ""}
         client.close()
     finally:
         fresh.stop()
     assert not answers(fresh.port)
+    assert sorted(p.name for p in (tmp_path / "redis").iterdir()) == ["redis.log"]
+    assert (tmp_path / "redis").stat().st_mode & 0o777 == 0o700
+    assert (tmp_path / "redis" / "redis.log").stat().st_mode & 0o077 == 0
 
 
 @pytest.mark.slow
