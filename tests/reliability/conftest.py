@@ -24,7 +24,7 @@ from sqlalchemy.orm import Session
 
 from bench.analytics_seed import TOKEN_SECRET, SeededLesson, add_key, seed_lesson
 from services.analytics.config import AnalyticsConfig
-from services.inference.tasks import REQUEUE_ORPHANS_TASK
+from services.inference.tasks import EXPIRE_FRAMES_TASK, REQUEUE_ORPHANS_TASK
 from services.ingest.config import IngestConfig
 from shared.auth import issue_student_token
 from shared.db.models import Consent, ConsentParty, Enrolment, KeyRole
@@ -161,9 +161,11 @@ def wait_for_queue_to_drain(
 ) -> dict[str, Any]:
     """Wait until no frame of lesson A is queued.
 
-    With ``sweep_broker`` (a Redis URL) the lost-message requeue task is sent
-    every few seconds, as beat sends it in production: a message Redis handed
-    out as it shut down is otherwise never delivered (``services.inference.orphans``).
+    With ``sweep_broker`` (a Redis URL) the periodic frame tasks are sent every
+    few seconds, as beat sends them in production: the lost-message requeue (a
+    message Redis handed out as it shut down is otherwise never delivered,
+    ``services.inference.orphans``) and the expiry (frames whose bytes are gone,
+    such as those a Redis restart lost: it keeps nothing on disk).
     """
     deadline = time.monotonic() + timeout
     next_sweep = time.monotonic()
@@ -173,7 +175,8 @@ def wait_for_queue_to_drain(
             return stats
         assert worker.poll() is None, f"worker died:\n{log.read_text()[-3000:]}"
         if sweep_broker is not None and time.monotonic() >= next_sweep:
-            send_task(sweep_broker, REQUEUE_ORPHANS_TASK)
+            for task in (REQUEUE_ORPHANS_TASK, EXPIRE_FRAMES_TASK):
+                send_task(sweep_broker, task)
             next_sweep = time.monotonic() + 3
         time.sleep(0.5)
     raise AssertionError(f"frames still queued: {stats}\n{log.read_text()[-3000:]}")
