@@ -75,6 +75,18 @@ class AuthSettings(BaseSettings):
     token_ttl_seconds: int = Field(3 * 3600, gt=0)
 
 
+class LiveSettings(BaseSettings):
+    """Bounds on the analytics API's live streams (Server-Sent Events)."""
+
+    model_config = _config()
+    #: An open stream checks its credential again this often and ends when the
+    #: key was revoked (or a token expired) meanwhile.
+    live_recheck_seconds: float = Field(15.0, gt=0)
+    #: A stream ends after this long whatever happens; the browser's
+    #: EventSource reconnects, presenting its credential again.
+    live_max_seconds: float = Field(3600.0, gt=0)
+
+
 class WorkerSettings(BaseSettings):
     model_config = _config()
     model_dir: Path = DEFAULT_MODEL_DIR
@@ -139,6 +151,11 @@ def auth_settings() -> AuthSettings:
 
 
 @lru_cache
+def live_settings() -> LiveSettings:
+    return _load(LiveSettings)
+
+
+@lru_cache
 def worker_settings() -> WorkerSettings:
     return _load(WorkerSettings)
 
@@ -155,6 +172,7 @@ def clear_cache() -> None:
         frame_settings,
         privacy_settings,
         auth_settings,
+        live_settings,
         worker_settings,
         api_settings,
     ):

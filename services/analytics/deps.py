@@ -53,14 +53,20 @@ AccessTokenQuery = Annotated[
 ]
 
 
+def get_credential(
+    authorization: AuthorizationHeader = None, access_token: AccessTokenQuery = None
+) -> str:
+    """The caller's credential, from the ``Authorization`` header or else ``?access_token=``."""
+    return bearer_token(authorization) if authorization or not access_token else access_token
+
+
+CredentialDep = Annotated[str, Depends(get_credential)]
+
+
 async def get_principal(
-    session: SessionDep,
-    resources: ResourcesDep,
-    authorization: AuthorizationHeader = None,
-    access_token: AccessTokenQuery = None,
+    session: SessionDep, resources: ResourcesDep, credential: CredentialDep
 ) -> Principal:
-    """The caller, from the ``Authorization`` header or else ``?access_token=``."""
-    credential = bearer_token(authorization) if authorization or not access_token else access_token
+    """The caller that the credential names (401 when it is unknown, revoked or expired)."""
     return await authenticate(session, credential, resources.config.token_secret)
 
 

@@ -4,6 +4,12 @@ Workers publish a ``LiveNotice`` on ``live_channel(lesson)`` after each frame's
 events are committed. Each stream collects the buckets those notices touch and,
 at most once per ``live_interval_seconds``, recomputes just those buckets in
 PostgreSQL and pushes them (a burst of notices becomes one push).
+
+A stream is not a licence for its lifetime: every ``live_recheck_seconds`` it
+authenticates its credential again and checks the lesson access, and it ends
+with a ``closed`` event once the key is revoked or the access gone. It also
+ends after ``live_max_seconds`` whatever happens; the browser's EventSource
+then reconnects, presenting its credential again.
 """
 
 from __future__ import annotations
@@ -13,6 +19,7 @@ import contextlib
 import datetime as dt
 import logging
 import time
+import uuid
 from collections.abc import AsyncIterator
 from typing import Annotated
 
@@ -21,14 +28,22 @@ from fastapi.sse import EventSourceResponse, ServerSentEvent
 from pydantic import ValidationError
 from redis.asyncio.client import PubSub
 from redis.exceptions import RedisError
+from sqlalchemy.exc import SQLAlchemyError
 
-from services.analytics.deps import ClassLessonDep, ResourcesDep, SessionDep
+from services.analytics.deps import (
+    ClassLessonDep,
+    CredentialDep,
+    Resources,
+    ResourcesDep,
+    SessionDep,
+)
 from services.analytics.errors import json_error_responses
 from services.analytics.params import BucketQuery, SmoothQuery
 from services.analytics.queries.timeline import timeline_buckets
 from services.analytics.schemas import TimelineBucket
 from services.analytics.window import Bucket, TimeWindow, bucket_start
-from shared.errors import ServiceUnavailable
+from shared.access import authenticate, require_lesson_access
+from shared.errors import AuthError, Forbidden, NotFound, ServiceUnavailable
 from shared.schemas import LiveNotice, live_channel
 
 log = logging.getLogger(__name__)
@@ -37,6 +52,29 @@ router = APIRouter(prefix="/v1/lessons", tags=["live"])
 POLL_SECONDS = 0.25
 #: Pause after a failed read before trying Redis again.
 RETRY_SECONDS = 1.0
+#: Reconnection delay (ms) the ``closed`` event asks of EventSource after a
+#: stream reached its maximum lifetime.
+RECONNECT_MS = 1000
+
+
+async def credential_problem(
+    resources: Resources, credential: str, lesson_id: uuid.UUID
+) -> tuple[str, str | None] | None:
+    """Why the stream's caller may no longer read the lesson, as (reason, detail); None: it may.
+
+    A database that does not answer ends the stream too: access that cannot be
+    confirmed is not assumed.
+    """
+    try:
+        async with resources.sessions() as session:
+            principal = await authenticate(session, credential, resources.config.token_secret)
+            await require_lesson_access(session, principal, lesson_id)
+    except (AuthError, Forbidden, NotFound) as exc:
+        return "credentials", exc.message
+    except (SQLAlchemyError, OSError) as exc:
+        log.warning("live stream credential re-check failed: %s", type(exc).__name__)
+        return "unavailable", None
+    return None
 
 
 def _bucket_window(buckets: set[dt.datetime], origin: dt.datetime, step: int) -> TimeWindow:
@@ -81,6 +119,7 @@ ChannelDep = Annotated[PubSub, Depends(lesson_channel)]
 )
 async def live_timeline(
     access: ClassLessonDep,
+    credential: CredentialDep,
     pubsub: ChannelDep,
     resources: ResourcesDep,
     bucket: BucketQuery = Bucket.M1,
@@ -88,14 +127,38 @@ async def live_timeline(
 ) -> AsyncIterator[ServerSentEvent]:
     """A ``ready`` event once subscribed, then ``buckets`` events: a JSON list of the
     class timeline buckets that changed (the same fields as ``/timeline``), at most
-    once a second. Browsers pass the key as ``?access_token=``."""
+    once a second. Browsers pass the key as ``?access_token=``.
+
+    The stream ends with a ``closed`` event, ``{"reason", "detail"}``: ``credentials``
+    when a periodic re-check finds the key revoked or the access gone (a reconnect
+    gets 401/403), ``max_duration`` after ``CLASSPULSE_LIVE_MAX_SECONDS`` (with
+    ``retry``: EventSource reconnects), ``unavailable`` when the re-check cannot
+    reach the database."""
     lesson_id, step = access.lesson.id, bucket.seconds
     origin = access.lesson.starts_at.astimezone(dt.UTC)
-    k, interval = resources.config.min_group_size, resources.config.live_interval_seconds
+    config = resources.config
+    k, interval = config.min_group_size, config.live_interval_seconds
     yield ServerSentEvent(event="ready", data={"lesson_id": str(lesson_id), "bucket": bucket})
     pending: set[dt.datetime] = set()
     last_push = 0.0
+    opened = time.monotonic()
+    next_check = opened + config.live_recheck_seconds
     while True:
+        now = time.monotonic()
+        if now - opened >= config.live_max_seconds:
+            yield ServerSentEvent(
+                event="closed",
+                data={"reason": "max_duration", "detail": None},
+                retry=RECONNECT_MS,
+            )
+            return
+        if now >= next_check:
+            problem = await credential_problem(resources, credential, lesson_id)
+            if problem is not None:
+                reason, detail = problem
+                yield ServerSentEvent(event="closed", data={"reason": reason, "detail": detail})
+                return
+            next_check = time.monotonic() + config.live_recheck_seconds
         try:
             message = await pubsub.get_message(timeout=POLL_SECONDS)
         except (RedisError, OSError) as exc:

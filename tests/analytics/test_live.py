@@ -2,19 +2,24 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 import time
 from collections.abc import Iterator
+from typing import Any
 
 import httpx
 import redis as redis_lib
-from sqlalchemy import Engine
+from sqlalchemy import Engine, update
 
 from bench.analytics_seed import SeededLesson, SeedEvent, insert_events
+from services.analytics.config import AnalyticsConfig
+from shared.auth import key_prefix
+from shared.db.models import ApiKey
 from shared.labels import Expression
 from shared.schemas import LiveNotice, live_channel
-from tests.analytics.conftest import bearer
+from tests.analytics.conftest import bearer, running_app
 
 
 def sse_events(lines: Iterator[str]) -> Iterator[tuple[str, str]]:
@@ -83,9 +88,7 @@ def test_a_committed_frame_reaches_the_stream_coalesced(
 def test_live_and_readiness_answer_503_when_redis_is_down(
     analytics_config, lesson: SeededLesson
 ) -> None:
-    import dataclasses
-
-    from tests.analytics.conftest import free_port, running_app
+    from tests.analytics.conftest import free_port
 
     no_redis = dataclasses.replace(analytics_config, redis_url=f"redis://127.0.0.1:{free_port()}/0")
     with running_app(no_redis) as url, httpx.Client(base_url=url, timeout=10) as client:
@@ -102,3 +105,56 @@ def test_live_and_readiness_answer_503_when_redis_is_down(
             f"/v1/lessons/{lesson.lesson_id}/timeline", headers=bearer(lesson.teacher_key)
         )
         assert timeline.status_code == 200
+
+
+def _live(client: httpx.Client, lesson: SeededLesson) -> Any:
+    return client.stream(
+        "GET", f"/v1/lessons/{lesson.lesson_id}/live", headers=bearer(lesson.teacher_key)
+    )
+
+
+def test_a_revoked_key_loses_its_open_stream(
+    analytics_config: AnalyticsConfig, lesson: SeededLesson, clean_db: Engine
+) -> None:
+    """``classpulse keys revoke`` ends the key's open streams within one re-check."""
+    config = dataclasses.replace(analytics_config, live_recheck_seconds=0.5)
+    # A stream that stays open past its key answers nothing more: the read times out.
+    with running_app(config) as url, httpx.Client(base_url=url, timeout=5) as client:
+        with _live(client, lesson) as stream:
+            events = sse_events(stream.iter_lines())
+            assert next(events)[0] == "ready"
+            with clean_db.begin() as conn:
+                conn.execute(
+                    update(ApiKey)
+                    .where(ApiKey.prefix == key_prefix(lesson.teacher_key))
+                    .values(revoked_at=dt.datetime.now(dt.UTC))
+                )
+            revoked = time.monotonic()
+            kind, data = next(events)
+            assert kind == "closed"
+            assert json.loads(data) == {"reason": "credentials", "detail": "API key revoked"}
+            assert list(events) == []  # and the stream has ended
+            assert time.monotonic() - revoked < 3
+        # The browser's EventSource reconnects, and is refused.
+        assert (
+            client.get(
+                f"/v1/lessons/{lesson.lesson_id}/live", headers=bearer(lesson.teacher_key)
+            ).status_code
+            == 401
+        )
+
+
+def test_a_stream_ends_after_its_maximum_lifetime_and_asks_for_a_reconnect(
+    analytics_config: AnalyticsConfig, lesson: SeededLesson
+) -> None:
+    config = dataclasses.replace(analytics_config, live_max_seconds=1.0)
+    with running_app(config) as url, httpx.Client(base_url=url, timeout=5) as client:
+        with _live(client, lesson) as stream:
+            started = time.monotonic()
+            lines = list(stream.iter_lines())  # before the cap, this read never ended
+        lasted = time.monotonic() - started
+    assert 1.0 <= lasted < 3
+    events = list(sse_events(iter(lines)))
+    assert [kind for kind, _ in events] == ["ready", "closed"]
+    assert json.loads(events[-1][1]) == {"reason": "max_duration", "detail": None}
+    assert "retry: 1000" in lines  # EventSource reconnects after a second

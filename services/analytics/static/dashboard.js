@@ -262,6 +262,15 @@
       $("live-badge").hidden = false;
       document.body.dataset.live = "ready";
     });
+    // The server ends a stream after its maximum lifetime (EventSource then
+    // reconnects by itself) or when the key no longer gives access (stop).
+    source.addEventListener("closed", (event) => {
+      const { reason, detail } = JSON.parse(event.data);
+      if (reason === "max_duration") return;
+      stopLive();
+      document.body.dataset.live = "closed";
+      showError(`Live updates stopped: ${detail || reason}.`);
+    });
     source.addEventListener("buckets", (event) => {
       const changed = JSON.parse(event.data);
       const byStart = new Map(state.buckets.map((b) => [new Date(b.start).getTime(), b]));
