@@ -18,12 +18,18 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from shared.errors import ClassPulseError
-from shared.settings import DEFAULT_MIN_FACE_FRACTION, DEFAULT_MODEL_DIR
+from shared.settings import (
+    DEFAULT_DETECTOR,
+    DEFAULT_MIN_FACE_FRACTION,
+    DEFAULT_MODEL_DIR,
+    DetectorName,
+)
 
 if TYPE_CHECKING:
     import numpy as np
     import numpy.typing as npt
 
+    from shared.vision.decode import DecodedFrame
     from shared.vision.pipeline import FrameResult
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp"}
@@ -74,10 +80,11 @@ class Sample:
         return f"{where}  {len(self.result.faces)} face(s)  " + ", ".join(parts)
 
 
-def read_image(path: Path) -> npt.NDArray[np.uint8]:
-    from shared.vision.decode import decode_image
+def read_image(path: Path, min_face: float) -> DecodedFrame:
+    """An image file decoded as the worker decodes frames (large JPEGs at reduced size)."""
+    from shared.vision.decode import decode_reduced
 
-    return decode_image(path.read_bytes())
+    return decode_reduced(path.read_bytes(), min_face)
 
 
 def video_frames(
@@ -130,6 +137,13 @@ def analyze(
             min=0.01, max=1.0, help="Smallest face, as a fraction of the frame's shorter side"
         ),
     ] = DEFAULT_MIN_FACE_FRACTION,
+    detector: Annotated[
+        DetectorName,
+        typer.Option(
+            help="Face detector: haar (the thesis's), blazeface-short (one face near a "
+            "webcam), blazeface-full, retinaface (groups, galleries; slower)"
+        ),
+    ] = DEFAULT_DETECTOR,
 ) -> None:
     """Label the faces of an image, a folder of images, or a video sampled every N seconds."""
     target = video or path
@@ -141,7 +155,7 @@ def analyze(
     if report is not None and not is_video:
         raise typer.BadParameter("--report needs a video (PATH or --video)")
     try:
-        samples = list(_run(target, is_video, every, model, min_face, as_json))
+        samples = list(_run(target, is_video, every, model, min_face, detector, as_json))
         if report is not None:
             from classpulse.analyze_report import write_report
 
@@ -153,16 +167,23 @@ def analyze(
 
 
 def _run(
-    target: Path, is_video: bool, every: float, model: Path, min_face: float, as_json: bool
+    target: Path,
+    is_video: bool,
+    every: float,
+    model: Path,
+    min_face: float,
+    detector: str,
+    as_json: bool,
 ) -> Iterator[Sample]:
     from tqdm import tqdm
 
     from shared.vision.classify import ExpressionClassifier
-    from shared.vision.detect import HaarDetector, HaarSettings
+    from shared.vision.detect import make_detector
     from shared.vision.pipeline import Pipeline
 
-    detector = HaarDetector(HaarSettings(min_face_fraction=min_face))
-    pipeline = Pipeline(ExpressionClassifier(model), detector)
+    pipeline = Pipeline(
+        ExpressionClassifier(model), make_detector(detector, min_face_fraction=min_face)
+    )
     if is_video:
         total, frames = video_frames(target, every)
         for seconds, frame in tqdm(frames, total=total, unit="sample", file=sys.stderr):
@@ -177,11 +198,12 @@ def _run(
         raise ClassPulseError(f"{target}: no JPEG, PNG or WebP images")
     for file in files:
         try:
-            image = read_image(file)
+            decoded = read_image(file, min_face)
         except ClassPulseError as exc:
             typer.echo(f"{file.name}: skipped: {exc.message}", err=True)
             continue
-        yield _emit(Sample(file.name, None, pipeline.analyze(image)), as_json)
+        result = pipeline.analyze(decoded.image, (decoded.width, decoded.height))
+        yield _emit(Sample(file.name, None, result), as_json)
 
 
 def _emit(sample: Sample, as_json: bool) -> Sample:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
-from typing import TypeVar
+from typing import Literal, TypeVar
 
 from pydantic import Field, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -20,6 +20,12 @@ ENV_PREFIX = "CLASSPULSE_"
 DEFAULT_MODEL_DIR = Path(__file__).resolve().parents[1] / "models" / "default"
 #: The face detectors' ONNX weights (committed, with their provenance and licences).
 DETECTOR_MODELS_DIR = Path(__file__).resolve().parents[1] / "models" / "detectors"
+#: Face detectors (``shared.vision.detect``): the thesis's Haar cascade and
+#: the CNN detectors whose weights are in ``models/detectors``.
+DetectorName = Literal["haar", "blazeface-short", "blazeface-full", "retinaface"]
+#: The detector used unless ``CLASSPULSE_DETECTOR`` says otherwise; chosen by
+#: the measured recall, false faces and speed in docs/benchmarks.md.
+DEFAULT_DETECTOR: DetectorName = "haar"
 #: Smallest face the Haar detector reports, as a fraction of the frame's
 #: shorter side (why 0.1: ``shared.vision.detect.HaarSettings``).
 DEFAULT_MIN_FACE_FRACTION = 0.1
@@ -54,6 +60,11 @@ class FrameSettings(BaseSettings):
     queue_limit: int = Field(10_000, gt=0)
     #: Frames per second one student may send.
     student_rate_per_second: float = Field(2.0, gt=0)
+    #: How far a frame's capture time may lie outside its lesson or ahead of the
+    #: server's clock. Student devices' clocks are often off by seconds, some by
+    #: minutes; times further out are refused (422), because a time far from the
+    #: lesson would escape retention and break the lesson's time buckets.
+    clock_skew_seconds: int = Field(300, ge=0, le=3600)
 
 
 class PrivacySettings(BaseSettings):
@@ -90,6 +101,8 @@ class LiveSettings(BaseSettings):
 class WorkerSettings(BaseSettings):
     model_config = _config()
     model_dir: Path = DEFAULT_MODEL_DIR
+    #: Face detector of the worker (``CLASSPULSE_DETECTOR``).
+    detector: DetectorName = DEFAULT_DETECTOR
     worker_concurrency: int = Field(1, ge=1)
     worker_prefetch: int = Field(4, ge=1)
     #: ONNX Runtime intra-op threads per worker process (0: library default).

@@ -6,6 +6,7 @@ import. Tests build their own ``Resources`` on the session's stores.
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 from dataclasses import dataclass
 
@@ -14,8 +15,14 @@ from sqlalchemy import Engine
 
 from shared.db.engine import make_sync_engine
 from shared.errors import ConfigError
-from shared.settings import frame_settings, privacy_settings, store_settings, worker_settings
-from shared.vision.detect import HaarDetector, HaarSettings
+from shared.settings import (
+    DEFAULT_MIN_FACE_FRACTION,
+    frame_settings,
+    privacy_settings,
+    store_settings,
+    worker_settings,
+)
+from shared.vision.detect import make_detector
 from shared.vision.pipeline import Pipeline
 
 
@@ -27,6 +34,15 @@ class Resources:
     max_pixels: int
     frame_ttl_seconds: int
     retention_days: int
+    #: Smallest face wanted (fraction of the shorter side): large JPEGs are
+    #: decoded at reduced size down to where such a face keeps 48 px.
+    min_face_fraction: float = DEFAULT_MIN_FACE_FRACTION
+    #: How far capture times may lie outside their lesson (ingest's limit too).
+    clock_skew_seconds: int = 300
+
+    @property
+    def clock_skew(self) -> dt.timedelta:
+        return dt.timedelta(seconds=self.clock_skew_seconds)
 
     def close(self) -> None:
         self.engine.dispose()
@@ -36,7 +52,11 @@ class Resources:
 def build_pipeline() -> Pipeline:
     """The pipeline of the settings: no model is loaded when inference is off."""
     worker = worker_settings()
-    detector = HaarDetector(HaarSettings(min_face_fraction=worker.min_face_fraction))
+    detector = make_detector(
+        worker.detector,
+        min_face_fraction=worker.min_face_fraction,
+        threads=worker.inference_threads,
+    )
     if not privacy_settings().inference_enabled:
         return Pipeline(None, detector, inference_enabled=False)
     from shared.vision.classify import ExpressionClassifier
@@ -61,6 +81,8 @@ def build_resources() -> Resources:
         max_pixels=frames.max_frame_pixels,
         frame_ttl_seconds=frames.frame_ttl_seconds,
         retention_days=privacy.retention_days,
+        min_face_fraction=worker_settings().min_face_fraction,
+        clock_skew_seconds=frames.clock_skew_seconds,
     )
 
 

@@ -7,6 +7,10 @@ pixels are then decoded by OpenCV, which also converts what webcams never send
 but files may contain: 16-bit PNG (scaled to 8 bits), CMYK JPEG, grayscale
 (expanded to BGR), alpha (dropped; frames are shown opaque) and animated WebP
 (first frame). EXIF orientation is applied, as a viewer would show the photo.
+
+``decode_reduced`` decodes a large JPEG at 1/2, 1/4 or 1/8 of its size when
+the smallest face wanted still has the classifier's 48 px at that size:
+libjpeg then skips most of the inverse DCT work (``cv2.IMREAD_REDUCED_*``).
 """
 
 from __future__ import annotations
@@ -36,6 +40,31 @@ _PNG_END = b"IEND\xaeB`\x82"
 #: Bytes at the end of a JPEG searched for its end marker; some encoders pad
 #: after it, and inside entropy-coded data 0xFFD9 cannot occur.
 _JPEG_TAIL = 1024
+
+
+#: JPEG reductions libjpeg can decode directly, largest first.
+_REDUCED = (
+    (8, cv2.IMREAD_REDUCED_COLOR_8),
+    (4, cv2.IMREAD_REDUCED_COLOR_4),
+    (2, cv2.IMREAD_REDUCED_COLOR_2),
+)
+#: Pixels the smallest wanted face must keep after a reduced decode: the side
+#: of the classifier's input, so no face is upsampled that full size would not.
+FACE_PIXELS_NEEDED = 48
+
+
+@dataclass(frozen=True, slots=True)
+class DecodedFrame:
+    """Pixels decoded (perhaps at reduced size) and the frame's own dimensions."""
+
+    image: BGRImage
+    width: int
+    height: int
+
+    @property
+    def reduction(self) -> float:
+        """Frame pixels per decoded pixel (1.0: full size)."""
+        return float(self.width / self.image.shape[1])
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,3 +150,39 @@ def decode_image(data: bytes, max_pixels: int | None = None) -> BGRImage:
     if image.size == 0:
         raise InvalidFrame("empty", "the image decodes to zero pixels")
     return image  # type: ignore[return-value]
+
+
+def reduction_for(width: int, height: int, min_face_fraction: float) -> int:
+    """The largest of 8, 4, 2 that keeps a face of ``min_face_fraction`` >= 48 px, else 1."""
+    smallest = min_face_fraction * min(width, height)
+    return next((f for f, _ in _REDUCED if smallest / f >= FACE_PIXELS_NEEDED), 1)
+
+
+def decode_reduced(
+    data: bytes, min_face_fraction: float, max_pixels: int | None = None
+) -> DecodedFrame:
+    """Like ``decode_image``, but a JPEG is decoded at the smallest size that
+    keeps its smallest wanted face (``min_face_fraction`` of the shorter side)
+    at 48 px or more. Other formats and small frames decode at full size.
+    """
+    if max_pixels is None:
+        max_pixels = frame_settings().max_frame_pixels
+    info = read_info(data, max_pixels)
+    factor = reduction_for(info.width, info.height, min_face_fraction)
+    if info.format != JPEG or factor == 1:
+        full = decode_image(data, max_pixels)
+        return DecodedFrame(full, full.shape[1], full.shape[0])
+    flag = dict(_REDUCED)[factor]
+    try:
+        image = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), flag)
+    except cv2.error:
+        image = None
+    if image is None or image.size == 0:
+        # Let the full decoder give the precise reason.
+        full = decode_image(data, max_pixels)
+        return DecodedFrame(full, full.shape[1], full.shape[0])
+    # EXIF orientation is applied by imdecode; a rotated photo swaps the sides.
+    width, height = info.width, info.height
+    if (image.shape[1] > image.shape[0]) != (width > height) and width != height:
+        width, height = height, width
+    return DecodedFrame(image, width, height)  # type: ignore[arg-type]

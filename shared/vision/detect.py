@@ -25,13 +25,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, get_args
 
 import cv2
 import numpy as np
 import numpy.typing as npt
 
-from shared.settings import DEFAULT_MIN_FACE_FRACTION, DETECTOR_MODELS_DIR
+from shared.settings import DEFAULT_MIN_FACE_FRACTION, DETECTOR_MODELS_DIR, DetectorName
 from shared.vision.preprocess import Box, to_gray
 
 Image = npt.NDArray[np.uint8]
@@ -46,7 +46,7 @@ BLAZEFACE_SHORT = "blazeface-short"
 BLAZEFACE_FULL = "blazeface-full"
 RETINAFACE = "retinaface"
 #: Names accepted by ``make_detector`` (``CLASSPULSE_DETECTOR``, ``--detector``).
-DETECTORS = (HAAR, BLAZEFACE_SHORT, BLAZEFACE_FULL, RETINAFACE)
+DETECTORS: tuple[DetectorName, ...] = get_args(DetectorName)
 
 
 @dataclass(frozen=True, slots=True)

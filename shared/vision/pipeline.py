@@ -12,7 +12,7 @@ their box and quality, and no expression is produced.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Protocol
 
 import numpy as np
@@ -101,11 +101,20 @@ class Pipeline:
             return None
         return self.classifier.version
 
-    def analyze(self, image: Image) -> FrameResult:
-        """Faces of one BGR (or gray) frame."""
-        return self.analyze_batch([image])[0]
+    def analyze(self, image: Image, frame_size: tuple[int, int] | None = None) -> FrameResult:
+        """Faces of one BGR (or gray) frame.
 
-    def analyze_batch(self, images: Sequence[Image]) -> list[FrameResult]:
+        ``frame_size`` (width, height) is the frame's own size when ``image``
+        was decoded smaller (``shared.vision.decode.decode_reduced``): boxes
+        and keypoints are then given in the frame's pixels.
+        """
+        return self.analyze_batch([image], [frame_size])[0]
+
+    def analyze_batch(
+        self,
+        images: Sequence[Image],
+        frame_sizes: Sequence[tuple[int, int] | None] | None = None,
+    ) -> list[FrameResult]:
         """Faces of several frames, with one classifier call for all of them."""
         frames: list[list[FaceAnalysis]] = []
         sizes: list[tuple[int, int]] = []
@@ -129,6 +138,10 @@ class Pipeline:
             frames.append(faces)
         if pending:
             self._label(frames, pending)
+        for index, size in enumerate(frame_sizes or []):
+            if size is not None and size != sizes[index]:
+                frames[index] = [_rescale(f, size, sizes[index]) for f in frames[index]]
+                sizes[index] = size
         return [
             FrameResult(width, height, tuple(faces))
             for (width, height), faces in zip(sizes, frames, strict=True)
@@ -168,3 +181,22 @@ class Pipeline:
                 old.score,
                 old.keypoints,
             )
+
+
+def _rescale(face: FaceAnalysis, size: tuple[int, int], decoded: tuple[int, int]) -> FaceAnalysis:
+    """A face found on a reduced decode, in the pixels of the full ``size`` frame."""
+    fx, fy = size[0] / decoded[0], size[1] / decoded[1]
+    b = face.box
+    x, y = round(b.x * fx), round(b.y * fy)
+    box = Box(
+        x,
+        y,
+        max(1, min(size[0], round((b.x + b.w) * fx)) - x),
+        max(1, min(size[1], round((b.y + b.h) * fy)) - y),
+    )
+    kp = face.keypoints
+    if kp is not None:
+        kp = Keypoints(
+            *((px * fx, py * fy) for px, py in (kp.right_eye, kp.left_eye, kp.nose, kp.mouth))
+        )
+    return replace(face, box=box, keypoints=kp)
