@@ -18,6 +18,7 @@ translated into these at the boundary where they happen.
     ├── ConsentRequired        no consent recorded for this student/lesson (451)
     ├── PayloadTooLarge        frame over the size limit (413)
     ├── UnsupportedMediaType   not JPEG/PNG/WebP by its magic bytes (415)
+    ├── InvalidValue           a well-formed value not acceptable here (422)
     ├── RateLimited            per-student rate or queue limit hit (429)
     └── ServiceUnavailable     a backing store is down; retry later (503)
 """
@@ -101,6 +102,14 @@ class PayloadTooLarge(ClassPulseError):
 class UnsupportedMediaType(ClassPulseError):
     code = "unsupported_media_type"
     status = 415
+
+
+class InvalidValue(ClassPulseError):
+    """A well-formed value that cannot be accepted here, such as a capture time
+    outside its lesson; answered like a request validation error (422)."""
+
+    code = "validation_error"
+    status = 422
 
 
 class RateLimited(ClassPulseError):

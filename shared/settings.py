@@ -60,6 +60,11 @@ class FrameSettings(BaseSettings):
     queue_limit: int = Field(10_000, gt=0)
     #: Frames per second one student may send.
     student_rate_per_second: float = Field(2.0, gt=0)
+    #: How far a frame's capture time may lie outside its lesson or ahead of the
+    #: server's clock. Student devices' clocks are often off by seconds, some by
+    #: minutes; times further out are refused (422), because a time far from the
+    #: lesson would escape retention and break the lesson's time buckets.
+    clock_skew_seconds: int = Field(300, ge=0, le=3600)
 
 
 class PrivacySettings(BaseSettings):

@@ -32,8 +32,15 @@ log = logging.getLogger(__name__)
 BYTES_EXPIRED = "bytes_expired"
 CONSENT_WITHDRAWN = "consent_withdrawn"
 RETRIES_EXHAUSTED = "retries_exhausted"
+#: The capture time lies outside the frame's lesson: stored before ingest checked it.
+INVALID_CAPTURE_TIME = "invalid_capture_time"
 #: Logged after the frame id for each frame whose lost message is published again.
 REQUEUED_LOG = "queued with no message in the broker; queued again"
+#: Logged after the frame id for each queued frame a periodic task marks failed.
+BAD_CAPTURE_TIME_LOG = "capture time outside its lesson; marked failed"
+#: No lesson's frame is captured further ahead of now than this (ingest allows at
+#: most an hour of clock skew); the purge deletes rows captured beyond it.
+FUTURE_CAPTURE_LIMIT = dt.timedelta(days=1)
 
 
 @dataclass(frozen=True)
@@ -60,13 +67,16 @@ def process_frame(ref: FrameRef, res: Resources) -> Outcome:
 
 
 def _decide(conn: Connection, frame_id: uuid.UUID, res: Resources) -> Outcome:
-    frame = store.lock_frame(conn, frame_id)
+    frame = store.lock_frame(conn, frame_id, res.clock_skew)
     if frame is None:
         # Erased (student data deletion) or never committed: nothing to record.
         log.warning("frame %s: no such frame row; bytes dropped", frame_id)
         return Outcome(None, "frame_not_found", changed=False)
     if frame.status is not FrameStatus.QUEUED:
         return Outcome(frame.status, changed=False)
+    if frame.captured_at is None:
+        store.finish_frame(conn, frame_id, FrameStatus.FAILED, INVALID_CAPTURE_TIME)
+        return Outcome(FrameStatus.FAILED, INVALID_CAPTURE_TIME)
     if not store.consent_active(conn, frame.student_id, frame.lesson_id):
         store.finish_frame(conn, frame_id, FrameStatus.FAILED, CONSENT_WITHDRAWN)
         return Outcome(FrameStatus.FAILED, CONSENT_WITHDRAWN)
@@ -115,16 +125,45 @@ def give_up(ref: FrameRef, res: Resources) -> bool:
 
 
 def expire_stale(res: Resources, now: dt.datetime | None = None, batch: int = 500) -> int:
-    """Frames queued longer than the TTL whose bytes are gone → ``expired``."""
+    """Frames queued longer than the TTL whose bytes are gone → ``expired``.
+
+    Queued frames whose capture time lies outside their lesson are marked
+    ``failed`` on the way (``fail_bad_capture_times``).
+    """
     now = now or dt.datetime.now(dt.UTC)
     cutoff = now - dt.timedelta(seconds=res.frame_ttl_seconds)
     with res.engine.begin() as conn:
-        stale = store.stale_queued_refs(conn, cutoff, batch)
-        if not stale:
-            return 0
-        present = _bytes_present(res, stale)
-        gone = [ref.frame_id for ref, there in zip(stale, present, strict=True) if not there]
-        return store.expire_frames(conn, gone, BYTES_EXPIRED)
+        stale = store.stale_queued_refs(conn, cutoff, batch, res.clock_skew)
+        fail_bad_capture_times(conn, stale.bad_capture_time)
+        if not stale.refs:
+            expired = 0
+        else:
+            present = _bytes_present(res, stale.refs)
+            gone = [r.frame_id for r, there in zip(stale.refs, present, strict=True) if not there]
+            expired = store.expire_frames(conn, gone, BYTES_EXPIRED)
+    _drop_bytes(res, stale.bad_capture_time)
+    return expired
+
+
+def fail_bad_capture_times(conn: Connection, frame_ids: list[uuid.UUID]) -> None:
+    """Mark queued frames failed whose capture time lies outside their lesson, one log line each.
+
+    Such a row (stored before ingest checked capture times) can never be
+    processed; left queued, it would come first in every periodic run again.
+    """
+    for frame_id in frame_ids:
+        log.warning("frame %s: %s", frame_id, BAD_CAPTURE_TIME_LOG)
+    store.finish_frames(conn, frame_ids, FrameStatus.FAILED, INVALID_CAPTURE_TIME)
+
+
+def _drop_bytes(res: Resources, frame_ids: list[uuid.UUID]) -> None:
+    """Best effort: the bytes expire with their TTL anyway."""
+    if not frame_ids:
+        return
+    try:
+        res.redis.delete(*(frame_key(frame_id) for frame_id in frame_ids))
+    except RedisError as exc:
+        log.warning("bytes of %d failed frames not deleted: %s", len(frame_ids), exc)
 
 
 def _bytes_present(res: Resources, refs: list[FrameRef]) -> list[bool]:
@@ -149,8 +188,11 @@ def requeue_orphans(
     (see ``services.inference.orphans``). Returns the ids published.
     """
     now = now or dt.datetime.now(dt.UTC)
-    with res.engine.connect() as conn:
-        candidates = store.stale_queued_refs(conn, now - older_than, batch)
+    with res.engine.begin() as conn:
+        stale = store.stale_queued_refs(conn, now - older_than, batch, res.clock_skew)
+        fail_bad_capture_times(conn, stale.bad_capture_time)
+    _drop_bytes(res, stale.bad_capture_time)
+    candidates = stale.refs
     if not candidates:
         return []
     # The broker first, the bytes second: a frame finished in between has lost
@@ -169,7 +211,9 @@ def requeue_orphans(
 
 
 def purge_old(res: Resources, now: dt.datetime | None = None) -> tuple[int, int]:
-    """Delete events and frames older than the retention period: (events, frames)."""
+    """Delete events and frames older than the retention period, or captured
+    impossibly far ahead (``FUTURE_CAPTURE_LIMIT``): (events, frames)."""
     now = now or dt.datetime.now(dt.UTC)
+    cutoff = now - dt.timedelta(days=res.retention_days)
     with res.engine.begin() as conn:
-        return store.purge_before(conn, now - dt.timedelta(days=res.retention_days))
+        return store.purge_outside(conn, cutoff, now + FUTURE_CAPTURE_LIMIT)

@@ -6,6 +6,7 @@ import. Tests build their own ``Resources`` on the session's stores.
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 from dataclasses import dataclass
 
@@ -36,6 +37,12 @@ class Resources:
     #: Smallest face wanted (fraction of the shorter side): large JPEGs are
     #: decoded at reduced size down to where such a face keeps 48 px.
     min_face_fraction: float = DEFAULT_MIN_FACE_FRACTION
+    #: How far capture times may lie outside their lesson (ingest's limit too).
+    clock_skew_seconds: int = 300
+
+    @property
+    def clock_skew(self) -> dt.timedelta:
+        return dt.timedelta(seconds=self.clock_skew_seconds)
 
     def close(self) -> None:
         self.engine.dispose()
@@ -75,6 +82,7 @@ def build_resources() -> Resources:
         frame_ttl_seconds=frames.frame_ttl_seconds,
         retention_days=privacy.retention_days,
         min_face_fraction=worker_settings().min_face_fraction,
+        clock_skew_seconds=frames.clock_skew_seconds,
     )
 
 

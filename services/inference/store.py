@@ -15,7 +15,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, delete, select, update
+from pydantic import ValidationError
+from sqlalchemy import ColumnElement, Connection, and_, case, delete, func, or_, select, update
 from sqlalchemy.dialects.postgresql import insert
 
 from shared.consent import consent_active as shared_consent_active
@@ -38,16 +39,33 @@ class FrameRow:
     id: uuid.UUID
     lesson_id: uuid.UUID
     student_id: uuid.UUID
-    captured_at: dt.datetime
+    #: None: the capture time lies outside the frame's lesson (see ``lesson_capture_time``).
+    captured_at: dt.datetime | None
     status: FrameStatus
 
 
-def lock_frame(conn: Connection, frame_id: uuid.UUID) -> FrameRow | None:
+def lesson_capture_time(skew: dt.timedelta) -> ColumnElement[dt.datetime | None]:
+    """The frame's capture time if it lies within its lesson give or take ``skew``, else NULL.
+
+    Ingest refuses other times, but rows stored before it did may hold anything,
+    even PostgreSQL's ±infinity, which the driver cannot load: selecting this
+    instead of the column lets such a row be marked failed instead of failing
+    every query that reads it. Needs ``lessons`` joined.
+    """
+    within = and_(
+        func.isfinite(Frame.captured_at),
+        Frame.captured_at.between(Lesson.starts_at - skew, Lesson.ends_at + skew),
+    )
+    return case((within, Frame.captured_at), else_=None).label("captured_at")
+
+
+def lock_frame(conn: Connection, frame_id: uuid.UUID, skew: dt.timedelta) -> FrameRow | None:
     """The frame row, locked until commit so two deliveries of it run one after the other."""
     row = conn.execute(
-        select(Frame.id, Frame.lesson_id, Frame.student_id, Frame.captured_at, Frame.status)
+        select(Frame.id, Frame.lesson_id, Frame.student_id, lesson_capture_time(skew), Frame.status)
+        .join(Lesson, Lesson.id == Frame.lesson_id)
         .where(Frame.id == frame_id)
-        .with_for_update()
+        .with_for_update(of=Frame)
     ).one_or_none()
     return None if row is None else FrameRow(*row)
 
@@ -116,46 +134,75 @@ def finish_frame(
     return result.rowcount == 1
 
 
-def stale_queued_refs(conn: Connection, before: dt.datetime, limit: int) -> list[FrameRef]:
-    """Frames still queued, received before ``before``, oldest first, as queue messages."""
+@dataclass(frozen=True, slots=True)
+class StaleFrames:
+    """Frames still queued after a while: as queue messages, and those that cannot be one."""
+
+    refs: list[FrameRef]
+    #: Frames whose capture time lies outside their lesson (``lesson_capture_time``).
+    bad_capture_time: list[uuid.UUID]
+
+
+def stale_queued_refs(
+    conn: Connection, before: dt.datetime, limit: int, skew: dt.timedelta
+) -> StaleFrames:
+    """Frames still queued, received before ``before``, oldest first."""
     rows = conn.execute(
-        select(Frame.id, Frame.lesson_id, Frame.student_id, Frame.captured_at)
+        select(Frame.id, Frame.lesson_id, Frame.student_id, lesson_capture_time(skew))
+        .join(Lesson, Lesson.id == Frame.lesson_id)
         .where(Frame.status == FrameStatus.QUEUED, Frame.received_at < before)
         .order_by(Frame.received_at)
         .limit(limit)
     )
     now = dt.datetime.now(dt.UTC)
-    return [
-        FrameRef(
-            frame_id=row.id,
-            lesson_id=row.lesson_id,
-            student_id=row.student_id,
-            captured_at=row.captured_at,
-            enqueued_at=now,
-            redis_key=frame_key(row.id),
-        )
-        for row in rows
-    ]
+    stale = StaleFrames([], [])
+    for row in rows:
+        try:
+            ref = FrameRef(
+                frame_id=row.id,
+                lesson_id=row.lesson_id,
+                student_id=row.student_id,
+                captured_at=row.captured_at,
+                enqueued_at=now,
+                redis_key=frame_key(row.id),
+            )
+        except ValidationError:  # captured_at NULL: outside its lesson
+            stale.bad_capture_time.append(row.id)
+        else:
+            stale.refs.append(ref)
+    return stale
 
 
-def expire_frames(conn: Connection, frame_ids: Sequence[uuid.UUID], reason: str) -> int:
-    """Mark still-queued frames ``expired`` with ``reason``; returns how many changed."""
+def finish_frames(
+    conn: Connection, frame_ids: Sequence[uuid.UUID], status: FrameStatus, reason: str
+) -> int:
+    """Move still-queued frames to ``status`` with ``reason``; returns how many changed."""
     if not frame_ids:
         return 0
     result = conn.execute(
         update(Frame)
         .where(Frame.id.in_(list(frame_ids)), Frame.status == FrameStatus.QUEUED)
-        .values(
-            status=FrameStatus.EXPIRED,
-            failure_reason=reason,
-            processed_at=dt.datetime.now(dt.UTC),
-        )
+        .values(status=status, failure_reason=reason, processed_at=dt.datetime.now(dt.UTC))
     )
     return result.rowcount
 
 
-def purge_before(conn: Connection, cutoff: dt.datetime) -> tuple[int, int]:
-    """Delete face events and frames captured before ``cutoff``: (events, frames)."""
-    events = conn.execute(delete(FaceEvent).where(FaceEvent.captured_at < cutoff)).rowcount
-    frames = conn.execute(delete(Frame).where(Frame.captured_at < cutoff)).rowcount
+def expire_frames(conn: Connection, frame_ids: Sequence[uuid.UUID], reason: str) -> int:
+    """Mark still-queued frames ``expired`` with ``reason``; returns how many changed."""
+    return finish_frames(conn, frame_ids, FrameStatus.EXPIRED, reason)
+
+
+def purge_outside(conn: Connection, cutoff: dt.datetime, ahead: dt.datetime) -> tuple[int, int]:
+    """Delete events and frames captured before ``cutoff`` or after ``ahead``: (events, frames).
+
+    Nothing of a lesson is captured after ``ahead``: such rows come from before
+    ingest checked capture times (a year 2999, PostgreSQL's infinity) and would
+    otherwise outlive every retention period.
+    """
+    events = conn.execute(
+        delete(FaceEvent).where(or_(FaceEvent.captured_at < cutoff, FaceEvent.captured_at > ahead))
+    ).rowcount
+    frames = conn.execute(
+        delete(Frame).where(or_(Frame.captured_at < cutoff, Frame.captured_at > ahead))
+    ).rowcount
     return events, frames

@@ -19,6 +19,8 @@ class IngestConfig:
     frame_ttl_seconds: int = 600
     queue_limit: int = 10_000
     student_rate_per_second: float = 2.0
+    #: Seconds a capture time may lie outside its lesson or ahead of the server's clock.
+    clock_skew_seconds: int = 300
     #: Frames one batch request may carry.
     max_batch_frames: int = 16
     #: Frame interval the classroom page is told to use (seconds).
@@ -39,5 +41,6 @@ class IngestConfig:
             frame_ttl_seconds=frames.frame_ttl_seconds,
             queue_limit=frames.queue_limit,
             student_rate_per_second=frames.student_rate_per_second,
+            clock_skew_seconds=frames.clock_skew_seconds,
             suggested_interval_seconds=max(5.0, 1.0 / frames.student_rate_per_second),
         )

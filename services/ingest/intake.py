@@ -1,15 +1,16 @@
 """The path of one frame, shared by the HTTP, batch and WebSocket endpoints.
 
-Checks in a fixed order (token → lesson → live → consent → size → type →
-header → rate → queue), then: bytes to Redis with a TTL, the ``queued`` row to
-PostgreSQL (one INSERT, its own transaction), the reference to the queue. A
-frame is acknowledged only after all three succeed; if the queue refuses, the
-row and bytes are removed and the client is told to retry (503), so nothing
-acknowledged is ever lost.
+Checks in a fixed order (token → lesson → live → capture time → consent →
+size → type → header → rate → queue), then: bytes to Redis with a TTL, the
+``queued`` row to PostgreSQL (one INSERT, its own transaction), the reference
+to the queue. A frame is acknowledged only after all three succeed; if the
+queue refuses, the row and bytes are removed and the client is told to retry
+(503), so nothing acknowledged is ever lost.
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import uuid
 from dataclasses import dataclass
@@ -29,6 +30,7 @@ from shared.errors import (
     Conflict,
     ConsentRequired,
     Forbidden,
+    InvalidValue,
     NotFound,
     PayloadTooLarge,
     ServiceUnavailable,
@@ -81,10 +83,49 @@ def check_declared_type(declared: str | None, detected: str) -> None:
         )
 
 
+def check_capture_time(
+    captured_at: dt.datetime,
+    starts_at: dt.datetime,
+    ends_at: dt.datetime,
+    now: dt.datetime,
+    skew: dt.timedelta,
+) -> None:
+    """A capture time within the lesson and not ahead of ``now``, give or take ``skew`` (else 422).
+
+    Outside, a time would be stored as PostgreSQL's ±infinity (years 1 and
+    9999), break the lesson's time buckets, or escape retention.
+    """
+    earliest, latest = _shifted(starts_at, -skew), _shifted(min(ends_at, now), skew)
+    if not earliest <= captured_at <= latest:
+        raise InvalidValue(
+            f"captured_at {captured_at.isoformat()} is not a time of this lesson so far: "
+            f"capture times lie between {_iso(earliest)} and {_iso(latest)} (the lesson's "
+            f"start to now, give or take {skew.total_seconds():g} s of clock skew); check "
+            "the device's clock",
+            field="captured_at",
+        )
+
+
+def _shifted(at: dt.datetime, delta: dt.timedelta) -> dt.datetime:
+    """``at + delta``, held at the ends of Python's time range."""
+    try:
+        return at + delta
+    except OverflowError:
+        return at
+
+
+def _iso(at: dt.datetime) -> str:
+    with contextlib.suppress(OverflowError):
+        at = at.astimezone(dt.UTC)
+    return at.isoformat().replace("+00:00", "Z")
+
+
 # Statements are built once (bound parameters per call): building SQLAlchemy
 # expressions per request costs more CPU than PostgreSQL spends answering them.
 _GATE = select(
     (Lesson.starts_at <= bindparam("now")) & (Lesson.ends_at >= bindparam("now")),
+    Lesson.starts_at,
+    Lesson.ends_at,
     party_consents(ConsentParty.SCHOOL, bindparam("student_id"), Lesson.class_id, Lesson.id),
     party_consents(ConsentParty.STUDENT, bindparam("student_id"), Lesson.class_id, Lesson.id),
     select(Frame.id)
@@ -121,24 +162,25 @@ _DELETE = delete(Frame).where(Frame.id == bindparam("frame_id"))
 
 
 async def check_lesson(
-    conn: AsyncConnection, lesson_id: uuid.UUID, student_id: uuid.UUID, seq: int
+    conn: AsyncConnection,
+    lesson_id: uuid.UUID,
+    student_id: uuid.UUID,
+    frame: IncomingFrame,
+    skew: dt.timedelta,
 ) -> uuid.UUID | None:
-    """404/409/451 checks in one query; the id of an earlier frame with this seq, if any."""
-    params = {
-        "now": dt.datetime.now(dt.UTC),
-        "lesson_id": lesson_id,
-        "student_id": student_id,
-        "seq": seq,
-    }
+    """404/409/422/451 checks in one query; the id of an earlier frame with this seq, if any."""
+    now = dt.datetime.now(dt.UTC)
+    params = {"now": now, "lesson_id": lesson_id, "student_id": student_id, "seq": frame.seq}
     row = (await conn.execute(_GATE, params)).first()
     if row is None:
         raise NotFound(f"lesson {lesson_id} not found", field="lesson")
-    live, school, student, earlier = row
+    live, starts_at, ends_at, school, student, earlier = row
     if earlier is not None:
         # An idempotent retry: the first answer stands, whatever changed since.
         return uuid.UUID(str(earlier))
     if not live:
         raise Conflict("the lesson is not live: frames are accepted from its start to its end")
+    check_capture_time(frame.captured_at, starts_at, ends_at, now, skew)
     if not (school and student):
         parts = (("the school's permission", school), ("the student's own consent", student))
         missing = " and ".join(what for what, given in parts if not given)
@@ -171,7 +213,8 @@ async def _accept(
     frame: IncomingFrame,
 ) -> AcceptedFrame:
     config = resources.config
-    earlier = await check_lesson(conn, lesson_id, student_id, frame.seq)
+    skew = dt.timedelta(seconds=config.clock_skew_seconds)
+    earlier = await check_lesson(conn, lesson_id, student_id, frame, skew)
     if earlier is not None:
         return AcceptedFrame(earlier, frame.seq)
     check_size(frame.size, config.max_frame_bytes)

@@ -99,11 +99,13 @@ async def _form(request: Request, max_files: int) -> FormData:
     summary="Send one frame (raw image body, or multipart with image, seq, captured_at)",
     description=(
         "Checks, in order: token (401, 403 for another lesson), lesson (404), lesson live "
-        "(409), consent (451), size (413), type by magic bytes (415), header dimensions "
-        "(400), the student's rate and the queue length (429 + Retry-After), the stores "
-        "(503 + Retry-After). Only the header is read: a body with a valid header and "
-        "truncated data is accepted here and ends `failed` with its reason in the worker. "
-        "A repeated `seq` answers with the first frame id and queues nothing."
+        "(409), `captured_at` within the lesson so far, give or take "
+        "`CLASSPULSE_CLOCK_SKEW_SECONDS` (422), consent (451), size (413), type by magic "
+        "bytes (415), header dimensions (400), the student's rate and the queue length "
+        "(429 + Retry-After), the stores (503 + Retry-After). Only the header is read: a "
+        "body with a valid header and truncated data is accepted here and ends `failed` "
+        "with its reason in the worker. A repeated `seq` answers with the first frame id "
+        "and queues nothing."
     ),
 )
 async def post_frame(

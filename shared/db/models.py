@@ -66,10 +66,15 @@ class ConsentParty(enum.StrEnum):
 
 
 class FaceQuality(enum.StrEnum):
+    """Stored face quality; the same values as ``shared.vision.quality.Quality``."""
+
     OK = "ok"
     TOO_SMALL = "too_small"
     TOO_DARK = "too_dark"
     TOO_BLURRED = "too_blurred"
+    #: Keypoint checks of the CNN detectors (migration 0004).
+    TURNED_AWAY = "turned_away"
+    CUT_OFF = "cut_off"
 
 
 def _enum(cls: type[enum.StrEnum], name: str) -> Enum:
