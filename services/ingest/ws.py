@@ -19,7 +19,7 @@ from services.ingest.deps import Resources
 from services.ingest.errors import retry_after_seconds
 from services.ingest.intake import IncomingFrame, accept_frame, require_own_lesson
 from services.ingest.live import LiveHub
-from shared.errors import ClassPulseError, ServiceUnavailable
+from shared.errors import ClassPulseError, RateLimited, ServiceUnavailable
 from shared.schemas import LiveNotice
 
 router = APIRouter(tags=["frames (student token)"])
@@ -88,6 +88,17 @@ class _Connection:
             )
 
 
+async def _refused(
+    conn: _Connection, resources: Resources, message: dict[str, Any]
+) -> dict[str, Any]:
+    """A refused message costs the student's rate; the 429 instead once it is used up."""
+    try:
+        await resources.admission.charge(conn.student_id)
+    except RateLimited as exc:
+        return _from_exception(message["seq"], exc)
+    return message
+
+
 async def _frames(conn: _Connection, resources: Resources, lesson_id: uuid.UUID) -> None:
     websocket = conn.websocket
     token = websocket.query_params.get("token", "")
@@ -103,29 +114,31 @@ async def _frames(conn: _Connection, resources: Resources, lesson_id: uuid.UUID)
                 header = None
                 first = exc.errors()[0]
                 field = ".".join(str(p) for p in first["loc"]) or None
-                await conn.send(_error(None, "validation_error", str(first["msg"]), field))
+                error = _error(None, "validation_error", str(first["msg"]), field)
+                await conn.send(await _refused(conn, resources, error))
             continue
         data: bytes = message.get("bytes") or b""
         if header is None:
-            await conn.send(
-                _error(
-                    None,
-                    "validation_error",
-                    "send a JSON header {seq, captured_at} before each image",
-                    "seq",
-                )
+            error = _error(
+                None,
+                "validation_error",
+                "send a JSON header {seq, captured_at} before each image",
+                "seq",
             )
+            await conn.send(await _refused(conn, resources, error))
             continue
         seq, header_now = header.seq, header
         header = None
         if not data:
-            await conn.send(_error(seq, "validation_error", "the image is empty", "image"))
+            error = _error(seq, "validation_error", "the image is empty", "image")
+            await conn.send(await _refused(conn, resources, error))
             continue
         frame = IncomingFrame(seq, header_now.captured_at, data, len(data))
         try:
             # Verified per frame so that a token expiring mid-lesson stops being accepted.
             principal = resources.tokens.verify(token)
-            accepted = await accept_frame(resources, principal, lesson_id, frame)
+            async with resources.admission.counting_refusals(conn.student_id):
+                accepted = await accept_frame(resources, principal, lesson_id, frame)
         except ClassPulseError as exc:
             await conn.send(_from_exception(seq, exc))
             continue
