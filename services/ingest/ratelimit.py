@@ -6,7 +6,8 @@ rate is a GCRA (generic cell rate algorithm): one timestamp per student, a
 burst of up to one second's worth of frames, Redis' own clock. A refused frame
 stores nothing.
 
-A refused body (too large, not an image, a bad header, malformed fields) costs
+A refused body (too large, not an image, a bad header, malformed fields or a
+capture time outside the lesson) costs
 the student's rate as a stored frame does (``charge``), so a flood of bad
 bodies is throttled like a flood of good ones. Once Redis has said "wait", the
 process remembers until when (Redis' timestamp only moves forward), and answers
@@ -30,6 +31,7 @@ from redis.exceptions import RedisError
 from shared.errors import (
     ClassPulseError,
     InvalidFrame,
+    InvalidValue,
     PayloadTooLarge,
     RateLimited,
     ServiceUnavailable,
@@ -86,6 +88,7 @@ _BLOCKED_MEMORY = 10_000
 #: Refusals of a frame's body: each costs the student's rate as a stored frame does.
 BODY_REFUSALS: tuple[type[ClassPulseError], ...] = (
     InvalidFrame,
+    InvalidValue,
     PayloadTooLarge,
     UnsupportedMediaType,
 )

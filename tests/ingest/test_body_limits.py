@@ -159,6 +159,22 @@ async def test_invalid_bodies_count_against_the_students_rate(
     assert [f.student_id for f in frames_of(clean_db, world)] == [world.students["s2"]]
 
 
+async def test_a_refused_capture_time_counts_against_the_rate(
+    servers: Servers, config: IngestConfig, world: World, photo: bytes
+) -> None:
+    base = servers.start(replace(config, student_rate_per_second=0.2))
+    async with httpx.AsyncClient(base_url=base) as client:
+        refused = await client.post(
+            f"/v1/lessons/{world.lesson_id}/frames",
+            params={"seq": "1", "captured_at": "2000-01-01T00:00:00Z"},
+            content=photo,
+            headers={"Authorization": f"Bearer {world.token()}", "Content-Type": "image/jpeg"},
+        )
+        valid = await post_jpeg(client, world, photo, seq=2)
+    assert refused.status_code == 422
+    assert valid.status_code == 429
+
+
 async def test_invalid_websocket_frames_count_against_the_students_rate(
     servers: Servers, config: IngestConfig, world: World, photo: bytes
 ) -> None:
