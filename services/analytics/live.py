@@ -41,7 +41,7 @@ from services.analytics.errors import json_error_responses
 from services.analytics.params import BucketQuery, SmoothQuery
 from services.analytics.queries.timeline import timeline_buckets
 from services.analytics.schemas import TimelineBucket
-from services.analytics.window import Bucket, TimeWindow, bucket_start
+from services.analytics.window import Bucket, TimeWindow, lesson_bucket
 from shared.access import authenticate, require_lesson_access
 from shared.errors import AuthError, Forbidden, NotFound, ServiceUnavailable
 from shared.schemas import LiveNotice, live_channel
@@ -172,7 +172,11 @@ async def live_timeline(
                 at = notice.captured_at
                 if at.tzinfo is None:  # workers send UTC; be lenient with a naive one
                     at = at.replace(tzinfo=dt.UTC)
-                pending.add(bucket_start(at, origin, step))
+                start = lesson_bucket(at, access.lesson, step)
+                if start is None:
+                    log.warning("ignored a live notice of a time outside the lesson: %s", at)
+                else:
+                    pending.add(start)
             except ValidationError:
                 log.warning("ignored a malformed live notice")
         if pending and time.monotonic() - last_push >= interval:

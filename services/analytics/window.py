@@ -55,16 +55,34 @@ class TimeWindow:
         return math.ceil((self.end - first).total_seconds() / self.step)
 
 
-def bucket_start(at: dt.datetime, origin: dt.datetime, step: int) -> dt.datetime:
-    """Start of the ``step``-second bucket holding ``at`` (the arithmetic of SQL ``date_bin``)."""
-    offset = math.floor((at - origin).total_seconds() / step)
-    return origin + dt.timedelta(seconds=offset * step)
-
-
 #: Times a query may name. Outside, bucket arithmetic would leave Python's date
 #: range (year 1 to 9999) and fail instead of answering.
 EARLIEST = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 LATEST = dt.datetime(9000, 1, 1, tzinfo=dt.UTC)
+
+
+def bucket_start(at: dt.datetime, origin: dt.datetime, step: int) -> dt.datetime:
+    """Start of the ``step``-second bucket holding ``at`` (the arithmetic of SQL ``date_bin``).
+
+    Defined for every aware time: one outside ``EARLIEST``..``LATEST`` counts as
+    that range's nearest end, so that a bucket never starts outside Python's
+    date range (the bucket of 0001-01-01T00:00:01Z would start before year 1).
+    """
+    at = min(max(at, EARLIEST), LATEST)
+    offset = (at - origin) // dt.timedelta(seconds=step)
+    return origin + offset * dt.timedelta(seconds=step)
+
+
+def lesson_bucket(at: dt.datetime, lesson: Lesson, step: int) -> dt.datetime | None:
+    """The bucket of ``at`` on the lesson's grid; None when ``at`` lies outside the lesson.
+
+    Views of a lesson show its buckets only. A time far from it (from a frame
+    stored before ingest checked capture times) would otherwise stretch a window
+    over centuries of empty buckets.
+    """
+    if not lesson.starts_at <= at <= lesson.ends_at:
+        return None
+    return bucket_start(at, lesson.starts_at.astimezone(dt.UTC), step)
 
 
 def to_utc(value: dt.datetime, field: str = "from") -> dt.datetime:
