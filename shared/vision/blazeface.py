@@ -19,7 +19,7 @@ import numpy as np
 import numpy.typing as npt
 
 from shared.settings import DEFAULT_MIN_FACE_FRACTION, DETECTOR_MODELS_DIR
-from shared.vision.detect import Detection, Image, onnx_session, rows_to_detections
+from shared.vision.detect import Detection, Image, onnx_session, rows_to_detections, shrink
 from shared.vision.nms import weighted_nms
 
 #: MediaPipe clips raw scores at +-100 before the sigmoid; 80 avoids a float32
@@ -137,10 +137,7 @@ def letterbox(image: Image, size: int) -> tuple[npt.NDArray[np.float32], float, 
     height, width = image.shape[:2]
     scale = size / max(height, width)
     new_w, new_h = max(1, round(width * scale)), max(1, round(height * scale))
-    interpolation = cv2.INTER_AREA if scale < 1.0 else cv2.INTER_LINEAR
-    resized: npt.NDArray[np.uint8] = cv2.resize(  # type: ignore[assignment]
-        image, (new_w, new_h), interpolation=interpolation
-    )
+    resized = shrink(image, new_w, new_h)
     rgb = to_rgb(resized)
     pad_x, pad_y = (size - new_w) // 2, (size - new_h) // 2
     canvas = np.full((1, size, size, 3), -1.0, dtype=np.float32)

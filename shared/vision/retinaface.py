@@ -24,7 +24,7 @@ import numpy as np
 import numpy.typing as npt
 
 from shared.settings import DEFAULT_MIN_FACE_FRACTION, DETECTOR_MODELS_DIR
-from shared.vision.detect import Detection, Image, onnx_session, rows_to_detections
+from shared.vision.detect import Detection, Image, onnx_session, rows_to_detections, shrink
 from shared.vision.nms import nms
 
 MODEL_FILE = "retinaface_mnet025.onnx"
@@ -94,8 +94,7 @@ class RetinaFace:
         scale = self.input_scale(width, height)
         small = to_bgr(image)
         if scale < 1.0:
-            size = (max(1, round(width * scale)), max(1, round(height * scale)))
-            small = cv2.resize(small, size, interpolation=cv2.INTER_AREA)  # type: ignore[assignment]
+            small = shrink(small, max(1, round(width * scale)), max(1, round(height * scale)))
         in_h, in_w = small.shape[:2]
         tensor = (small.astype(np.float32) - BGR_MEAN).transpose(2, 0, 1)[np.newaxis]
         loc, conf, landmarks = self._session.run(None, {self._input: tensor})
