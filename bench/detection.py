@@ -20,6 +20,7 @@ import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -63,13 +64,13 @@ def load_labelled(path: Path = LABELS, media: Path = MEDIA) -> list[LabelledFram
         if image is None or image.shape[:2] != (entry["height"], entry["width"]):
             raise SystemExit(f"{source} frame {index}: not the labelled size")
         name = source if index is None else f"{source}#{index}"
-        faces = [tuple(b) for b in entry["faces"]]
-        ignore = [tuple(b) for b in entry["ignore"]]
-        frames.append(LabelledFrame(name, image, faces, ignore))  # type: ignore[arg-type]
+        faces: list[BoxT] = [(b[0], b[1], b[2], b[3]) for b in entry["faces"]]
+        ignore: list[BoxT] = [(b[0], b[1], b[2], b[3]) for b in entry["ignore"]]
+        frames.append(LabelledFrame(name, image, faces, ignore))
     return frames
 
 
-def _wanted_frames(path: Path, entries: list[dict], source: str) -> dict[int, np.ndarray]:
+def _wanted_frames(path: Path, entries: list[dict[str, Any]], source: str) -> dict[int, np.ndarray]:
     wanted = {e["frame"] for e in entries if e["source"] == source}
     capture = cv2.VideoCapture(str(path))
     found: dict[int, np.ndarray] = {}
