@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import httpx
 import typer
 
+from classpulse.embedded import private_dir, write_private
 from shared.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -424,8 +425,9 @@ def run_demo(
         f"Teacher dashboard (demo lesson): {lesson.dashboard_url}\n"
         f"Classroom page for a visiting student (your webcam): {lesson.classroom_url}\n"
     )
-    data_dir.mkdir(parents=True, exist_ok=True)
-    (data_dir / "demo-links.txt").write_text(links)
+    # The links carry a teacher key and a student token: the owner's alone.
+    private_dir(data_dir)
+    write_private(data_dir / "demo-links.txt", links)
     log.info("demo lesson %s is live\n%s", lesson.lesson_id, links)
     print(links, flush=True)
     # Frames after the lesson's end would be refused (409): stop with the lesson.

@@ -79,6 +79,14 @@ def private_dir(path: Path) -> None:
     path.chmod(0o700)
 
 
+def write_private(path: Path, text: str) -> None:
+    """Write ``text`` to ``path``, a file its owner alone may read (0600 from its creation)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as out:
+        os.fchmod(out.fileno(), 0o600)  # a file of an earlier version may have had more
+        out.write(text)
+
+
 def _package_dir(module: str, wheel: str) -> Path:
     """Where an installed wheel's files are, without importing it (no import side effects)."""
     spec = importlib.util.find_spec(module)

@@ -19,6 +19,7 @@ from typing import IO
 
 import httpx
 
+from classpulse.embedded import PRIVATE_UMASK, private_dir
 from shared.errors import ClassPulseError
 
 
@@ -35,22 +36,31 @@ class Child:
         self.name = name
         self.command = command
         self.log_path = log_path
-        log_path.parent.mkdir(parents=True, exist_ok=True)
-        self.process = subprocess.Popen(
-            command,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+        private_dir(log_path.parent)
+        # Logs hold lesson and student ids: the owner's alone, as is what the child writes.
+        fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        os.fchmod(fd, 0o600)
+        self._log = os.fdopen(fd, "ab")
+        try:
+            self.process = subprocess.Popen(
+                command,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+                umask=PRIVATE_UMASK,
+            )
+        except BaseException:
+            self._log.close()
+            raise
         self._echo = threading.Thread(target=self._copy_output, name=f"log-{name}", daemon=True)
         self._echo.start()
 
     def _copy_output(self) -> None:
         assert self.process.stdout is not None
         prefix = f"{self.name:>10} | "
-        with self.log_path.open("ab") as log:
+        with self._log as log:
             for line in self.process.stdout:
                 log.write(line)
                 log.flush()

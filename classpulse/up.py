@@ -28,6 +28,7 @@ from typing import Annotated, Any
 
 import typer
 
+from classpulse.embedded import PRIVATE_UMASK, private_dir, write_private
 from classpulse.processes import Child, StartupFailed, stop_all
 from classpulse.stores import Stores, check_redis, migrate_or_explain, redact, start_stores
 from shared.errors import ClassPulseError, ConfigError
@@ -118,8 +119,8 @@ def token_secret(data_dir: Path, demo: bool) -> str:
         )
     path = data_dir / DEMO_SECRET_FILE
     if not path.exists():
-        path.write_text(secrets.token_urlsafe(32))
-        path.chmod(0o600)
+        write_private(path, secrets.token_urlsafe(32))
+    path.chmod(0o600)  # as an earlier version may have left it
     return path.read_text().strip()
 
 
@@ -240,7 +241,10 @@ def run_up(options: UpOptions) -> None:
         settings.api_settings,
     ):
         getter()  # a bad CLASSPULSE_* value fails here, naming the variable
-    options.data_dir.mkdir(parents=True, exist_ok=True)
+    # Logs, the demo's links and secret, the beat schedule, the lock and port files:
+    # whatever up and its services create is the owner's alone (0600, 0700).
+    previous_umask = os.umask(PRIVATE_UMASK)
+    private_dir(options.data_dir)
     previous_term = signal.signal(signal.SIGTERM, _interrupt)
     # Started in the background (nohup, `cmd &`), SIGINT arrives ignored and
     # Python then never raises KeyboardInterrupt: Ctrl-C / SIGINT must still stop.
@@ -281,6 +285,7 @@ def run_up(options: UpOptions) -> None:
         finally:
             signal.signal(signal.SIGINT, previous_int)
             signal.signal(signal.SIGTERM, previous_term)
+            os.umask(previous_umask)
     typer.echo("ClassPulse stopped; data kept in " + str(options.data_dir))
 
 

@@ -19,6 +19,7 @@ import pytest
 from sqlalchemy import text
 
 from classpulse.embedded import answers
+from classpulse.processes import Child, stop_all
 from shared.db.engine import make_sync_engine
 
 START_TIMEOUT = 60.0
@@ -35,6 +36,26 @@ def up_env(**extra: str) -> dict[str, str]:
     """The environment without configured servers: ``up`` must embed its own."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("CLASSPULSE_")}
     return {**env, "PYTHONUNBUFFERED": "1", **extra}
+
+
+def _mode(path: Path) -> int:
+    return path.stat().st_mode & 0o777
+
+
+def test_a_service_log_and_what_the_service_writes_are_its_owners_alone(tmp_path: Path) -> None:
+    """Logs hold ids (and once held a token); 0600 in a 0700 directory, whatever the umask."""
+    logs, made = tmp_path / "logs", tmp_path / "written-by-the-service"
+    write = "import sys; open(sys.argv[1], 'w').write('x'); print('written')"
+    child = Child("svc", [sys.executable, "-c", write, str(made)], dict(os.environ), logs / "s.log")
+    try:
+        assert child.process.wait(timeout=30) == 0
+        deadline = time.monotonic() + 10
+        while "written" not in child.log_tail() and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        stop_all([child])
+    assert "written" in child.log_tail()
+    assert (_mode(logs), _mode(logs / "s.log"), _mode(made)) == (0o700, 0o600, 0o600)
 
 
 def test_up_refuses_to_start_without_a_token_secret(tmp_path: Path) -> None:

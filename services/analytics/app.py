@@ -22,6 +22,8 @@ from services.analytics.config import AnalyticsConfig
 from services.analytics.deps import Resources
 from services.analytics.errors import install_error_handlers
 from services.api import health
+from services.api.logs import redact_server_logs
+from services.api.security import SecurityHeaders
 from shared.db.engine import async_session_factory, make_async_engine
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
@@ -62,6 +64,8 @@ def create_app(config: AnalyticsConfig | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     install_error_handlers(app)
+    app.add_middleware(SecurityHeaders)
+    redact_server_logs()
     app.include_router(routes_lessons.router)
     app.include_router(routes_timeline.router)
     app.include_router(routes_summary.router)

@@ -13,6 +13,8 @@ from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from services.api import health
+from services.api.logs import redact_server_logs
+from services.api.security import SecurityHeaders
 from services.ingest import routes_classroom, routes_frames, routes_setup, routes_students, ws
 from services.ingest.config import IngestConfig
 from services.ingest.deps import Resources
@@ -96,6 +98,8 @@ def create_app(config: IngestConfig | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     install_error_handlers(app)
+    app.add_middleware(SecurityHeaders)
+    redact_server_logs()
     app.include_router(routes_setup.router)
     app.include_router(routes_students.router)
     app.include_router(routes_classroom.router)

@@ -60,6 +60,11 @@ def test_dashboard_chart_moments_drill_down_and_live(
             page = browser.new_page(viewport={"width": 1280, "height": 1100})
             errors: list[str] = []
             page.on("pageerror", lambda exc: errors.append(str(exc)))
+            # The page's Content-Security-Policy must not block anything it uses.
+            page.on(
+                "console",
+                lambda msg: errors.append(msg.text) if "Content Security Policy" in msg.text else 0,
+            )
             page.goto(f"{analytics_url}/#key={lesson.teacher_key}&lesson={lesson.lesson_id}")
             page.wait_for_selector(
                 f"body[data-loaded='{lesson.lesson_id}']", state="attached", timeout=15_000

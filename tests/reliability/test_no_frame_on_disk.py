@@ -6,6 +6,8 @@ nothing on disk either.
 from __future__ import annotations
 
 import base64
+import json
+import re
 import signal
 import subprocess
 import time
@@ -17,6 +19,7 @@ import pytest
 import redis as redis_lib
 import yaml
 from sqlalchemy import text
+from websockets.sync.client import connect as ws_connect
 
 from shared.db.engine import make_sync_engine
 from tests.conftest import ROOT
@@ -87,7 +90,22 @@ def test_a_demo_lesson_leaves_no_frame_byte_in_the_data_directory(tmp_path: Path
     with log.open("wb") as out:
         up = subprocess.Popen(command, env=up_env(), stdout=out, stderr=subprocess.STDOUT)
     try:
-        wait_for((data_dir / "demo-links.txt").exists, "the demo lesson", up, log)
+        links_file = data_dir / "demo-links.txt"
+        wait_for(
+            lambda: links_file.exists() and "\n" in links_file.read_text(),
+            "the demo lesson",
+            up,
+            log,
+        )
+        links = links_file.read_text()
+        # The visiting student's classroom socket, as the page opens it: the token in its URL.
+        visitor = re.search(r"/classroom/([\w-]+)#token=(\S+)", links)
+        assert visitor is not None, links
+        lesson, token = visitor.groups()
+        socket_url = f"ws://127.0.0.1:{ports['ingest']}/v1/lessons/{lesson}/stream?token={token}"
+        with ws_connect(socket_url, open_timeout=10) as socket:
+            socket.send(json.dumps({"seq": 1, "captured_at": "x"}))
+            assert json.loads(socket.recv(timeout=10))["type"] == "error"
         redis = redis_lib.Redis(port=ports["redis"])
         persistence = {**redis.config_get("appendonly"), **redis.config_get("save")}
         redis.close()
@@ -109,6 +127,18 @@ def test_a_demo_lesson_leaves_no_frame_byte_in_the_data_directory(tmp_path: Path
         assert (data_dir / server).stat().st_mode & 0o777 == 0o700
         for path in (data_dir / server).iterdir():  # logs, pid files, the cluster
             assert path.stat().st_mode & 0o077 == 0, path
+    # So is everything up and the demo wrote, and no log line holds a credential
+    # (the dashboard link's key, the classroom socket's token).
+    assert data_dir.stat().st_mode & 0o777 == 0o700
+    shared = [
+        str(p.relative_to(data_dir)) for p in data_dir.rglob("*") if p.lstat().st_mode & 0o077
+    ]
+    assert shared == []
+    credentials = re.findall(r"[#&](?:key|token)=([^&\s]+)", links)
+    assert len(credentials) == 2, links
+    for path in (data_dir / "logs").iterdir():
+        text = path.read_text(errors="replace")
+        assert not [c for c in credentials if c in text], path
 
 
 def _option(command: list[str], name: str) -> Any:

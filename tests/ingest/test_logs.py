@@ -1,0 +1,102 @@
+"""No credential reaches a log: the APIs as ``up`` runs them, their output in a file.
+
+uvicorn logs each WebSocket with its URL, and the classroom page's socket
+carries the student token in its query string; an access log (off in ``up``,
+a deployment may turn it on) writes ``?access_token=`` of SSE and export links.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+import pytest
+import redis as redis_lib
+import websockets
+
+from classpulse.up import ANALYTICS_APP, INGEST_APP, uvicorn_args
+from tests.ingest.conftest import SECRET, World, free_port
+from tests.ingest.test_stream import send_frame, ws_url
+
+pytestmark = pytest.mark.asyncio
+
+
+@contextmanager
+def served(args: list[str], port: int, env: dict[str, str], log: Path) -> Iterator[str]:
+    """``python <args>`` serving on ``port``, its output in ``log``, until the block ends."""
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            [sys.executable, *args], env=env, stdout=out, stderr=subprocess.STDOUT
+        )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert process.poll() is None, log.read_text()
+            assert time.monotonic() < deadline, log.read_text()
+            time.sleep(0.2)
+        yield url
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+
+
+@pytest.fixture
+def env(pg_url: str, redis_url: str) -> dict[str, str]:
+    base = {k: v for k, v in os.environ.items() if not k.startswith("CLASSPULSE_")}
+    return {
+        **base,
+        "CLASSPULSE_DATABASE_URL": pg_url,
+        "CLASSPULSE_REDIS_URL": redis_url,
+        "CLASSPULSE_TOKEN_SECRET": SECRET,
+        "PYTHONUNBUFFERED": "1",
+    }
+
+
+async def test_the_classroom_sockets_token_is_not_logged(
+    world: World,
+    env: dict[str, str],
+    photo: bytes,
+    tmp_path: Path,
+    redis_client: redis_lib.Redis,
+) -> None:
+    port, log = free_port(), tmp_path / "ingest.log"
+    token, refused = world.token(), world.token("s2") + "forged"
+    with served(uvicorn_args(INGEST_APP, "127.0.0.1", port), port, env, log) as url:
+        async with websockets.connect(ws_url(url, world, token)) as ws:
+            assert (await send_frame(ws, 1, photo))["type"] == "ack"
+        async with websockets.connect(ws_url(url, world, refused)) as ws:
+            await ws.recv()  # the error, then the server closes
+    text = log.read_text()
+    assert "WebSocket /v1/lessons/" in text  # the sockets were logged ...
+    assert "token=[redacted]" in text
+    for credential in (token, refused, token.split(".")[2]):
+        assert credential not in text  # ... without their tokens
+
+
+async def test_an_access_log_does_not_keep_access_tokens(
+    world: World, env: dict[str, str], tmp_path: Path
+) -> None:
+    port, log = free_port(), tmp_path / "analytics.log"
+    # As uvicorn serves by default: with its access log.
+    args = ["-m", "uvicorn", ANALYTICS_APP, "--factory", "--host", "127.0.0.1"]
+    with served([*args, "--port", str(port)], port, env, log) as url:
+        answer = httpx.get(
+            f"{url}/v1/lessons", params={"access_token": world.lms_key, "limit": "5"}
+        )
+        assert answer.status_code in (200, 422)
+    text = log.read_text()
+    assert "GET /v1/lessons?access_token=[redacted]" in text
+    assert world.lms_key not in text
+    assert world.lms_key.split("_")[2] not in text
