@@ -2,7 +2,8 @@
 
 ``what=timeline`` gives the class timeline's buckets (the same values as
 ``/timeline``); ``what=events`` gives every face event, read through a
-server-side cursor in batches.
+server-side cursor in batches. CSV cells that a spreadsheet would run as a
+formula (an LMS id such as ``=HYPERLINK(…)`` or ``@cmd``) are written as text.
 """
 
 from __future__ import annotations
@@ -66,6 +67,10 @@ EVENT_COLUMNS = (
     *(f"p_{label}" for label in LABELS),
     "model_version",
 )
+#: First characters that make a spreadsheet read a cell as a formula: OWASP's list
+#: (=, +, -, @, tab, carriage return) with line feed, and the full-width forms of
+#: the first four, which some spreadsheets accept as well.
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r", "\n", "＝", "＋", "－", "＠")
 _PROBABILITIES = ", ".join(f"e.probabilities[{i + 1}]" for i in range(len(LABELS)))
 _EVENTS_SQL = f"""
 SELECT e.captured_at, e.student_id, s.external_id, e.frame_id, e.face_index, e.kind::text,
@@ -100,14 +105,34 @@ def event_record(row: Sequence[Any]) -> dict[str, Any]:
     return record
 
 
+def neutralise(value: Any) -> Any:
+    """A CSV cell a spreadsheet shows as text, never runs (OWASP, CSV injection).
+
+    Text starting with a formula character gets a leading apostrophe, which
+    spreadsheets show as the start of a text cell; numbers are left as they are.
+    """
+    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
+        return "'" + value
+    return value
+
+
 def _csv_lines(rows: Iterable[Sequence[Any]]) -> str:
+    """Data rows: formula-like text neutralised and every text cell quoted, so that a
+    spreadsheet splitting on ``;`` (some locales) cannot start a cell inside one."""
     out = io.StringIO()
-    csv.writer(out, lineterminator="\n").writerows(rows)
+    writer = csv.writer(out, lineterminator="\n", quoting=csv.QUOTE_NONNUMERIC)
+    writer.writerows([neutralise(v) for v in row] for row in rows)
+    return out.getvalue()
+
+
+def _csv_header(columns: Sequence[str]) -> str:
+    out = io.StringIO()
+    csv.writer(out, lineterminator="\n").writerow(columns)
     return out.getvalue()
 
 
 async def _as_csv(header: Sequence[str], rows: AsyncIterator[list[Any]]) -> AsyncIterator[str]:
-    yield _csv_lines([header])
+    yield _csv_header(header)
     batch: list[list[Any]] = []
     async for row in rows:
         batch.append(row)

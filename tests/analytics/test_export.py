@@ -101,3 +101,38 @@ def test_events_export_has_every_event_in_both_formats(
     assert all(r["label"] is None for r in no_faces)
     assert [r["frame_id"] for r in rows] == [r["frame_id"] for r in as_json]
     assert [r["label"] or None for r in rows] == [r["label"] for r in as_json]
+
+
+#: LMS ids a spreadsheet would run as formulas (OWASP, CSV injection), and two it would not.
+FORMULA_IDS = ["=1+2", "+SUM(A1:A9)", "-2+3", "@cmd", "\t=1", "\r=1", "＝1+2"]
+SAFE_IDS = ["s-1", "a;=1+1"]
+
+
+def test_formula_like_cells_are_neutralised_in_csv_and_kept_in_json(
+    api: httpx.Client, clean_db: Engine
+) -> None:
+    from bench.analytics_seed import seed_lesson
+
+    lesson = seed_lesson(clean_db, students=[*FORMULA_IDS, *SAFE_IDS])
+    insert_events(
+        clean_db,
+        lesson.lesson_id,
+        [
+            SeedEvent(student_id, lesson.at(10 + n), Expression.HAPPY)
+            for n, student_id in enumerate(lesson.students.values())
+        ],
+    )
+    base, headers = f"/v1/lessons/{lesson.lesson_id}/export", bearer(lesson.lms_key)
+    as_csv = api.get(base, params={"what": "events", "format": "csv"}, headers=headers).text
+    as_json = api.get(base, params={"what": "events", "format": "json"}, headers=headers).json()
+
+    written = [row["external_id"] for row in csv.DictReader(io.StringIO(as_csv))]
+    expected = [f"'{i}" for i in FORMULA_IDS] + SAFE_IDS
+    assert written == expected
+    assert [r["external_id"] for r in as_json] == [*FORMULA_IDS, *SAFE_IDS]
+    # Text cells are quoted, so a spreadsheet splitting on ';' keeps "a;=1+1" whole;
+    # numbers stay numbers.
+    assert '"a;=1+1"' in as_csv
+    first = as_csv.splitlines()[1]
+    assert f'"{lesson.students["=1+2"]}"' in first
+    assert ",0.8," in first
