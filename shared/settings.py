@@ -25,7 +25,7 @@ DETECTOR_MODELS_DIR = Path(__file__).resolve().parents[1] / "models" / "detector
 DetectorName = Literal["haar", "blazeface-short", "blazeface-full", "retinaface"]
 #: The detector used unless ``CLASSPULSE_DETECTOR`` says otherwise; chosen by
 #: the measured recall, false faces and speed in docs/benchmarks.md.
-DEFAULT_DETECTOR: DetectorName = "haar"
+DEFAULT_DETECTOR: DetectorName = "blazeface-full"
 #: Smallest face the Haar detector reports, as a fraction of the frame's
 #: shorter side (why 0.1: ``shared.vision.detect.HaarSettings``).
 DEFAULT_MIN_FACE_FRACTION = 0.1

@@ -19,8 +19,9 @@ import numpy as np
 import numpy.typing as npt
 
 from shared.labels import Expression
+from shared.settings import DEFAULT_DETECTOR
 from shared.vision.align import aligned_crop, pose
-from shared.vision.detect import Detection, FaceDetector, HaarDetector, Keypoints
+from shared.vision.detect import Detection, FaceDetector, Keypoints, make_detector
 from shared.vision.preprocess import Box, GrayImage, crop_face, to_gray
 from shared.vision.quality import Quality, QualityThresholds, assess
 
@@ -88,7 +89,7 @@ class Pipeline:
         if inference_enabled and classifier is None:
             raise ValueError("a classifier is needed when expression inference is enabled")
         self.classifier = classifier
-        self.detector = detector or HaarDetector()
+        self.detector = detector or make_detector(DEFAULT_DETECTOR)
         self.inference_enabled = inference_enabled
         self.thresholds = thresholds or QualityThresholds()
         #: Level the eyes of faces with keypoints (False: crop the box, as for Haar).
