@@ -237,6 +237,7 @@ def run_up(options: UpOptions) -> None:
         settings.frame_settings,
         settings.privacy_settings,
         settings.auth_settings,
+        settings.live_settings,
         settings.worker_settings,
         settings.api_settings,
     ):

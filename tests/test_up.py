@@ -83,6 +83,19 @@ def test_up_names_a_bad_setting(tmp_path: Path) -> None:
     assert "CLASSPULSE_MIN_GROUP_SIZE" in done.stderr
 
 
+def test_up_names_a_bad_live_stream_setting_before_starting_anything(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [*CLASSPULSE, "up", "--demo", "--data-dir", str(tmp_path / "data")],
+        env=up_env(CLASSPULSE_LIVE_MAX_SECONDS="0"),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 2
+    assert "CLASSPULSE_LIVE_MAX_SECONDS" in done.stderr
+    assert not (tmp_path / "data").exists()
+
+
 def test_up_explains_an_unreachable_database_without_its_password(tmp_path: Path) -> None:
     closed = free_port()  # bound and released: nothing listens there
     done = subprocess.run(
