@@ -1,4 +1,4 @@
-"""``classpulse train``, ``ensemble``, ``quantize`` and ``evaluate``."""
+"""``classpulse train``, ``ensemble``, ``quantize``, ``evaluate`` and ``import-weights``."""
 
 from __future__ import annotations
 
@@ -30,7 +30,11 @@ DATA_HELP = (
 
 def train(
     arch: Annotated[
-        str, typer.Option(help="Architecture: vgg_bn (default), vgg_bn_wide, resnet_small, thesis")
+        str,
+        typer.Option(
+            help="Architecture: vgg_bn (default), vgg_bn_40, vgg_bn_wide, vgg_bn_64, resnet18, "
+            "resnet_small, thesis"
+        ),
     ] = "vgg_bn",
     data: Annotated[Path, typer.Option(help=DATA_HELP)] = Path("../shared/datasets/fer2013"),
     out: Annotated[
@@ -230,8 +234,38 @@ def quantize(
     _echo_scored(meta.version, meta, artifact)
 
 
+def import_weights(
+    weights: Annotated[
+        Path,
+        typer.Argument(
+            help="Weights of training.accelerator: NAME.npz, or the name its .part files share"
+        ),
+    ],
+    out: Annotated[Path, typer.Option(help="Folder for the model artifact")],
+    data: Annotated[Path, typer.Option(help=DATA_HELP)] = Path("../shared/datasets/fer2013"),
+    quantize: Annotated[
+        bool, typer.Option(help="Serve an int8 ONNX model (calibrated on Training images)")
+    ] = True,
+) -> None:
+    """A model artifact of weights trained on a GPU (training.accelerator), scored on PublicTest."""
+    from shared.vision.artifact import read_metadata
+    from training.data import load
+    from training.from_accelerator import export_weights
+
+    try:
+        artifact = export_weights(
+            weights, out, load(data, "Training"), load(data, "PublicTest"), quantize=quantize
+        )
+    except (ClassPulseError, FileNotFoundError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    meta = read_metadata(artifact)
+    _echo_scored(meta.version, meta, artifact)
+
+
 def register(app: typer.Typer) -> None:
     app.command()(train)
     app.command()(ensemble)
     app.command()(quantize)
     app.command()(evaluate)
+    app.command("import-weights")(import_weights)

@@ -335,6 +335,12 @@ def train(args: argparse.Namespace) -> None:
     if args.limit:
         images, labels, votes = images[: args.limit], labels[: args.limit], votes[: args.limit]
     targets = base_targets(labels, votes, args.ferplus_weight)
+    if args.soft_targets:
+        # Probabilities a teacher gave each training image (computed elsewhere, in
+        # Training order): distillation without the teacher's weights on this machine.
+        soft = np.load(args.soft_targets).astype(np.float32)[: len(targets)]
+        targets = (1 - args.teacher_weight) * targets + args.teacher_weight * soft
+        log(f"targets {args.teacher_weight:.0%} from {args.soft_targets}")
     log(f"{len(images)} images decoded")
 
     teachers = [load_weights(Path(p)) for p in args.teacher]
@@ -544,9 +550,10 @@ def run(args: argparse.Namespace) -> None:
     np.save(work / "decoded.npy", decode_pixels((data / PIXELS_FILE).read_bytes()))
     env = dict(os.environ, XLA_PYTHON_CLIENT_PREALLOCATE="false", PYTHONUNBUFFERED="1")
 
-    def phase(models: list[str], seconds: float, first_seed: int, extra: list[str]) -> list[str]:
+    def phase(models: list[tuple[str, list[str]]], seconds: float, first_seed: int) -> list[str]:
+        """Train ``(name:arch, extra flags)`` side by side; returns the names that finished."""
         procs = []
-        for i, spec in enumerate(models):
+        for i, (spec, extra) in enumerate(models):
             name, arch = spec.split(":")
             command = [sys.executable, __file__, "train", "--name", name, "--arch", arch]
             command += ["--data", str(work), "--out", str(work), "--seconds", str(seconds)]
@@ -559,14 +566,24 @@ def run(args: argparse.Namespace) -> None:
                 shutil.copy(path, out / path.name)
         return finished
 
-    teachers = phase(args.teachers, args.teach_seconds, 100, ["--lr", str(args.teacher_lr)])
-    # Students get what is left before the deadline, less their start and compilation.
-    left = args.deadline - (time.time() - started) - STUDENT_OVERHEAD_SECONDS
-    seconds = min(args.student_seconds, left)
-    print(f"students train for {seconds:.0f}s", flush=True)
-    if teachers and seconds > 10:
-        flags = [f for name in teachers for f in ("--teacher", str(work / f"{name}.npz"))]
-        phase(args.students, seconds, 200, flags)
+    teacher_flags = ["--lr", str(args.teacher_lr)]
+    if args.soft_targets:
+        # Students learn from a teacher's stored probabilities: all train at once.
+        soft = ["--soft-targets", args.soft_targets]
+        phase(
+            [(t, teacher_flags) for t in args.teachers] + [(s, soft) for s in args.students],
+            args.teach_seconds,
+            100,
+        )
+    else:
+        teachers = phase([(t, teacher_flags) for t in args.teachers], args.teach_seconds, 100)
+        # Students get what is left before the deadline, less their start and compilation.
+        left = args.deadline - (time.time() - started) - STUDENT_OVERHEAD_SECONDS
+        seconds = min(args.student_seconds, left)
+        print(f"students train for {seconds:.0f}s", flush=True)
+        if teachers and seconds > 10:
+            flags = [f for name in teachers for f in ("--teacher", str(work / f"{name}.npz"))]
+            phase([(s, flags) for s in args.students], seconds, 200)
     with tarfile.open(out / "logs.tar", "w") as tar:
         for path in sorted(work.glob("*.log")) + sorted(work.glob("*.history.json")):
             tar.add(path, arcname=path.name)
@@ -592,6 +609,7 @@ def main(argv: list[str] | None = None) -> None:
     t.add_argument("--dropout", type=float, default=0.4)
     t.add_argument("--ferplus-weight", type=float, default=0.3)
     t.add_argument("--teacher", action="append", default=[])
+    t.add_argument("--soft-targets", help="(N, 7) .npy of a teacher's Training probabilities")
     t.add_argument("--teacher-weight", type=float, default=0.7)
     t.add_argument("--temperature", type=float, default=2.0)
     t.add_argument("--chunk", type=int, default=16, help="steps per compiled call")
@@ -608,6 +626,9 @@ def main(argv: list[str] | None = None) -> None:
     r.add_argument("--teach-seconds", type=float, default=240)
     r.add_argument("--student-seconds", type=float, default=150)
     r.add_argument("--teacher-lr", type=float, default=0.02)
+    r.add_argument(
+        "--soft-targets", help="students learn from these stored probabilities, beside the teachers"
+    )
     r.add_argument("--limit", type=int, default=0)
     r.add_argument("--deadline", type=float, default=560, help="seconds the whole run may take")
     args = parser.parse_args(argv)

@@ -8,13 +8,20 @@ work on them as on any other run.
 
 from __future__ import annotations
 
+import datetime as dt
+import json
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from shared.errors import ModelArtifactError
+from shared.labels import LABELS
+from shared.vision.artifact import ModelMetadata
+from shared.vision.preprocess import INPUT_SHAPE, PREPROCESSING_VERSION
 from training.accelerator import load_weights
+from training.data import Split, data_hash
+from training.export import publish_metadata, write_served_model
 
 #: Each Keras layer kind's weights, in Keras's order, by their accelerator names.
 _KERAS_ORDER = {
@@ -57,8 +64,8 @@ def keras_model(weights: Path) -> Any:
             shapes = [tuple(w.shape) for w in keras_layer.weights]
             if shapes != [v.shape for v in values]:
                 raise ModelArtifactError(
-                    f"{weights}: layer {keras_layer.name} expects {shapes}, "
-                    f"got {[v.shape for v in values]}"
+                    f"{weights}: not weights of {arch!r}: layer {keras_layer.name} "
+                    f"expects {shapes}, got {[v.shape for v in values]}"
                 )
             keras_layer.set_weights(values)
     return model
@@ -80,3 +87,40 @@ def _creation_order(layer: Any) -> tuple[int, int]:
 def architecture(weights: Path) -> str:
     """The architecture name a weights file was trained as."""
     return load_weights(weights)[0]
+
+
+def history_path(weights: Path) -> Path:
+    """The per-epoch history ``training.accelerator`` writes beside a weights file."""
+    return weights.with_name(weights.name.removesuffix(".npz") + ".history.json")
+
+
+def export_weights(
+    weights: Path, out: Path, train: Split, val: Split, *, tta: str = "flip", quantize: bool = True
+) -> Path:
+    """Write the model artifact of an accelerator weights file to ``out``; returns ``out``.
+
+    As ``classpulse train`` does for its runs: ``model.keras`` (float32),
+    ``model.onnx`` (int8 calibrated on ``train`` unless ``quantize`` is off)
+    and metadata with PublicTest figures measured through the serving code.
+    """
+    arch = architecture(weights)
+    model = keras_model(weights)
+    precision = write_served_model(model, out, train if quantize else None)
+    history = history_path(weights)
+    epochs = len(json.loads(history.read_text())) if history.is_file() else 0
+    created = dt.datetime.now(dt.UTC)
+    meta = ModelMetadata(
+        version=f"{arch}-{created:%Y%m%d-%H%M%S}" + ("-int8" if precision == "int8" else ""),
+        architecture=arch,
+        labels=list(LABELS),
+        input_shape=list(INPUT_SHAPE),
+        preprocessing=PREPROCESSING_VERSION,
+        training_data_sha256=data_hash(train, val),
+        epochs=epochs,
+        tta=tta,
+        precision=precision,
+        parameters=int(model.count_params()),
+        created_at=created.isoformat(timespec="seconds"),
+        metrics={"trained_by": "training.accelerator", "weights": weights.name},
+    )
+    return publish_metadata(out, meta, val)

@@ -1,0 +1,58 @@
+"""GPU training bundle and weights: lossless data, weights that load into the Keras builders."""
+
+import numpy as np
+import pytest
+
+from shared.errors import ModelArtifactError
+from training.accelerator import (
+    PART_BYTES,
+    base_targets,
+    decode_pixels,
+    encode_pixels,
+    init_params,
+    load_weights,
+    save_weights,
+)
+from training.data import load_csv
+from training.from_accelerator import keras_model
+
+from ..conftest import FIXTURES
+
+
+@pytest.fixture(scope="module")
+def sample():
+    return load_csv(FIXTURES / "fer2013-sample.csv", "Training")
+
+
+def test_pixel_bundle_is_lossless(sample):
+    blob = encode_pixels(sample.images)
+    assert np.array_equal(decode_pixels(blob), sample.images)
+    assert len(blob) < sample.images.nbytes
+
+
+def test_ferplus_votes_soften_only_rows_that_have_them():
+    labels = np.array([3, 0])
+    votes = np.array([[0, 0, 0, 8, 0, 2, 0], [0] * 7], dtype=np.float32)
+    targets = base_targets(labels, votes, 0.3)
+    assert targets[0] == pytest.approx([0, 0, 0, 0.7 + 0.3 * 0.8, 0, 0.3 * 0.2, 0])
+    assert targets[1] == pytest.approx(np.eye(7)[0])
+
+
+def test_large_weights_travel_in_parts_and_load_whole(tmp_path):
+    params = init_params("resnet18", seed=0)
+    path = tmp_path / "resnet18.npz"
+    save_weights(path, "resnet18", params)
+    parts = sorted(tmp_path.glob("resnet18.npz.part*"))
+    assert not path.exists()
+    assert len(parts) == 2
+    assert all(p.stat().st_size <= PART_BYTES for p in parts)
+    arch, loaded = load_weights(path)
+    assert arch == "resnet18"
+    assert np.allclose(loaded[0]["kernel"], params[0]["kernel"], atol=1e-3)
+
+
+def test_weights_of_another_architecture_are_refused(tmp_path):
+    path = tmp_path / "w.npz"
+    save_weights(path, "vgg_bn_40", init_params("vgg_bn", seed=0))
+    with pytest.raises(ModelArtifactError, match="vgg_bn_40"):
+        keras_model(path)
