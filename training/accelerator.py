@@ -349,7 +349,14 @@ def train(args: argparse.Namespace) -> None:
 
     plan = layer_plan(args.arch)
     key = jax.random.key(args.seed)
-    host_params = init_params(args.arch, args.seed)
+    if args.init_from:
+        # Continue from a checkpoint (a new cosine cycle): runs span sessions.
+        init_arch, host_params = load_weights(Path(args.init_from))
+        if init_arch != args.arch:
+            sys.exit(f"{args.init_from} holds {init_arch} weights, not {args.arch}")
+        log(f"weights from {args.init_from}")
+    else:
+        host_params = init_params(args.arch, args.seed)
     params = jax.device_put(host_params)
     velocity = jax.device_put(jax.tree_util.tree_map(np.zeros_like, host_params))
     n_params = sum(int(np.prod(a.shape)) for a in jax.tree_util.tree_leaves(params)) - sum(
@@ -609,6 +616,7 @@ def main(argv: list[str] | None = None) -> None:
     t.add_argument("--dropout", type=float, default=0.4)
     t.add_argument("--ferplus-weight", type=float, default=0.3)
     t.add_argument("--teacher", action="append", default=[])
+    t.add_argument("--init-from", help="weights file to continue from (a new cosine cycle)")
     t.add_argument("--soft-targets", help="(N, 7) .npy of a teacher's Training probabilities")
     t.add_argument("--teacher-weight", type=float, default=0.7)
     t.add_argument("--temperature", type=float, default=2.0)

@@ -226,7 +226,13 @@ def train(cfg: TrainConfig) -> Path:
         lr = cfg.learning_rate
     model = make_model(cfg.arch, weight_decay=cfg.weight_decay, dropout=cfg.dropout)
     if cfg.init_from is not None:
-        start = keras.models.load_model(cfg.init_from, compile=False)
+        if cfg.init_from.name.endswith(".npz"):
+            # Weights trained on a GPU by training.accelerator (a committed checkpoint).
+            from training.from_accelerator import keras_model
+
+            start = keras_model(cfg.init_from)
+        else:
+            start = keras.models.load_model(cfg.init_from, compile=False)
         if [w.shape for w in start.get_weights()] != [w.shape for w in model.get_weights()]:
             raise ModelArtifactError(
                 f"{cfg.init_from}: its weights ({start.name}, {start.count_params():,} "
