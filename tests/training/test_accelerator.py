@@ -1,5 +1,8 @@
 """GPU training bundle and weights: lossless data, weights that load into the Keras builders."""
 
+import json
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -56,3 +59,16 @@ def test_weights_of_another_architecture_are_refused(tmp_path):
     save_weights(path, "vgg_bn_40", init_params("vgg_bn", seed=0))
     with pytest.raises(ModelArtifactError, match="vgg_bn_40"):
         keras_model(path)
+
+
+def test_committed_checkpoint_serves_what_the_gpu_network_computed(sample):
+    """Keras, loaded from a GPU checkpoint, gives the probabilities JAX's network gave.
+
+    The reference was computed by ``training.accelerator.forward`` (float32) on the
+    same weights: a layer loaded in the wrong place would change every row.
+    """
+    reference = json.loads((FIXTURES / "accelerator-student40-probabilities.json").read_text())
+    model = keras_model(Path(__file__).resolve().parents[2] / reference["weights"])
+    images = sample.images[:16, :, :, np.newaxis].astype(np.float32)
+    probabilities = model.predict(images, verbose=0)
+    assert probabilities == pytest.approx(np.array(reference["probabilities"]), abs=1e-4)
