@@ -22,6 +22,7 @@ from services.analytics.config import AnalyticsConfig
 from services.analytics.deps import Resources
 from services.analytics.errors import install_error_handlers
 from services.api import health
+from services.api.docs import install_docs
 from services.api.logs import redact_server_logs
 from services.api.security import SecurityHeaders
 from shared.db.engine import async_session_factory, make_async_engine
@@ -62,8 +63,12 @@ def create_app(config: AnalyticsConfig | None = None) -> FastAPI:
         description="Every figure describes **displayed expressions** as a classifier "
         "labels them, never what a person feels.",
         lifespan=lifespan,
+        # Served offline by install_docs.
+        docs_url=None,
+        redoc_url=None,
     )
     install_error_handlers(app)
+    install_docs(app)
     app.add_middleware(SecurityHeaders)
     redact_server_logs()
     app.include_router(routes_lessons.router)

@@ -6,9 +6,10 @@ that allows nothing at all. ``nosniff`` keeps a browser from reading JSON or an
 upload as HTML, and ``no-referrer`` keeps URLs (lesson ids, ``?access_token=``)
 out of other sites' logs.
 
-The interactive API documentation (``/docs``, ``/redoc``) is FastAPI's page:
-an inline start-up script and its assets from the jsDelivr CDN, so it gets a
-policy of its own that allows exactly those.
+The interactive API documentation is served from this origin too
+(services/api/docs.py): ``/docs`` (Swagger UI) is a page like ours; ``/redoc``
+gets a policy of its own because ReDoc writes its styles into ``<style>``
+elements and runs its search index in a ``blob:`` worker.
 """
 
 from __future__ import annotations
@@ -25,17 +26,12 @@ PAGE_POLICY = (
 )
 #: JSON, event streams, files: nothing in them is ever to be run or framed.
 API_POLICY = "default-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
-_CDN = "https://cdn.jsdelivr.net"
-#: FastAPI's Swagger UI and ReDoc pages.
-DOCS_POLICY = (
-    f"default-src 'self'; script-src 'self' 'unsafe-inline' {_CDN}; "
-    f"style-src 'self' 'unsafe-inline' {_CDN} https://fonts.googleapis.com; "
-    "font-src 'self' https://fonts.gstatic.com; "
-    "img-src 'self' data: https://fastapi.tiangolo.com https://cdn.redoc.ly; "
-    f"connect-src 'self'; worker-src 'self' blob:; object-src 'none'; base-uri 'none'; "
-    "form-action 'self'; frame-ancestors 'none'"
+#: ReDoc: this origin's scripts only, but inline styles (styled-components) and a blob worker.
+REDOC_POLICY = (
+    "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
+    "img-src 'self' data:; connect-src 'self'; worker-src 'self' blob:; object-src 'none'; "
+    "base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
 )
-DOCS_PATHS = frozenset({"/docs", "/docs/oauth2-redirect", "/redoc"})
 #: Headers every response carries whatever its type.
 COMMON_HEADERS = {
     "X-Content-Type-Options": "nosniff",
@@ -47,8 +43,8 @@ COMMON_HEADERS = {
 
 def policy_for(path: str, content_type: str) -> str:
     """The Content-Security-Policy of a response to ``path`` with this content type."""
-    if path in DOCS_PATHS:
-        return DOCS_POLICY
+    if path == "/redoc":
+        return REDOC_POLICY
     if content_type.split(";", 1)[0].strip().lower() == "text/html":
         return PAGE_POLICY
     return API_POLICY

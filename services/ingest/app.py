@@ -13,6 +13,7 @@ from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from services.api import health
+from services.api.docs import install_docs
 from services.api.logs import redact_server_logs
 from services.api.security import SecurityHeaders
 from services.ingest import routes_classroom, routes_frames, routes_setup, routes_students, ws
@@ -96,8 +97,12 @@ def create_app(config: IngestConfig | None = None) -> FastAPI:
         version="1",
         summary="Frames from classroom clients in; set-up of classes, lessons, students, consents.",
         lifespan=lifespan,
+        # Served offline by install_docs.
+        docs_url=None,
+        redoc_url=None,
     )
     install_error_handlers(app)
+    install_docs(app)
     app.add_middleware(SecurityHeaders)
     redact_server_logs()
     app.include_router(routes_setup.router)
