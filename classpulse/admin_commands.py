@@ -24,14 +24,12 @@ keys_app = typer.Typer(help="API keys of an organisation.", no_args_is_help=True
 
 @contextmanager
 def _session() -> Iterator[Session]:
-    """One session on CLASSPULSE_DATABASE_URL; the command commits."""
+    """One session on the database (:func:`classpulse.stores.database_url`); the command
+    commits."""
+    from classpulse.stores import database_url
     from shared.db.engine import make_sync_engine
-    from shared.settings import store_settings
 
-    url = store_settings().database_url
-    if not url:
-        raise ConfigError("CLASSPULSE_DATABASE_URL is not set")
-    engine = make_sync_engine(url)
+    engine = make_sync_engine(database_url())
     try:
         with Session(engine, expire_on_commit=False) as session:
             yield session

@@ -389,16 +389,9 @@ def play(
 
 
 def _database_url() -> str:
-    from shared.settings import store_settings
+    from classpulse.stores import database_url
 
-    url = store_settings().database_url
-    if not url:
-        raise ConfigError(
-            "CLASSPULSE_DATABASE_URL is not set (the demo writes its organisation and "
-            "the lesson's demo flag there; with `classpulse up`'s embedded servers it is "
-            "the PostgreSQL URL that `up` prints)"
-        )
-    return url
+    return database_url()
 
 
 def run_demo(
@@ -412,7 +405,8 @@ def run_demo(
 ) -> None:
     """Create the demo lesson and play simulated students until ``stop`` or ``duration``.
 
-    ``database_url`` defaults to CLASSPULSE_DATABASE_URL. Writes the dashboard and
+    ``database_url`` defaults to CLASSPULSE_DATABASE_URL, else the running embedded
+    PostgreSQL of ``CLASSPULSE_DATA_DIR``. Writes the dashboard and
     classroom links to ``data_dir/demo-links.txt`` too.
     """
     lesson = set_up_lesson(ingest_url, analytics_url, database_url or _database_url())

@@ -235,6 +235,26 @@ class EmbeddedPostgres:
                 os.kill(int(pid_file.read_text().split()[0]), signal.SIGKILL)
 
 
+def running_postgres_url(root: Path, database: str = DATABASE) -> str | None:
+    """URL of ``database`` on the embedded PostgreSQL running in ``root``, or None.
+
+    Read from the server's ``postmaster.pid``, whose lines PostgreSQL documents
+    (pid, data directory, start time, port, socket directory, listen address,
+    shared memory key, status), so a server on a port other than the preferred
+    one is found too. A pid file left by a killed server names no live process.
+    """
+    import psutil
+
+    try:
+        lines = (root / "data" / "postmaster.pid").read_text().splitlines()
+        pid, port = int(lines[0]), int(lines[3])
+    except (OSError, ValueError, IndexError):
+        return None
+    if not psutil.pid_exists(pid) or not answers(port):
+        return None
+    return f"postgresql://postgres@{HOST}:{port}/{database}"
+
+
 class EmbeddedRedis:
     """A redis-server on 127.0.0.1 that keeps everything in memory, never on disk.
 

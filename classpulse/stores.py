@@ -49,6 +49,25 @@ def start_stores(
     return Stores(database_url, redis_url, notes)
 
 
+def database_url() -> str:
+    """The database of commands run beside ``up``: CLASSPULSE_DATABASE_URL, else the
+    embedded PostgreSQL running in the data directory (CLASSPULSE_DATA_DIR)."""
+    from classpulse.embedded import running_postgres_url
+
+    configured = store_settings()
+    if configured.database_url is not None:
+        return configured.database_url
+    root = configured.data_dir.resolve() / "postgres"
+    found = running_postgres_url(root)
+    if found is None:
+        raise ConfigError(
+            "CLASSPULSE_DATABASE_URL is not set and no embedded PostgreSQL is running in "
+            f"{root} (start one with `classpulse up`, set CLASSPULSE_DATA_DIR to the data "
+            "directory of the running `up`, or CLASSPULSE_DATABASE_URL to your server)"
+        )
+    return found
+
+
 def redact(url: str) -> str:
     """``url`` without its password, for printing."""
     parts = urlsplit(url)

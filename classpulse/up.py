@@ -346,14 +346,13 @@ def migrate_command(
         bool, typer.Option("--check", help="Only report differences between models and schema")
     ] = False,
 ) -> None:
-    """Migrate the database of CLASSPULSE_DATABASE_URL (to the latest schema by default)."""
+    """Migrate the database of CLASSPULSE_DATABASE_URL, else of the running embedded default
+    (to the latest schema by default)."""
+    from classpulse.stores import database_url
     from shared.db import migrate
-    from shared.settings import store_settings
 
     try:
-        url = store_settings().database_url
-        if not url:
-            raise ConfigError("CLASSPULSE_DATABASE_URL is not set")
+        url = database_url()
     except ClassPulseError as exc:
         typer.echo(f"error: {exc.message}", err=True)
         raise typer.Exit(code=2) from None

@@ -268,3 +268,52 @@ def test_up_starts_answers_health_checks_and_stops_leaving_nothing(tmp_path: Pat
         again.stop(signal.SIGTERM)
     assert again.proc.returncode == 0, again.output
     _assert_nothing_left(processes, ports)
+
+
+def _classpulse(data_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """A CLI command with no CLASSPULSE_DATABASE_URL, only the data directory of `up`."""
+    return subprocess.run(
+        [*CLASSPULSE, *args],
+        env=up_env(CLASSPULSE_DATA_DIR=str(data_dir)),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+@pytest.mark.slow
+def test_commands_find_the_embedded_database_of_a_running_up(tmp_path: Path) -> None:
+    data_dir = tmp_path / "data"
+    # Nothing runs there yet: the error says where it looked and what to do.
+    alone = _classpulse(data_dir, "org", "create", "Nobody")
+    assert alone.returncode == 2
+    assert "no embedded PostgreSQL is running in" in alone.stderr
+    assert str(data_dir / "postgres") in alone.stderr
+    assert "classpulse up" in alone.stderr
+
+    # Postgres on a port other than its default: found through the data directory.
+    ports = {name: free_port() for name in ("ingest", "analytics", "postgres", "redis")}
+    run = UpRun(data_dir, ports)
+    try:
+        run.wait_until_up()
+        processes = run.processes()
+        created = _classpulse(data_dir, "org", "create", "Found School")
+        assert created.returncode == 0, created.stderr
+        org_id = re.search(r"organisation: (\S+)", created.stdout)
+        assert org_id is not None, created.stdout
+        listed = _classpulse(data_dir, "keys", "list", "--org", org_id.group(1))
+        assert listed.returncode == 0, listed.stderr
+        assert "lms" in listed.stdout
+        checked = _classpulse(data_dir, "migrate", "--check")
+        assert checked.returncode == 0, checked.stdout + checked.stderr
+        engine = make_sync_engine(f"postgresql://postgres@127.0.0.1:{ports['postgres']}/classpulse")
+        with engine.connect() as conn:
+            assert conn.scalar(text("SELECT name FROM organisations")) == "Found School"
+        engine.dispose()
+    finally:
+        run.stop(signal.SIGTERM)
+    _assert_nothing_left(processes, ports)
+    # Stopped: no stale pid file is taken for a running server.
+    after = _classpulse(data_dir, "org", "create", "Too Late")
+    assert after.returncode == 2
+    assert "no embedded PostgreSQL is running in" in after.stderr
