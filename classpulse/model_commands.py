@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Callable
 from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -16,6 +17,7 @@ from training.optimizers import Optimizer
 
 if TYPE_CHECKING:
     from shared.vision.artifact import ModelMetadata
+    from training.data import Split
 
 
 class Precision(StrEnum):
@@ -26,6 +28,23 @@ class Precision(StrEnum):
 DATA_HELP = (
     "FER2013 CSV (plain or .gz) or a folder (the data set folder or Kaggle train/ test/ layout)"
 )
+DataOption = Annotated[Path, typer.Option(help=DATA_HELP)]
+QuantizeOption = Annotated[
+    bool, typer.Option(help="Serve an int8 ONNX model (calibrated on Training images)")
+]
+DEFAULT_DATA = Path("../shared/datasets/fer2013")
+
+
+def _build_scored(build: Callable[[Split, Split], Path], data: Path) -> ModelMetadata:
+    """Run ``build(Training, PublicTest)``; errors end the command with their message."""
+    from shared.vision.artifact import read_metadata
+    from training.data import load
+
+    try:
+        return read_metadata(build(load(data, "Training"), load(data, "PublicTest")))
+    except (ClassPulseError, FileNotFoundError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
 
 
 def train(
@@ -177,29 +196,20 @@ def ensemble(
         list[Path], typer.Argument(help="Model artifact folders to average (two or more)")
     ],
     out: Annotated[Path, typer.Option(help="Folder for the ensemble's model artifact")],
-    data: Annotated[Path, typer.Option(help=DATA_HELP)] = Path("../shared/datasets/fer2013"),
-    quantize: Annotated[
-        bool, typer.Option(help="Serve an int8 ONNX model (calibrated on Training images)")
-    ] = True,
+    data: DataOption = DEFAULT_DATA,
+    quantize: QuantizeOption = True,
 ) -> None:
     """One model artifact serving the mean probabilities of trained models, scored on PublicTest."""
-    from shared.vision.artifact import read_metadata
-    from training.data import load
     from training.ensemble import build_ensemble
 
-    try:
-        artifact = build_ensemble(
-            members, out, load(data, "Training"), load(data, "PublicTest"), quantize=quantize
-        )
-    except ClassPulseError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(2) from None
-    meta = read_metadata(artifact)
+    meta = _build_scored(
+        lambda train, val: build_ensemble(members, out, train, val, quantize=quantize), data
+    )
     for member in meta.metrics["members"]:
         accuracy = member["public_test_accuracy"]
         scored = "not recorded" if accuracy is None else f"{accuracy:.4f}"
         typer.echo(f"member {member['version']}: PublicTest {scored}")
-    _echo_scored(f"ensemble {meta.version}", meta, artifact)
+    _echo_scored(f"ensemble {meta.version}", meta, out)
 
 
 def _echo_scored(name: str, meta: ModelMetadata, artifact: Path) -> None:
@@ -242,25 +252,16 @@ def import_weights(
         ),
     ],
     out: Annotated[Path, typer.Option(help="Folder for the model artifact")],
-    data: Annotated[Path, typer.Option(help=DATA_HELP)] = Path("../shared/datasets/fer2013"),
-    quantize: Annotated[
-        bool, typer.Option(help="Serve an int8 ONNX model (calibrated on Training images)")
-    ] = True,
+    data: DataOption = DEFAULT_DATA,
+    quantize: QuantizeOption = True,
 ) -> None:
     """A model artifact of weights trained on a GPU (training.accelerator), scored on PublicTest."""
-    from shared.vision.artifact import read_metadata
-    from training.data import load
     from training.from_accelerator import export_weights
 
-    try:
-        artifact = export_weights(
-            weights, out, load(data, "Training"), load(data, "PublicTest"), quantize=quantize
-        )
-    except (ClassPulseError, FileNotFoundError) as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(2) from None
-    meta = read_metadata(artifact)
-    _echo_scored(meta.version, meta, artifact)
+    meta = _build_scored(
+        lambda train, val: export_weights(weights, out, train, val, quantize=quantize), data
+    )
+    _echo_scored(meta.version, meta, out)
 
 
 def register(app: typer.Typer) -> None:

@@ -72,3 +72,30 @@ def test_committed_checkpoint_serves_what_the_gpu_network_computed(sample):
     images = sample.images[:16, :, :, np.newaxis].astype(np.float32)
     probabilities = model.predict(images, verbose=0)
     assert probabilities == pytest.approx(np.array(reference["probabilities"]), abs=1e-4)
+
+
+def test_import_weights_command_writes_a_scored_artifact(tmp_path):
+    from typer.testing import CliRunner
+
+    from classpulse.cli import app
+    from shared.vision.classify import ExpressionClassifier
+
+    weights = tmp_path / "student.npz"
+    save_weights(weights, "vgg_bn", init_params("vgg_bn", seed=3))
+    (tmp_path / "student.history.json").write_text(json.dumps([{"epoch": 1}, {"epoch": 2}]))
+    out = tmp_path / "artifact"
+    sample = str(FIXTURES / "fer2013-sample.csv")
+    runner = CliRunner()
+    result = runner.invoke(
+        app, ["import-weights", str(weights), "--out", str(out), "--data", sample, "--no-quantize"]
+    )
+    assert result.exit_code == 0, result.output
+    meta = ExpressionClassifier(out).metadata
+    assert (meta.architecture, meta.epochs, meta.precision) == ("vgg_bn", 2, "float32")
+    assert f"{meta.version} (float32, tta=flip): PublicTest" in result.output
+
+    missing = runner.invoke(
+        app, ["import-weights", str(tmp_path / "none.npz"), "--out", str(out), "--data", sample]
+    )
+    assert missing.exit_code == 2
+    assert "none.npz" in missing.output
