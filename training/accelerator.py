@@ -287,7 +287,7 @@ def augment(key: Any, images: Any) -> Any:
 
     # Random erasing (Zhong et al. 2020): a box of 2–25 % of the area, aspect 0.3–3.3, noise.
     erase = jax.random.bernoulli(keys[8], 0.5, (n,))
-    ek = jax.random.split(keys[9], 4)
+    ek = jax.random.split(keys[9], 5)
     area = jax.random.uniform(ek[0], (n,), minval=0.02, maxval=0.25) * SIZE * SIZE
     ratio = jnp.exp(jax.random.uniform(ek[1], (n,), minval=math.log(0.3), maxval=math.log(3.3)))
     h = jnp.clip(jnp.sqrt(area * ratio), 1, SIZE)
@@ -303,7 +303,7 @@ def augment(key: Any, images: Any) -> Any:
         & (cols < (left + w)[:, None, None])
         & erase[:, None, None]
     )
-    noise = jax.random.uniform(keys[9], out.shape, minval=0, maxval=255)
+    noise = jax.random.uniform(ek[4], out.shape, minval=0, maxval=255)
     out = jnp.where(box, noise, out)
     return jnp.clip(out, 0, 255)[..., None]
 
