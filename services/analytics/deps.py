@@ -9,6 +9,7 @@ from typing import Annotated
 
 from fastapi import Depends, Path, Query, Request
 from redis.asyncio import Redis
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from services.analytics.config import AnalyticsConfig
@@ -72,7 +73,14 @@ async def get_principal(
 
 PrincipalDep = Annotated[Principal, Depends(get_principal)]
 LessonId = Annotated[uuid.UUID, Path(description="Lesson id")]
-StudentId = Annotated[uuid.UUID, Path(description="Student id (the UUID, not the LMS id)")]
+StudentRef = Annotated[
+    str,
+    Path(
+        max_length=200,
+        description="The student's LMS id (`external_id`, as everywhere else); the student's "
+        "UUID (`student_id` of earlier answers) is accepted too",
+    ),
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,15 +101,47 @@ async def get_class_lesson(
 ClassLessonDep = Annotated[LessonAccess, Depends(get_class_lesson)]
 
 
+@dataclass(frozen=True, slots=True)
+class StudentLessonAccess(LessonAccess):
+    student_id: uuid.UUID
+
+
+async def resolve_student(
+    session: AsyncSession, lesson_id: uuid.UUID, ref: str
+) -> uuid.UUID | None:
+    """The student ``ref`` names in the lesson's organisation: by LMS id first, then by UUID.
+
+    The LMS id wins: an LMS whose ids look like UUIDs still finds its own students.
+    """
+    organisation = (
+        select(SchoolClass.organisation_id)
+        .join(Lesson, Lesson.class_id == SchoolClass.id)
+        .where(Lesson.id == lesson_id)
+        .scalar_subquery()
+    )
+    in_organisation = select(Student.id).where(Student.organisation_id == organisation)
+    found = await session.scalar(in_organisation.where(Student.external_id == ref))
+    if found is not None:
+        return found
+    try:
+        as_uuid = uuid.UUID(ref)
+    except ValueError:
+        return None
+    return await session.scalar(in_organisation.where(Student.id == as_uuid))
+
+
 async def get_student_lesson(
-    lesson: LessonId, student: StudentId, session: SessionDep, principal: PrincipalDep
-) -> LessonAccess:
+    lesson: LessonId, student: StudentRef, session: SessionDep, principal: PrincipalDep
+) -> StudentLessonAccess:
     """A lesson where the caller may read ``student``'s data (key holder or that student)."""
-    row, school_class = await require_lesson_access(session, principal, lesson, student_id=student)
-    known = await session.get(Student, student)
-    if known is None or known.organisation_id != school_class.organisation_id:
+    student_id = await resolve_student(session, lesson, student)
+    # Unknown to a student token is "not yours" (403), as another student would be.
+    row, school_class = await require_lesson_access(
+        session, principal, lesson, student_id=student_id
+    )
+    if student_id is None:
         raise NotFound(f"student {student} not found", field="student")
-    return LessonAccess(row, school_class, principal)
+    return StudentLessonAccess(row, school_class, principal, student_id)
 
 
-StudentLessonDep = Annotated[LessonAccess, Depends(get_student_lesson)]
+StudentLessonDep = Annotated[StudentLessonAccess, Depends(get_student_lesson)]

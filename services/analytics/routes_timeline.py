@@ -8,7 +8,6 @@ from services.analytics.deps import (
     ClassLessonDep,
     ResourcesDep,
     SessionDep,
-    StudentId,
     StudentLessonDep,
 )
 from services.analytics.errors import READ_ERRORS
@@ -68,7 +67,6 @@ async def class_timeline(
 )
 async def student_timeline(
     access: StudentLessonDep,
-    student: StudentId,
     session: SessionDep,
     bucket: BucketQuery = Bucket.M1,
     start: FromQuery = None,
@@ -76,7 +74,8 @@ async def student_timeline(
     smooth: SmoothQuery = 0,
 ) -> StudentTimeline:
     """The class timeline's figures for one student (never suppressed), plus every
-    labelled face as a raw point. ``student`` is the student's UUID."""
+    labelled face as a raw point. ``student`` is the student's LMS id (or UUID)."""
+    student = access.student_id
     window = lesson_window(access.lesson, bucket.seconds, start, end)
     row = await session.get(Student, student)
     assert row is not None  # checked by the access dependency

@@ -2,8 +2,9 @@
 
 ``{"error": {"code", "message", "field"}}``: the ``shared.errors`` hierarchy is
 mapped to its status in one handler (with ``Retry-After`` when retrying can
-help), FastAPI's validation errors to 422 and Starlette's own HTTP errors
-(unknown route, wrong method, unparsable body) to the same shape.
+help), FastAPI's validation errors to 422 with every problem at once (in
+``errors``) and Starlette's own HTTP errors (unknown route, wrong method,
+unparsable body) to the same shape.
 """
 
 from __future__ import annotations
@@ -23,10 +24,20 @@ from shared.errors import ClassPulseError, RateLimited, ServiceUnavailable
 ErrorDocs = Callable[..., dict[int | str, dict[str, Any]]]
 
 
+class FieldProblem(BaseModel):
+    """One of the problems of a request refused as invalid."""
+
+    field: str | None = None
+    message: str
+
+
 class ErrorDetail(BaseModel):
     code: str
     message: str
     field: str | None = None
+    #: Every problem of an invalid request (422), so a client fixes them all at once;
+    #: ``field`` and ``message`` also name the first.
+    errors: list[FieldProblem] | None = None
 
 
 class ErrorBody(BaseModel):
@@ -88,14 +99,21 @@ async def _classpulse_error(_: Request, exc: Exception) -> JSONResponse:
     return error_response(exc)
 
 
+def _problem(error: Mapping[str, Any]) -> dict[str, Any]:
+    # loc is e.g. ("body", "title") or ("query", "seq"): the field is the names after it.
+    names = [str(p) for p in error.get("loc", ()) if p not in ("body", "query", "path", "header")]
+    return {"field": ".".join(names) or None, "message": str(error.get("msg", "invalid"))}
+
+
 async def _validation_error(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
-    first = exc.errors()[0] if exc.errors() else {"loc": (), "msg": "invalid request"}
-    # loc is e.g. ("body", "title") or ("query", "seq"): the field is the last name.
-    names = [str(p) for p in first["loc"] if p not in ("body", "query", "path", "header")]
-    field = ".".join(names) or None
-    message = f"{field}: {first['msg']}" if field else str(first["msg"])
-    return JSONResponse(error_json("validation_error", message, field), status_code=422)
+    problems = [_problem(e) for e in exc.errors()] or [{"field": None, "message": "invalid"}]
+    message = "; ".join(
+        f"{p['field']}: {p['message']}" if p["field"] else p["message"] for p in problems
+    )
+    body = error_json("validation_error", message, problems[0]["field"])
+    body["error"]["errors"] = problems
+    return JSONResponse(body, status_code=422)
 
 
 async def _http_error(_: Request, exc: Exception) -> JSONResponse:

@@ -1,6 +1,6 @@
 """The path of one frame, shared by the HTTP, batch and WebSocket endpoints.
 
-Checks in a fixed order (token → lesson → live → capture time → consent →
+Checks in a fixed order (token → lesson → live → consent → capture time →
 size → type → header → rate → queue), then: bytes to Redis with a TTL, the
 ``queued`` row to PostgreSQL (one INSERT, its own transaction), the reference
 to the queue. A frame is acknowledged only after all three succeed; if the
@@ -178,9 +178,19 @@ async def check_lesson(
     if earlier is not None:
         # An idempotent retry: the first answer stands, whatever changed since.
         return uuid.UUID(str(earlier))
+    refuse_closed(live, school, student)
+    check_capture_time(frame.captured_at, starts_at, ends_at, now, skew)
+    return None
+
+
+def refuse_closed(live: bool, school: bool, student: bool) -> None:
+    """409 when the lesson is not live, 451 without both consents.
+
+    Consent comes before any check of the frame itself (capture time, fields,
+    bytes): a student who may not send learns that, not how to fix a frame.
+    """
     if not live:
         raise Conflict("the lesson is not live: frames are accepted from its start to its end")
-    check_capture_time(frame.captured_at, starts_at, ends_at, now, skew)
     if not (school and student):
         parts = (("the school's permission", school), ("the student's own consent", student))
         missing = " and ".join(what for what, given in parts if not given)
@@ -188,7 +198,24 @@ async def check_lesson(
             f"no active consent for this lesson: missing {missing}; processing needs both "
             "the school's permission and the student's own consent"
         )
-    return None
+
+
+async def check_lesson_open(
+    resources: Resources, lesson_id: uuid.UUID, student_id: uuid.UUID
+) -> None:
+    """The lesson's 404, 409 and 451 checks alone, for a request about to be refused for
+    its fields: those refusals come first, as they do for a well-formed frame."""
+    params = {"now": dt.datetime.now(dt.UTC), "lesson_id": lesson_id, "student_id": student_id}
+    try:
+        async with resources.frames_engine.connect() as conn:
+            # seq -1 matches no frame: no earlier frame short-cuts the checks.
+            row = (await conn.execute(_GATE, {**params, "seq": -1})).first()
+    except (OperationalError, DBAPIError, PoolTimeout, OSError) as exc:
+        raise ServiceUnavailable(f"database unavailable ({type(exc).__name__})") from None
+    if row is None:
+        raise NotFound(f"lesson {lesson_id} not found", field="lesson")
+    live, _, _, school, student, _ = row
+    refuse_closed(live, school, student)
 
 
 async def accept_frame(

@@ -4,43 +4,71 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Query, Request, status
+from fastapi import APIRouter, Request, status
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from pydantic import AwareDatetime, NonNegativeInt, TypeAdapter, ValidationError
+from pydantic import AwareDatetime, TypeAdapter, ValidationError
 from starlette.datastructures import FormData, UploadFile
 
 from services.ingest.body import capped, read_capped, too_large
 from services.ingest.deps import ResourcesDep, StudentDep
 from services.ingest.errors import error_responses, retry_after_seconds
 from services.ingest.image_header import MEDIA_TYPES
-from services.ingest.intake import IncomingFrame, accept_frame, require_own_lesson
-from services.ingest.schemas import BatchItem, BatchOut, FrameAccepted
+from services.ingest.intake import (
+    IncomingFrame,
+    accept_frame,
+    check_lesson_open,
+    require_own_lesson,
+)
+from services.ingest.schemas import MAX_SEQ, BatchItem, BatchOut, FrameAccepted, Seq
 from shared.errors import ClassPulseError
 
 router = APIRouter(prefix="/v1/lessons/{lesson_id}", tags=["frames (student token)"])
 
-_SEQ = TypeAdapter(NonNegativeInt)
+_SEQ: TypeAdapter[int] = TypeAdapter(Seq)
 _CAPTURED_AT = TypeAdapter(AwareDatetime)
 _BINARY = {"schema": {"type": "string", "format": "binary"}}
+_INSTEAD = "Instead of the query parameter of the same name (which wins when both are sent)."
 _MULTIPART = {
     "schema": {
         "type": "object",
-        "required": ["image", "seq", "captured_at"],
+        "required": ["image"],
         "properties": {
             "image": {"type": "string", "format": "binary"},
-            "seq": {"type": "integer", "minimum": 0},
-            "captured_at": {"type": "string", "format": "date-time"},
+            "seq": {"type": "integer", "minimum": 0, "maximum": MAX_SEQ, "description": _INSTEAD},
+            "captured_at": {"type": "string", "format": "date-time", "description": _INSTEAD},
         },
     }
 }
+#: The query parameters are declared here, not as FastAPI parameters: the document says
+#: they are required (as they are with a raw body, the usual way), while an older
+#: multipart client may still send them as form fields; and the route reports every
+#: missing or invalid field at once.
+_FRAME_QUERY = [
+    {
+        "name": "seq",
+        "in": "query",
+        "required": True,
+        "schema": {"type": "integer", "minimum": 0, "maximum": MAX_SEQ},
+        "description": "Client sequence number of this student's frames in the lesson; a "
+        "repeated one is an idempotent retry",
+    },
+    {
+        "name": "captured_at",
+        "in": "query",
+        "required": True,
+        "schema": {"type": "string", "format": "date-time"},
+        "description": "Capture time, ISO 8601 with a timezone",
+    },
+]
 _FRAME_BODY: dict[str, Any] = {
+    "parameters": _FRAME_QUERY,
     "requestBody": {
         "required": True,
         "content": {**dict.fromkeys(MEDIA_TYPES, _BINARY), "multipart/form-data": _MULTIPART},
-    }
+    },
 }
 _FRAME_ERRORS = error_responses(400, 401, 403, 404, 409, 413, 415, 422, 429, 451, 503)
 #: Room for multipart boundaries and fields around the image.
@@ -57,6 +85,29 @@ _REFUSED_FIELDS = (RequestValidationError,)
 
 def _invalid(field: str, message: str) -> RequestValidationError:
     return RequestValidationError([{"loc": ("body", field), "msg": message, "type": "value_error"}])
+
+
+class _Fields:
+    """Field problems of one request, collected to be reported together."""
+
+    def __init__(self) -> None:
+        self.problems: list[dict[str, Any]] = []
+
+    def value(self, adapter: TypeAdapter[Any], loc: tuple[str, str], raw: object) -> Any:
+        """``raw`` validated, or None with its problem recorded."""
+        if raw is None or isinstance(raw, UploadFile):
+            self.problems.append({"loc": loc, "msg": "field required", "type": "missing"})
+            return None
+        try:
+            if isinstance(raw, str):
+                return adapter.validate_strings(raw)
+            return adapter.validate_python(raw)
+        except ValidationError as exc:
+            self.problems.append({"loc": loc, "msg": exc.errors()[0]["msg"], "type": "value_error"})
+            return None
+
+    def add(self, field: str, message: str) -> None:
+        self.problems.append({"loc": ("body", field), "msg": message, "type": "value_error"})
 
 
 def _validated(adapter: TypeAdapter[Any], field: str, value: object) -> Any:
@@ -97,11 +148,12 @@ async def _form(request: Request, max_files: int, frame_limit: int) -> FormData:
     status_code=status.HTTP_202_ACCEPTED,
     responses=_FRAME_ERRORS,
     openapi_extra=_FRAME_BODY,
-    summary="Send one frame (raw image body, or multipart with image, seq, captured_at)",
+    summary="Send one frame (raw image body with seq and captured_at in the query, or multipart)",
     description=(
         "Checks, in order: token (401, 403 for another lesson), lesson (404), lesson live "
-        "(409), `captured_at` within the lesson so far, give or take "
-        "`CLASSPULSE_CLOCK_SKEW_SECONDS` (422), consent (451), size (413), type by magic "
+        "(409), consent (451), the fields (422, every problem at once in `error.errors`), "
+        "`captured_at` within the lesson so far, give or take "
+        "`CLASSPULSE_CLOCK_SKEW_SECONDS` (422), size (413), type by magic "
         "bytes (415), header dimensions (400), the student's rate and the queue length "
         "(429 + Retry-After), the stores (503 + Retry-After). Only the header is read: a "
         "body with a valid header and truncated data is accepted here and ends `failed` "
@@ -110,37 +162,44 @@ async def _form(request: Request, max_files: int, frame_limit: int) -> FormData:
     ),
 )
 async def post_frame(
-    lesson_id: uuid.UUID,
-    request: Request,
-    principal: StudentDep,
-    resources: ResourcesDep,
-    seq: Annotated[int | None, Query(ge=0, description="Client sequence number")] = None,
-    captured_at: Annotated[
-        AwareDatetime | None, Query(description="Capture time, ISO 8601 with timezone")
-    ] = None,
+    lesson_id: uuid.UUID, request: Request, principal: StudentDep, resources: ResourcesDep
 ) -> FrameAccepted:
     student_id = require_own_lesson(principal, lesson_id)
     async with resources.admission.counting_refusals(student_id, also=_REFUSED_FIELDS):
         limit = resources.config.max_frame_bytes
         media_type = _media_type(request)
+        fields = _Fields()
+        query = request.query_params
+        raw_seq: object = query.get("seq")
+        raw_time: object = query.get("captured_at")
+        seq_loc = time_loc = ("query", "")
+        data = b""
+        declared = None
         if media_type == "multipart/form-data":
             form = await _form(request, max_files=1, frame_limit=limit)
-            seq = _validated(_SEQ, "seq", form.get("seq"))
-            captured_at = _validated(_CAPTURED_AT, "captured_at", form.get("captured_at"))
+            if raw_seq is None and "seq" in form:
+                raw_seq, seq_loc = form.get("seq"), ("body", "")
+            if raw_time is None and "captured_at" in form:
+                raw_time, time_loc = form.get("captured_at"), ("body", "")
             upload = form.get("image")
-            if not isinstance(upload, UploadFile):
-                raise _invalid("image", "an 'image' file part is required")
-            data = await _read_upload(upload, limit)
-            declared = None  # part types are often generic; the magic bytes decide
+            if isinstance(upload, UploadFile):
+                data = await _read_upload(upload, limit)
+                if not data:
+                    fields.add("image", "the image is empty")
+            else:
+                fields.add("image", "an 'image' file part is required")
+            # part types are often generic; the magic bytes decide
         else:
-            if seq is None:
-                raise _invalid("seq", "query parameter seq is required with a raw body")
-            if captured_at is None:
-                raise _invalid("captured_at", "query parameter captured_at is required")
             data = await read_capped(request, limit)
             declared = media_type or None
-        if not data:
-            raise _invalid("image", "the image is empty")
+            if not data:
+                fields.add("image", "the image is empty")
+        seq = fields.value(_SEQ, (seq_loc[0], "seq"), raw_seq)
+        captured_at = fields.value(_CAPTURED_AT, (time_loc[0], "captured_at"), raw_time)
+        if fields.problems:
+            # A lesson that is unknown, closed or without consent says so first.
+            await check_lesson_open(resources, lesson_id, student_id)
+            raise RequestValidationError(fields.problems)
         frame = IncomingFrame(seq, captured_at, data, len(data), declared)
         accepted = await accept_frame(resources, principal, lesson_id, frame)
     return FrameAccepted(frame_id=accepted.frame_id, seq=accepted.seq)
@@ -171,7 +230,10 @@ def _batch_item(seq: int | None, exc: ClassPulseError) -> BatchItem:
                                 "type": "array",
                                 "items": {"type": "string", "format": "binary"},
                             },
-                            "seq": {"type": "array", "items": {"type": "integer"}},
+                            "seq": {
+                                "type": "array",
+                                "items": {"type": "integer", "minimum": 0, "maximum": MAX_SEQ},
+                            },
                             "captured_at": {
                                 "type": "array",
                                 "items": {"type": "string", "format": "date-time"},

@@ -9,6 +9,10 @@ from typing import Annotated, Literal
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
 ExternalId = Field(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9._:@-]+$")
+#: Largest frame sequence number: frames.seq is a PostgreSQL bigint.
+MAX_SEQ = 2**63 - 1
+#: A client's frame sequence number (HTTP, batch and WebSocket alike).
+Seq = Annotated[int, Field(ge=0, le=MAX_SEQ)]
 #: Free text: anything PostgreSQL can store in a text column (no NUL character).
 TEXT_PATTERN = r"^[^\x00]*$"
 

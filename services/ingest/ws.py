@@ -12,13 +12,14 @@ import uuid
 from typing import Any
 
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
-from pydantic import AwareDatetime, BaseModel, NonNegativeInt, ValidationError
+from pydantic import AwareDatetime, BaseModel, ValidationError
 from redis.exceptions import RedisError
 
 from services.ingest.deps import Resources
 from services.ingest.errors import retry_after_seconds
 from services.ingest.intake import IncomingFrame, accept_frame, require_own_lesson
 from services.ingest.live import LiveHub
+from services.ingest.schemas import Seq
 from shared.errors import ClassPulseError, RateLimited, ServiceUnavailable
 from shared.schemas import LiveNotice
 
@@ -32,7 +33,7 @@ SEQ_MEMORY = 1024
 
 
 class FrameHeader(BaseModel):
-    seq: NonNegativeInt
+    seq: Seq
     captured_at: AwareDatetime
 
 

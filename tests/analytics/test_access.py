@@ -89,6 +89,24 @@ def test_student_timeline(api: httpx.Client, lesson: SeededLesson, callers: Call
     assert got == expected
 
 
+def test_student_timeline_takes_the_lms_id_as_every_other_route_does(
+    api: httpx.Client, lesson: SeededLesson, callers: Callers
+) -> None:
+    by_lms_id = f"/v1/lessons/{lesson.lesson_id}/students/s1/timeline"
+    expected = {**CLASS_EXPECTED, "student": 200}
+    got = {who: status_of(api, by_lms_id, callers.headers(who)) for who in expected}
+    assert got == expected
+    by_uuid = f"/v1/lessons/{lesson.lesson_id}/students/{lesson.students['s1']}/timeline"
+    lms = bearer(lesson.lms_key)
+    assert api.get(by_lms_id, headers=lms).json() == api.get(by_uuid, headers=lms).json()
+    # Another organisation's LMS id is unknown here; another student's is not the token's.
+    unknown = api.get(f"/v1/lessons/{lesson.lesson_id}/students/x1/timeline", headers=lms)
+    assert unknown.status_code == 404
+    assert unknown.json()["error"]["field"] == "student"
+    other = f"/v1/lessons/{lesson.lesson_id}/students/s2/timeline"
+    assert status_of(api, other, callers.headers("student")) == 403
+
+
 def test_a_student_token_is_bound_to_its_lesson(
     api: httpx.Client, clean_db: Engine, lesson: SeededLesson
 ) -> None:
