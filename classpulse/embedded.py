@@ -346,7 +346,9 @@ class EmbeddedRedis:
         if daemonize:
             self.process.wait(timeout=START_TIMEOUT)
         deadline = time.monotonic() + START_TIMEOUT
-        while not answers(self.port):
+        # Redis binds its port before it writes its pid file, and a daemonized server
+        # is found (and stopped) only through that file: wait for both.
+        while not answers(self.port) or (daemonize and self._stale_pid() is None):
             if not daemonize and self.process.poll() is not None:
                 raise ConfigError(f"the embedded Redis exited:{_tail(self.log_path)}")
             if time.monotonic() > deadline:
