@@ -99,7 +99,17 @@ def video_frames(
     fps = capture.get(cv2.CAP_PROP_FPS) or 25.0
     count = int(capture.get(cv2.CAP_PROP_FRAME_COUNT))
     duration = count / fps if count > 0 else 0.0
-    times = [i * every for i in range(int(duration // every) + 1)] if duration else [0.0]
+    # Only times that have a frame: the last frame starts before ``duration``, and
+    # a 3.0 s clip sampled every second has frames at 0, 1 and 2 s, not at 3 s.
+    times = (
+        [
+            t
+            for t in (i * every for i in range(int(duration // every) + 1))
+            if round(t * fps) < count
+        ]
+        if duration
+        else [0.0]
+    )
 
     def frames() -> Iterator[tuple[float, npt.NDArray[np.uint8]]]:
         try:
@@ -186,8 +196,12 @@ def _run(
     )
     if is_video:
         total, frames = video_frames(target, every)
-        for seconds, frame in tqdm(frames, total=total, unit="sample", file=sys.stderr):
-            yield _emit(Sample(target.name, seconds, pipeline.analyze(frame)), as_json)
+        with tqdm(frames, total=total, unit="sample", file=sys.stderr) as progress:
+            for seconds, frame in progress:
+                yield _emit(Sample(target.name, seconds, pipeline.analyze(frame)), as_json)
+            # A container may promise more frames than it holds: end the bar full.
+            progress.total = progress.n
+            progress.refresh()
         return
     files = (
         sorted(p for p in target.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from shared.labels import LABELS
+from shared.palette import EXPRESSION_COLOURS, FACE_PRESENCE_COLOUR
 
 if TYPE_CHECKING:
     from classpulse.analyze_commands import Sample
@@ -76,12 +77,19 @@ def _chart(samples: list[Sample], path: Path, every: float) -> None:
     figure, (top, bottom) = plt.subplots(
         2, 1, sharex=True, figsize=(10, 6), gridspec_kw={"height_ratios": [3, 1]}
     )
-    top.stackplot(starts, *(shares[label] for label in LABELS), labels=list(LABELS), step="post")
+    # The dashboard's palette: an expression has one colour in every chart.
+    top.stackplot(
+        starts,
+        *(shares[label] for label in LABELS),
+        labels=list(LABELS),
+        colors=[EXPRESSION_COLOURS[label] for label in LABELS],
+        step="post",
+    )
     top.set_ylabel("share of labelled faces")
     top.set_ylim(0, 1)
     top.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize="small")
     top.set_title(f"Displayed expressions over time (windows of {window:g} s)")
-    bottom.step(starts, presence, where="post", color="black")
+    bottom.step(starts, presence, where="post", color=FACE_PRESENCE_COLOUR)
     bottom.set_ylim(-0.05, 1.05)
     bottom.set_ylabel("face present")
     bottom.set_xlabel("time (s)")

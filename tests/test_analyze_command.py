@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 import shutil
 from pathlib import Path
 
 from typer.testing import CliRunner
 
 from classpulse.cli import app
+from shared.palette import EXPRESSION_COLOURS, FACE_PRESENCE_COLOUR
 from tests.conftest import MEDIA
 
 runner = CliRunner()
@@ -61,6 +63,33 @@ def test_video_is_sampled_every_n_seconds_and_reports(tmp_path: Path) -> None:
     timeline = json.loads((out / "timeline.json").read_text())
     assert len(timeline) == len(times)
     assert (out / "chart.png").read_bytes().startswith(b"\x89PNG")
+    # The progress bar ends full: every sample it counted on was analysed.
+    done, total = re.findall(r"(\d+)/(\d+) \[", result.stderr)[-1]
+    assert done == total == str(len(times)), result.stderr
+
+
+def test_video_report_chart_uses_the_dashboards_palette(tmp_path: Path) -> None:
+    import cv2
+    import numpy as np
+
+    out = tmp_path / "report"
+    result = runner.invoke(
+        app,
+        ["analyze", "--video", str(MEDIA / "video_01.mp4"), "--every", "0.5", "--report", str(out)],
+    )
+    assert result.exit_code == 0, result.output
+    shown = {
+        face["label"]
+        for sample in json.loads((out / "timeline.json").read_text())
+        for face in sample["faces"]
+        if face["label"]
+    }
+    assert shown
+    image = cv2.imread(str(out / "chart.png"))
+    colours = {f"#{r:02x}{g:02x}{b:02x}" for b, g, r in np.unique(image.reshape(-1, 3), axis=0)}
+    # Every expression's colour is in the legend, the presence line in its own colour.
+    assert set(EXPRESSION_COLOURS.values()) <= colours
+    assert FACE_PRESENCE_COLOUR in colours
 
 
 def test_blank_image_says_no_face(tmp_path: Path) -> None:
