@@ -95,6 +95,20 @@ def train(
     teacher_weight: Annotated[
         float, typer.Option(min=0.0, max=1.0, help="Share of the teachers in the target")
     ] = 0.5,
+    checkpoint: Annotated[
+        Path | None,
+        typer.Option(
+            help="Folder of the run's committed checkpoint (e.g. models/checkpoints/RUN), "
+            "replaced after each epoch; with --resume the run continues from it, on any machine"
+        ),
+    ] = None,
+    budget_minutes: Annotated[
+        float,
+        typer.Option(min=0.0, help="Stop after the last epoch that fits (0: no limit)"),
+    ] = 0.0,
+    random_erasing: Annotated[
+        float, typer.Option(min=0.0, max=1.0, help="Share of images given a box of noise")
+    ] = 0.0,
     quantize: Annotated[
         bool, typer.Option(help="Serve an int8 ONNX model (calibrated on Training images)")
     ] = True,
@@ -136,6 +150,9 @@ def train(
         teachers=tuple(teacher or ()),
         teacher_weight=teacher_weight,
         quantize=quantize,
+        checkpoint=checkpoint,
+        budget_minutes=budget_minutes,
+        random_erasing=random_erasing,
         verbose=1 if sys.stdout.isatty() else 2,
     )
     if arch == "thesis":
@@ -153,7 +170,10 @@ def train(
     except ClassPulseError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
-    typer.echo(f"model artifact: {artifact}")
+    if artifact is None:
+        typer.echo(f"time budget spent; continue with --resume --checkpoint {checkpoint}")
+    else:
+        typer.echo(f"model artifact: {artifact}")
 
 
 def evaluate(

@@ -3,7 +3,9 @@
 Settings live in :class:`TrainConfig`. A run writes into its output folder:
 ``train.log``, ``history.csv``, ``backup/`` (the resumable checkpoint of the
 last finished epoch), ``best.keras`` (best PublicTest accuracy so far),
-``curves.png`` and, at the end, the model artifact in ``artifact/``.
+``curves.png`` and, at the end, the model artifact in ``artifact/``. With
+``checkpoint`` the run also keeps a committed checkpoint (training.checkpoint)
+that continues it in a later session, on another machine.
 """
 
 from __future__ import annotations
@@ -15,13 +17,15 @@ import os
 import sys
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
-from shared.errors import ModelArtifactError
+from shared.errors import ConfigError, ModelArtifactError
+from training import checkpoint
 from training.data import DEFAULT_DATA_DIR, FERPLUS_NAME, Split, data_hash, load, load_ferplus_votes
 from training.optimizers import make_optimizer
 
@@ -54,6 +58,8 @@ class TrainConfig:
     teachers: tuple[Path, ...] = ()
     teacher_weight: float = 0.5
     augment: bool = True
+    #: Probability of random erasing (Zhong et al. 2020) per training image; 0 is off.
+    random_erasing: float = 0.0
     #: Stop when PublicTest accuracy has not improved for this many epochs.
     patience: int = 12
     seed: int = 1337
@@ -76,7 +82,26 @@ class TrainConfig:
     #: run) with a fresh schedule: a second cosine cycle that continues a run
     #: whose first cycle was cut short by the time budget.
     init_from: Path | None = None
+    #: Folder of the run's committed checkpoint (e.g. models/checkpoints/<run>),
+    #: replaced after each epoch; with ``resume`` the run continues from it.
+    checkpoint: Path | None = None
+    #: Stop after the last epoch that fits in this many minutes (0: no limit); the
+    #: run then continues with ``resume`` and ``checkpoint``.
+    budget_minutes: float = 0.0
     verbose: int = 1
+
+
+#: Settings a resumed run takes from the command line; the rest are the run's own.
+PER_SESSION = frozenset({"data", "out", "checkpoint", "resume", "budget_minutes", "verbose"})
+
+
+def resumed_config(cfg: TrainConfig, saved: dict[str, Any]) -> TrainConfig:
+    """``cfg`` with the settings a checkpointed run started with (its schedule, recipe)."""
+    names = {f.name for f in fields(TrainConfig)} - PER_SESSION
+    values = {k: v for k, v in saved.items() if k in names}
+    values["teachers"] = tuple(Path(t) for t in saved.get("teachers") or ())
+    values["init_from"] = None  # the checkpoint's weights take its place
+    return replace(cfg, **values)
 
 
 def native_bfloat16(cpuinfo: Path = Path("/proc/cpuinfo")) -> bool:
@@ -139,17 +164,43 @@ def _setup_logging(out: Path) -> None:
         root.addHandler(stream)
 
 
-def train(cfg: TrainConfig) -> Path:
-    """Run one training; returns the artifact folder. Resumable with ``cfg.resume``."""
+def _committed_start(
+    cfg: TrainConfig,
+) -> tuple[TrainConfig, checkpoint.RunState | None, checkpoint.Weights, checkpoint.Weights]:
+    """The run's settings and, when it continues a committed checkpoint, its state and weights."""
+    folder = cfg.checkpoint
+    if folder is None or not checkpoint.exists(folder):
+        return cfg, None, [], []
+    if not cfg.resume:
+        raise ConfigError(
+            f"{folder} holds a run's checkpoint; pass --resume to continue it "
+            "or choose another --checkpoint"
+        )
+    state, last, best = checkpoint.load(folder)
+    cfg = resumed_config(cfg, state.config)
+    out = Path(cfg.out)
+    out.mkdir(parents=True, exist_ok=True)
+    for name in checkpoint.RUN_FILES:  # the run's log and history go on where they stopped
+        if not (out / name).exists() and (folder / name).is_file():
+            (out / name).write_bytes((folder / name).read_bytes())
+    return cfg, state, last, best
+
+
+def train(cfg: TrainConfig) -> Path | None:
+    """Run one training; returns the artifact folder, or None when the time budget
+    stopped it first. Resumable with ``cfg.resume``."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     import keras
     import tensorflow as tf
 
     from training.augment import make_augmenter
+    from training.epoch_callbacks import CommittedCheckpoint, TimeBudget
     from training.export import export_artifact
     from training.models import make_model
     from training.report import plot_curves
 
+    started = time.monotonic()
+    cfg, committed, last_weights, best_weights = _committed_start(cfg)
     out = Path(cfg.out)
     _setup_logging(out)
     backup_dir = out / "backup"
@@ -159,6 +210,14 @@ def train(cfg: TrainConfig) -> Path:
             "or choose another --out"
         )
     log.info("config %s", json.dumps(asdict(cfg), default=str))
+    if committed is not None:
+        log.info(
+            "continuing from %s after epoch %d (best PublicTest %.4f at epoch %d)",
+            cfg.checkpoint,
+            committed.epochs_done,
+            committed.best_val_accuracy,
+            committed.best_epoch,
+        )
     keras.utils.set_random_seed(cfg.seed)
     bf16 = native_bfloat16() if cfg.mixed_precision is None else cfg.mixed_precision
     keras.mixed_precision.set_global_policy("mixed_bfloat16" if bf16 else "float32")
@@ -197,7 +256,7 @@ def train(cfg: TrainConfig) -> Path:
     x_train = train_split.images[..., np.newaxis].astype(np.float32)
     x_val = val_split.images[..., np.newaxis].astype(np.float32)
 
-    augmenter = make_augmenter(cfg.seed)
+    augmenter = make_augmenter(cfg.seed, cfg.random_erasing)
     train_ds = (
         tf.data.Dataset.from_tensor_slices((x_train, y_train))
         .shuffle(len(x_train), seed=cfg.seed, reshuffle_each_iteration=True)
@@ -246,13 +305,19 @@ def train(cfg: TrainConfig) -> Path:
         metrics=["accuracy"],
     )
     log.info("model %s: %d parameters", cfg.arch, model.count_params())
+    if committed is not None:
+        model.set_weights(last_weights)
+        # The step count places the learning-rate schedule where the run left it.
+        model.optimizer.build(model.trainable_variables)
+        model.optimizer.iterations.assign(committed.optimizer_steps)
 
-    callbacks = [
-        keras.callbacks.BackupAndRestore(str(backup_dir), delete_checkpoint=False),
+    callbacks: list[keras.callbacks.Callback] = [
         keras.callbacks.ModelCheckpoint(
             str(out / "best.keras"), monitor="val_accuracy", mode="max", save_best_only=True
         ),
-        keras.callbacks.CSVLogger(str(out / "history.csv"), append=cfg.resume),
+        keras.callbacks.CSVLogger(
+            str(out / "history.csv"), append=cfg.resume or committed is not None
+        ),
         keras.callbacks.EarlyStopping(
             monitor="val_accuracy", mode="max", patience=cfg.patience, restore_best_weights=False
         ),
@@ -265,13 +330,45 @@ def train(cfg: TrainConfig) -> Path:
             )
         ),
     ]
+    saver = None
+    if cfg.checkpoint is not None:
+        # The committed checkpoint is the run's backup: one restore path on every machine.
+        state = committed or checkpoint.RunState(config=asdict(cfg))
+        policy = keras.mixed_precision.global_policy().name
+        saver = CommittedCheckpoint(cfg.checkpoint, out, state, best_weights or None, policy)
+        callbacks.append(saver)
+    else:
+        callbacks.insert(
+            0, keras.callbacks.BackupAndRestore(str(backup_dir), delete_checkpoint=False)
+        )
+    budget = None
+    if cfg.budget_minutes > 0:
+        budget = TimeBudget(started + 60 * cfg.budget_minutes)
+        callbacks.append(budget)
     model.fit(
         train_ds,
         validation_data=val_ds,
         epochs=cfg.epochs,
+        initial_epoch=committed.epochs_done if committed is not None else 0,
         callbacks=callbacks,
         verbose=cfg.verbose,
     )
+    if (
+        budget is not None
+        and budget.stopped_after is not None
+        and budget.stopped_after < cfg.epochs
+    ):
+        log.info(
+            "time budget of %.4g min spent after epoch %d of %d; --resume continues the run",
+            cfg.budget_minutes,
+            budget.stopped_after,
+            cfg.epochs,
+        )
+        return None
+    if saver is not None and saver.best is not None:
+        # The best epoch may have run in an earlier session: its weights are the checkpoint's.
+        model.set_weights(saver.best)
+        model.save(out / "best.keras")
     plot_curves(out / "history.csv", out / "curves.png", title=cfg.arch)
     epochs_run = sum(1 for _ in (out / "history.csv").open()) - 1
     artifact = export_artifact(

@@ -91,6 +91,34 @@ def test_resume_continues_from_the_checkpoint(run_dir):
     assert epochs == list(range(13))  # one more epoch, appended, not restarted
 
 
+def test_committed_checkpoint_continues_the_run_in_another_folder(tmp_path):
+    from shared.errors import ConfigError
+    from training import checkpoint
+
+    folder = tmp_path / "checkpoints" / "run"
+    # A budget that one epoch already spends: the run stops after its first epoch.
+    assert train(small_run(tmp_path / "a", 3, checkpoint=folder, budget_minutes=1e-4)) is None
+    state, last, best = checkpoint.load(folder)
+    steps = state.optimizer_steps
+    assert (state.epochs_done, state.best_epoch, steps) == (1, 1, 4)  # 28 rows, batches of 7
+    assert state.epochs[0].cpu == checkpoint.cpu_description()
+    assert state.epochs[0].precision == "float32"
+    assert (folder / "history.csv").read_text().count("\n") == 2  # header and epoch 0
+    with pytest.raises(ConfigError, match="pass --resume"):
+        train(small_run(tmp_path / "b", 3, checkpoint=folder))
+
+    # Another session, another machine: only the committed folder is there. The run's own
+    # settings (3 epochs, not 9) come from the checkpoint.
+    artifact = train(small_run(tmp_path / "b", 9, checkpoint=folder, resume=True))
+    assert artifact is not None and (artifact / "model.onnx").is_file()
+    state, _, _ = checkpoint.load(folder)
+    assert (state.epochs_done, state.optimizer_steps) == (3, 3 * steps)
+    assert [r.epoch for r in state.epochs] == [1, 2, 3]
+    with (tmp_path / "b" / "history.csv").open() as handle:
+        assert [int(row["epoch"]) for row in csv.DictReader(handle)] == [0, 1, 2]
+    assert "continuing from" in (tmp_path / "b" / "train.log").read_text()
+
+
 def test_evaluate_json_is_one_object_with_the_contract_fields(run_dir, tmp_path):
     proc = subprocess.run(
         [
