@@ -357,6 +357,29 @@ class EmbeddedRedis:
             time.sleep(0.05)
         return self.url()
 
+    @property
+    def alive(self) -> bool:
+        """Whether the server this object started (not daemonized) still runs."""
+        return self.process is not None and self.process.poll() is None
+
+    def restart(self) -> str:
+        """Start again on the same port after the server died; it starts empty.
+
+        The services hold this URL, so another port would not do: a taken port
+        is an error (the supervisor tries again later).
+        """
+        if self.alive:
+            raise ConfigError("the embedded Redis still runs")
+        if not port_is_free(self.port):
+            raise ConfigError(f"port {self.port} of the embedded Redis is taken")
+        port, url = self.port, self.url()
+        started = self.start()
+        if started != url:  # another process took the port between the check and the start
+            self.stop()
+            self.port = port
+            raise ConfigError(f"port {port} of the embedded Redis is taken")
+        return started
+
     def _stale_pid(self) -> int | None:
         """The pid of a redis-server still running from this directory's pid file."""
         import psutil

@@ -35,16 +35,20 @@ class Child:
     def __init__(self, name: str, command: list[str], env: dict[str, str], log_path: Path) -> None:
         self.name = name
         self.command = command
+        self.env = env
         self.log_path = log_path
         private_dir(log_path.parent)
+        self._spawn()
+
+    def _spawn(self) -> None:
         # Logs hold lesson and student ids: the owner's alone, as is what the child writes.
-        fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        fd = os.open(self.log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
         os.fchmod(fd, 0o600)
         self._log = os.fdopen(fd, "ab")
         try:
             self.process = subprocess.Popen(
-                command,
-                env=env,
+                self.command,
+                env=self.env,
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.STDOUT,
@@ -54,14 +58,38 @@ class Child:
         except BaseException:
             self._log.close()
             raise
-        self._echo = threading.Thread(target=self._copy_output, name=f"log-{name}", daemon=True)
-        self._echo.start()
-
-    def _copy_output(self) -> None:
+        self.started_at = time.monotonic()
         assert self.process.stdout is not None
+        threading.Thread(
+            target=self._copy_output,
+            args=(self.process.stdout, self._log),
+            name=f"log-{self.name}",
+            daemon=True,
+        ).start()
+
+    def restart(self) -> None:
+        """Start the command again once the process has exited.
+
+        What is left of the old group goes first: a killed Celery main process
+        leaves its pool behind, whose tasks the broker gives to the new worker.
+        """
+        self.signal(signal.SIGKILL)
+        if self.alive:
+            self.process.kill()
+            self.process.wait(timeout=5)
+        self._spawn()
+
+    def exit_description(self) -> str:
+        """How the process ended: its exit code, or the signal that killed it."""
+        code = self.process.returncode
+        if code is not None and code < 0:
+            return f"was killed by {signal.Signals(-code).name}"
+        return f"exited with code {code}"
+
+    def _copy_output(self, stdout: IO[bytes], log_file: IO[bytes]) -> None:
         prefix = f"{self.name:>10} | "
-        with self._log as log:
-            for line in self.process.stdout:
+        with log_file as log:
+            for line in stdout:
                 log.write(line)
                 log.flush()
                 _echo(sys.stdout, prefix + line.decode(errors="replace").rstrip("\n"))

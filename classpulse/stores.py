@@ -23,6 +23,8 @@ class Stores:
     database_url: str
     redis_url: str
     notes: list[str] = field(default_factory=list)
+    #: The embedded Redis when one was started (``up`` restarts it should it die).
+    redis: EmbeddedRedis | None = None
 
 
 def start_stores(
@@ -41,12 +43,13 @@ def start_stores(
         stack.callback(postgres.stop)
         notes.append(f"embedded PostgreSQL, data in {postgres.root}")
     redis_url = configured.redis_url
+    redis = None
     if redis_url is None:
         redis = EmbeddedRedis(data_dir / "redis", redis_port)
         redis_url = redis.start()
         stack.callback(redis.stop)
         notes.append(f"embedded Redis, in memory only: nothing on disk, log in {redis.root}")
-    return Stores(database_url, redis_url, notes)
+    return Stores(database_url, redis_url, notes, redis)
 
 
 def database_url() -> str:

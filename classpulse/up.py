@@ -5,6 +5,7 @@
 PostgreSQL and Redis from wheels, data in the data directory). It migrates the
 database, starts the ingest API, the analytics API and the inference workers
 that are installed, waits until they are healthy and prints their URLs.
+A service that dies is started again (see ``classpulse.supervise``);
 Ctrl-C or SIGTERM stops everything it started. docker-compose.yml runs the same
 commands (the constants below).
 """
@@ -12,6 +13,7 @@ commands (the constants below).
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import fcntl
 import importlib
 import importlib.util
@@ -20,7 +22,6 @@ import secrets
 import signal
 import sys
 import threading
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,8 +30,9 @@ from typing import Annotated, Any
 import typer
 
 from classpulse.embedded import PRIVATE_UMASK, private_dir, write_private
-from classpulse.processes import Child, StartupFailed, stop_all
+from classpulse.processes import Child, stop_all
 from classpulse.stores import Stores, check_redis, migrate_or_explain, redact, start_stores
+from classpulse.supervise import RedisService, Service, Supervisor
 from shared.errors import ClassPulseError, ConfigError
 from shared.schemas import FRAME_QUEUE
 
@@ -212,16 +214,30 @@ def _print_summary(
     typer.echo("\n".join(lines))
 
 
-def _supervise(children: list[Child]) -> None:
-    """Return never; raise when a child exits on its own (the system is then incomplete)."""
-    while True:
-        for child in children:
-            if not child.alive:
-                raise StartupFailed(
-                    f"{child.name} exited with code {child.process.returncode}; "
-                    f"last lines of {child.log_path}:\n{child.log_tail()}"
-                )
-        time.sleep(0.5)
+def _expire_lost_frames(received_before: dt.datetime) -> None:
+    """Ask a worker to mark ``expired`` the queued frames whose bytes a Redis restart lost."""
+    from services.inference.celery_app import app
+    from services.inference.tasks import EXPIRE_LOST_FRAMES_TASK
+
+    app.send_task(
+        EXPIRE_LOST_FRAMES_TASK,
+        kwargs={"received_before": received_before.isoformat()},
+        queue=FRAME_QUEUE,
+    )
+    typer.echo("up: frames queued before the Redis restart lost their bytes: marking them expired")
+
+
+def _supervise(stores: Stores, children: list[Child]) -> None:
+    """Return never: restart what dies; raise when a service keeps dying."""
+    services: list[Service] = [*children]
+    after_restart = {}
+    if stores.redis is not None:
+        services.insert(0, RedisService(stores.redis))
+        # The embedded Redis keeps nothing: the frames waiting in it are gone, and
+        # are accounted for now rather than a frame TTL later.
+        if any(child.name.startswith("worker") for child in children):
+            after_restart["redis"] = lambda: _expire_lost_frames(dt.datetime.now(dt.UTC))
+    Supervisor(services, after_restart).run()
 
 
 def _interrupt(signum: int, frame: object) -> None:
@@ -274,7 +290,7 @@ def run_up(options: UpOptions) -> None:
         stack.callback(stop_demo.set)
         if options.demo:
             _start_demo(urls, options.data_dir, stop_demo)
-        _supervise(children)
+        _supervise(stores, children)
     except KeyboardInterrupt:
         typer.echo("stopping ClassPulse …")
     finally:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import datetime as dt
 import os
 import queue
 import re
@@ -11,6 +13,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -123,10 +126,15 @@ class UpRun:
     """One ``classpulse up`` subprocess on the embedded default, its output collected."""
 
     def __init__(
-        self, data_dir: Path, ports: dict[str, int], *, sigint_ignored: bool = False
+        self,
+        data_dir: Path,
+        ports: dict[str, int],
+        *,
+        sigint_ignored: bool = False,
+        demo: bool = False,
     ) -> None:
         self.data_dir = data_dir
-        command = [*CLASSPULSE, "up", "--data-dir", str(data_dir)]
+        command = [*CLASSPULSE, "up", "--data-dir", str(data_dir), *(["--demo"] if demo else [])]
         for name, port in ports.items():
             command += [f"--{name}-port", str(port)]
         self.proc = subprocess.Popen(
@@ -150,6 +158,14 @@ class UpRun:
     @property
     def output(self) -> str:
         return "".join(self.seen)
+
+    def collect(self) -> str:
+        """Take in what ``up`` printed so far; return all of it."""
+        while True:
+            try:
+                self.seen.append(self.lines.get_nowait())
+            except queue.Empty:
+                return self.output
 
     def wait_until_up(self, timeout: float = START_TIMEOUT) -> str:
         """Wait for the summary ``up`` prints once everything answers; return the output."""
@@ -317,3 +333,111 @@ def test_commands_find_the_embedded_database_of_a_running_up(tmp_path: Path) -> 
     after = _classpulse(data_dir, "org", "create", "Too Late")
     assert after.returncode == 2
     assert "no embedded PostgreSQL is running in" in after.stderr
+
+
+def _service(run: UpRun, marker: str) -> psutil.Process | None:
+    """The direct child of ``up`` whose command line holds ``marker``, if one runs."""
+    for child in psutil.Process(run.proc.pid).children():
+        with contextlib.suppress(psutil.Error):
+            if marker in " ".join(child.cmdline()) and child.status() != psutil.STATUS_ZOMBIE:
+                return child
+    return None
+
+
+def _pid(run: UpRun, marker: str) -> int | None:
+    found = _service(run, marker)
+    return None if found is None else found.pid
+
+
+def _wait(condition: Callable[[], bool], what: str, run: UpRun, timeout: float = 120.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if run.proc.poll() is not None or time.monotonic() > deadline:
+            raise AssertionError(f"{what}: not within {timeout:g}s; output:\n{run.collect()}")
+        time.sleep(0.5)
+
+
+def _answers_200(url: str) -> bool:
+    try:
+        return httpx.get(url, timeout=5).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+@pytest.mark.slow
+def test_up_restarts_a_killed_worker_and_redis_and_accounts_for_every_frame(
+    tmp_path: Path,
+) -> None:
+    """kill -9 of the worker's main process, then of the embedded Redis, during a demo lesson."""
+    data_dir = tmp_path / "data"
+    ports = {name: free_port() for name in ("ingest", "analytics", "postgres", "redis")}
+    apis = [f"http://127.0.0.1:{ports[name]}" for name in ("ingest", "analytics")]
+    engine = make_sync_engine(f"postgresql://postgres@127.0.0.1:{ports['postgres']}/classpulse")
+
+    def frames(where: str, **params: object) -> int:
+        with engine.connect() as conn:
+            return int(conn.scalar(text(f"SELECT count(*) FROM frames WHERE {where}"), params))
+
+    run = UpRun(data_dir, ports, demo=True)
+    try:
+        run.wait_until_up()
+        _wait(lambda: frames("status = 'done'") >= 2, "demo frames processed", run)
+
+        # The worker's main process dies: the APIs keep answering, a new worker takes over.
+        worker = _service(run, "celery")
+        assert worker is not None
+        worker.kill()
+        killed = dt.datetime.now(dt.UTC)
+        assert all(_answers_200(f"{api}/healthz") for api in apis)
+        _wait(lambda: "up: worker1 was killed by SIGKILL" in run.collect(), "restart line", run)
+        _wait(lambda: _pid(run, "celery") not in (None, worker.pid), "a new worker", run)
+        _wait(
+            lambda: frames("status = 'done' AND received_at > :t", t=killed) >= 2,
+            "frames processed by the new worker",
+            run,
+        )
+        assert run.proc.poll() is None
+        assert all(_answers_200(f"{api}/healthz") for api in apis)
+
+        # Frames wait in Redis (the worker paused), then Redis dies and starts empty.
+        worker = _service(run, "celery")
+        assert worker is not None
+        os.killpg(worker.pid, signal.SIGSTOP)
+        try:
+            paused = dt.datetime.now(dt.UTC)
+            _wait(
+                lambda: frames("status = 'queued' AND received_at > :t", t=paused) >= 2,
+                "frames queued while the worker is paused",
+                run,
+            )
+            redis = _service(run, "redis-server")
+            assert redis is not None
+            redis.kill()
+            redis_killed = dt.datetime.now(dt.UTC)
+            _wait(lambda: "up: redis started again" in run.collect(), "Redis restarted", run)
+        finally:
+            os.killpg(worker.pid, signal.SIGCONT)
+        assert _pid(run, "redis-server") not in (None, redis.pid)
+        for api in apis:
+            _wait(lambda api=api: _answers_200(f"{api}/readyz"), f"{api}/readyz", run)
+        # Every frame received before the restart ends, long before its bytes' TTL ...
+        _wait(
+            lambda: frames("status = 'queued' AND received_at < :t", t=redis_killed) == 0,
+            "frames of the lost Redis accounted for",
+            run,
+            timeout=90,
+        )
+        assert frames("status = 'expired' AND received_at > :t", t=paused) >= 2
+        assert "Task classpulse.expire_lost_frames" in run.collect()  # not a TTL later
+        # ... and frames sent after it are processed.
+        _wait(
+            lambda: frames("status = 'done' AND received_at > :t", t=redis_killed) >= 2,
+            "frames processed after the Redis restart",
+            run,
+        )
+        processes = run.processes()
+    finally:
+        engine.dispose()
+        run.stop(signal.SIGTERM)
+    assert run.proc.returncode == 0, run.output
+    _assert_nothing_left(processes, ports)

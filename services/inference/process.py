@@ -124,14 +124,24 @@ def give_up(ref: FrameRef, res: Resources) -> bool:
         return False
 
 
-def expire_stale(res: Resources, now: dt.datetime | None = None, batch: int = 500) -> int:
+def expire_stale(
+    res: Resources,
+    now: dt.datetime | None = None,
+    batch: int = 500,
+    *,
+    received_before: dt.datetime | None = None,
+) -> int:
     """Frames queued longer than the TTL whose bytes are gone → ``expired``.
 
-    Queued frames whose capture time lies outside their lesson are marked
-    ``failed`` on the way (``fail_bad_capture_times``).
+    With ``received_before`` (after the Redis of the bytes restarted empty), every
+    queued frame received before it whose bytes are gone, however young: ingest
+    stores the bytes before the row, and a worker deletes them only after its
+    commit (the row lock orders this update after it), so a queued row without
+    bytes can never be processed. Queued frames whose capture time lies outside
+    their lesson are marked ``failed`` on the way (``fail_bad_capture_times``).
     """
     now = now or dt.datetime.now(dt.UTC)
-    cutoff = now - dt.timedelta(seconds=res.frame_ttl_seconds)
+    cutoff = received_before or now - dt.timedelta(seconds=res.frame_ttl_seconds)
     with res.engine.begin() as conn:
         stale = store.stale_queued_refs(conn, cutoff, batch, res.clock_skew)
         fail_bad_capture_times(conn, stale.bad_capture_time)

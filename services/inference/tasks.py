@@ -33,6 +33,10 @@ PROCESS_FRAME_TASK = "classpulse.process_frame"
 EXPIRE_FRAMES_TASK = "classpulse.expire_frames"
 PURGE_OLD_EVENTS_TASK = "classpulse.purge_old_events"
 REQUEUE_ORPHANS_TASK = "classpulse.requeue_orphaned_frames"
+#: Sent by ``classpulse up`` when it restarted its embedded Redis (which keeps nothing).
+EXPIRE_LOST_FRAMES_TASK = "classpulse.expire_lost_frames"
+#: Queued frames one recovery looks at: more than a single machine's queue holds.
+LOST_FRAMES_BATCH = 20_000
 
 #: Errors of an unreachable store: worth retrying, the frame itself is fine.
 TRANSIENT_ERRORS = (
@@ -81,6 +85,13 @@ def expire_frames_task() -> int:
     return process.expire_stale(get_resources())
 
 
+def expire_lost_frames_task(received_before: str) -> int:
+    """After Redis lost its data: frames received before ``received_before`` (ISO 8601)
+    whose bytes are gone → ``expired`` now, not a TTL later."""
+    before = dt.datetime.fromisoformat(received_before)
+    return process.expire_stale(get_resources(), batch=LOST_FRAMES_BATCH, received_before=before)
+
+
 def publish_frame(ref: FrameRef) -> None:
     """Queue ``ref`` for ``process_frame``; its task id is the frame id, as ingest sends it."""
     app.send_task(
@@ -108,5 +119,6 @@ process_frame = app.task(name=PROCESS_FRAME_TASK, bind=True, max_retries=MAX_RET
     process_frame_task
 )
 expire_frames = app.task(name=EXPIRE_FRAMES_TASK)(expire_frames_task)
+expire_lost_frames = app.task(name=EXPIRE_LOST_FRAMES_TASK)(expire_lost_frames_task)
 purge_old_events = app.task(name=PURGE_OLD_EVENTS_TASK)(purge_old_events_task)
 requeue_orphaned_frames = app.task(name=REQUEUE_ORPHANS_TASK)(requeue_orphaned_frames_task)

@@ -231,6 +231,21 @@ def test_expire_marks_only_old_frames_whose_bytes_are_gone(
     assert world.frame(recent.frame_id).status is FrameStatus.QUEUED
 
 
+def test_after_redis_lost_its_data_recent_frames_without_bytes_expire_at_once(
+    world: World, resources: Resources, one_face: bytes
+) -> None:
+    """`up` restarted its embedded Redis (which keeps nothing): no TTL to wait for."""
+    restarted = NOW + dt.timedelta(seconds=1)
+    lost = world.add_frame(None)  # received a moment before the restart
+    arrived_since = world.add_frame(one_face)  # its bytes are in the new Redis
+    later = world.add_frame(None, received_at=restarted + dt.timedelta(seconds=5))
+    assert process.expire_stale(resources, now=NOW, received_before=restarted) == 1
+    assert world.frame(lost.frame_id).status is FrameStatus.EXPIRED
+    assert world.frame(lost.frame_id).failure_reason == "bytes_expired"
+    assert world.frame(arrived_since.frame_id).status is FrameStatus.QUEUED
+    assert world.frame(later.frame_id).status is FrameStatus.QUEUED
+
+
 def test_requeue_publishes_only_old_frames_with_bytes_that_no_message_refers_to(
     world: World, resources: Resources, redis_url: str, one_face: bytes
 ) -> None:
