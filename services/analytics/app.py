@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 from fastapi import FastAPI
-from fastapi.responses import FileResponse
+from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 from redis.asyncio import Redis
 
@@ -26,6 +26,7 @@ from services.api.docs import install_docs
 from services.api.logs import redact_server_logs
 from services.api.security import SecurityHeaders
 from shared.db.engine import async_session_factory, make_async_engine
+from shared.palette import palette
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 DASHBOARD_PAGE = STATIC_DIR / "dashboard.html"
@@ -84,5 +85,10 @@ def create_app(config: AnalyticsConfig | None = None) -> FastAPI:
     @app.get("/dashboard", include_in_schema=False)
     async def dashboard() -> FileResponse:
         return FileResponse(DASHBOARD_PAGE, media_type="text/html")
+
+    @app.get("/palette.json", include_in_schema=False)
+    async def dashboard_palette() -> JSONResponse:
+        # The charts' colours, shared with `classpulse analyze --report`.
+        return JSONResponse(palette())
 
     return app

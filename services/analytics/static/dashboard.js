@@ -1,18 +1,22 @@
 /* ClassPulse teacher dashboard: displayed expressions over lesson time.
  *
  * Plain JavaScript over the analytics API (no build step). The key comes from the
- * URL fragment (#key=…&lesson=…) or the form and is kept in sessionStorage only.
+ * URL fragment (#key=…&lesson=…&bucket=…) or the form and is kept in sessionStorage
+ * only; a keyed link pasted into an open tab loads without a reload (hashchange).
+ * All times are shown in one time zone, the browser's, named on the page, and
+ * formatted in the browser's locale. Colours come from the API's /palette.json,
+ * the palette `classpulse analyze --report` draws with too.
  * State for tests and debugging is exposed as window.classpulse.
  */
 "use strict";
 
 (() => {
   const LABELS = ["angry", "disgust", "fear", "happy", "sad", "surprise", "neutral"];
-  const COLORS = {
-    angry: "#d1495b", disgust: "#7b8d3a", fear: "#8e5ea2", happy: "#edae49",
-    sad: "#3d6fb6", surprise: "#00a6a6", neutral: "#8a8f98",
-  };
+  // Filled from /palette.json before the charts are made.
+  const PALETTE = { expressions: {}, face_presence: "#4b5563" };
   const KEY_STORAGE = "classpulse.key";
+  const BUCKET_STORAGE = "classpulse.bucket";
+  const BUCKETS = ["10s", "30s", "1m", "5m"];
   const $ = (id) => document.getElementById(id);
 
   const state = {
@@ -25,6 +29,7 @@
     studentChart: null,
     points: () => (window.classpulse.chart ? window.classpulse.chart.data.datasets[0].data.length : 0),
     studentPoints: () => (state.student ? state.student.points.length : 0),
+    palette: PALETTE,
   };
 
   // ---- credentials ---------------------------------------------------------------
@@ -37,7 +42,16 @@
       // Drop the key from the address bar so it is not shared by copying the URL.
       history.replaceState(null, "", location.pathname + location.search + (params.toString() ? "#" + params : ""));
     }
-    return { key: sessionStorage.getItem(KEY_STORAGE), lesson: params.get("lesson") };
+    const bucket = [params.get("bucket"), localStorage.getItem(BUCKET_STORAGE)].find((b) => BUCKETS.includes(b));
+    return { key: sessionStorage.getItem(KEY_STORAGE), lesson: params.get("lesson"), bucket: bucket || "1m" };
+  }
+
+  // The lesson and bucket stay in the address bar (a reload or a shared link keeps
+  // them); the bucket is also the browser's default for the next lesson opened.
+  function writeFragment() {
+    const params = new URLSearchParams({ lesson: state.lesson.id, bucket: state.bucket });
+    history.replaceState(null, "", `${location.pathname}${location.search}#${params}`);
+    localStorage.setItem(BUCKET_STORAGE, state.bucket);
   }
 
   async function api(path, params = {}) {
@@ -59,17 +73,39 @@
     $("error").hidden = !message;
   }
 
-  // ---- time helpers --------------------------------------------------------------
+  // ---- time and number helpers ---------------------------------------------------
+  // One time zone for every time on the page (the browser's, named in the page),
+  // and the browser's locale for every format: no mix of zones or clock styles.
+  const TIME_ZONE = Intl.DateTimeFormat().resolvedOptions().timeZone || "UTC";
+  const formats = {
+    minute: new Intl.DateTimeFormat(undefined, { timeZone: TIME_ZONE, hour: "2-digit", minute: "2-digit" }),
+    second: new Intl.DateTimeFormat(undefined, { timeZone: TIME_ZONE, hour: "2-digit", minute: "2-digit", second: "2-digit" }),
+    date: new Intl.DateTimeFormat(undefined, { timeZone: TIME_ZONE, dateStyle: "medium" }),
+  };
   const lessonStart = () => (state.lesson ? new Date(state.lesson.starts_at).getTime() : 0);
   const minutesOf = (iso) => (new Date(iso).getTime() - lessonStart()) / 60000;
   const bucketMinutes = () => ({ "10s": 1 / 6, "30s": 0.5, "1m": 1, "5m": 5 })[state.bucket];
   // Seconds are shown where minutes alone would repeat: short spans, sub-minute buckets.
   const clock = (minutes, seconds = false) => {
     if (!state.lesson) return "";
-    const at = new Date(lessonStart() + minutes * 60000);
-    return at.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit", ...(seconds ? { second: "2-digit" } : {}) });
+    return (seconds ? formats.second : formats.minute).format(new Date(lessonStart() + minutes * 60000));
   };
+  const dateAndTime = (iso) => `${formats.date.format(new Date(iso))} ${formats.minute.format(new Date(iso))}`;
   const pct = (share) => (share === null || share === undefined ? "–" : `${Math.round(share * 100)}%`);
+  const numbers = new Intl.NumberFormat();
+  // "1 student", "2 students": English nouns whose plural adds an s.
+  const count = (n, noun) => `${numbers.format(n)} ${noun}${n === 1 ? "" : "s"}`;
+
+  // Both charts span the whole lesson window (and anything shown beyond it), so a
+  // listed marker is always on their axis and the one-student chart reaches the end.
+  function lessonSpan() {
+    if (!state.lesson) return [0, 1];
+    let [min, max] = [0, minutesOf(state.lesson.ends_at)];
+    const markers = state.summary ? state.summary.markers.map((m) => minutesOf(m.at)) : [];
+    const buckets = state.buckets.map((b) => minutesOf(b.start));
+    [...markers, ...buckets].forEach((x) => { min = Math.min(min, x); max = Math.max(max, x); });
+    return [min, max];
+  }
 
   // ---- chart plugins: markers and the highlighted span --------------------------
   const markerPlugin = {
@@ -107,13 +143,14 @@
   };
 
   function makeChart(canvas, withPresence) {
+    const colour = (label) => PALETTE.expressions[label];
     const datasets = LABELS.map((label) => ({
-      label, data: [], borderColor: COLORS[label], backgroundColor: COLORS[label],
+      label, data: [], borderColor: colour(label), backgroundColor: colour(label),
       borderWidth: 2, pointRadius: 2, spanGaps: false, cubicInterpolationMode: "monotone", yAxisID: "y",
     }));
     if (withPresence) {
       datasets.push({
-        label: "face presence", data: [], borderColor: "#4b5563", backgroundColor: "rgba(75, 85, 99, 0.08)",
+        label: "face presence", data: [], borderColor: PALETTE.face_presence, backgroundColor: `${PALETTE.face_presence}14`,
         fill: "origin", borderDash: [6, 4], borderWidth: 1.5, pointRadius: 0, spanGaps: false, yAxisID: "y2",
       });
     }
@@ -125,7 +162,7 @@
         animation: false, responsive: true, maintainAspectRatio: false, parsing: false,
         interaction: { mode: "nearest", axis: "x", intersect: false },
         scales: {
-          x: { type: "linear", title: { display: true, text: "lesson time" }, ticks: { callback(v) { return clock(v, this.max - this.min < 10); } } },
+          x: { type: "linear", title: { display: true, text: `lesson time (${TIME_ZONE})` }, ticks: { callback(v) { return clock(v, this.max - this.min < 10); } } },
           y: { min: 0, max: 1, title: { display: true, text: "share of displayed expression" }, ticks: { callback: (v) => pct(v) } },
           ...(withPresence ? { y2: { min: 0, max: 1, position: "right", grid: { drawOnChartArea: false }, title: { display: true, text: "face presence" }, ticks: { callback: (v) => pct(v) } } } : {}),
         },
@@ -154,10 +191,14 @@
     const hidden = buckets.filter((b) => b.suppressed && b.frames > 0).length;
     const k = state.summary ? state.summary.min_group_size : 5;
     $("suppressed-note").hidden = hidden === 0;
-    $("suppressed-note").textContent = `${hidden} time bucket(s) are shown as gaps: fewer than ${k} students had a labelled face, so their expression shares are hidden.`;
+    $("suppressed-note").textContent = `${count(hidden, "time bucket")} ${hidden === 1 ? "is shown as a gap" : "are shown as gaps"}: fewer than ${count(k, "student")} had a labelled face, so their expression shares are hidden.`;
     const canvas = $("class-chart");
     canvas.dataset.points = String(buckets.length);
     canvas.dataset.lastUpdate = state.lastUpdate || "";
+  }
+
+  function showWholeLesson(chart) {
+    [chart.options.scales.x.min, chart.options.scales.x.max] = lessonSpan();
   }
 
   function zoomTo(span) {
@@ -173,8 +214,7 @@
 
   function resetZoom() {
     const chart = window.classpulse.chart;
-    delete chart.options.scales.x.min;
-    delete chart.options.scales.x.max;
+    showWholeLesson(chart);
     state.highlight = null;
     $("reset-zoom").hidden = true;
     delete $("class-chart").dataset.zoom;
@@ -199,7 +239,7 @@
   function renderSummary() {
     const s = state.summary;
     const totals = s.totals;
-    $("totals").textContent = `${totals.students_seen} students seen · ${totals.frames} frames · face presence ${pct(totals.face_share)}` +
+    $("totals").textContent = `${count(totals.students_seen, "student")} seen · ${count(totals.frames, "frame")} · face presence ${pct(totals.face_share)}` +
       (totals.dominant ? ` · most displayed expression: ${totals.dominant}` : "");
     const moments = $("moments");
     moments.replaceChildren();
@@ -221,13 +261,14 @@
     const select = $("student-select");
     const chosen = select.value; // a live refresh keeps the teacher's drill-down
     select.replaceChildren(new Option("Choose a student…", ""));
-    s.students.forEach((st) => select.appendChild(new Option(`${st.external_id} · ${st.frames} frames`, st.student_id)));
+    s.students.forEach((st) => select.appendChild(new Option(`${st.external_id} · ${count(st.frames, "frame")}`, st.student_id)));
     select.value = chosen;
   }
 
   // ---- per-student drill-down ----------------------------------------------------
   async function loadStudent(studentId) {
     const chart = window.classpulse.studentChart;
+    showWholeLesson(chart);
     if (!studentId) {
       state.student = null;
       chart.data.datasets.forEach((d) => { d.data = []; });
@@ -241,7 +282,7 @@
     chart.options.plugins.lessonMarkers.markers = window.classpulse.chart.options.plugins.lessonMarkers.markers;
     chart.update();
     $("student-chart").dataset.student = body.external_id;
-    $("student-note").textContent = `${body.external_id}: ${body.points.length} labelled frames.`;
+    $("student-note").textContent = `${body.external_id}: ${count(body.points.length, "labelled frame")}.`;
   }
 
   // ---- live mode -----------------------------------------------------------------
@@ -315,10 +356,11 @@
     showError("");
     state.lesson = state.lessons.find((l) => l.id === lessonId);
     if (!state.lesson) return;
-    history.replaceState(null, "", `${location.pathname}#lesson=${lessonId}`);
+    writeFragment();
     $("demo-badge").hidden = !state.lesson.is_demo;
     $("lesson-title").textContent = state.lesson.title;
-    $("class-title").textContent = `${state.lesson.class_title} · ${new Date(state.lesson.starts_at).toLocaleString()}`;
+    $("class-title").textContent = `${state.lesson.class_title} · ${dateAndTime(state.lesson.starts_at)}–${clock(minutesOf(state.lesson.ends_at))}`;
+    $("time-zone").textContent = `times in ${TIME_ZONE}`;
     const [timeline, summary] = await Promise.all([
       api(`/v1/lessons/${lessonId}/timeline`, { bucket: state.bucket }),
       api(`/v1/lessons/${lessonId}/summary`, { bucket: state.bucket }),
@@ -341,6 +383,8 @@
   async function start() {
     const fromUrl = readFragment();
     state.key = fromUrl.key;
+    state.bucket = fromUrl.bucket;
+    $("bucket-select").value = state.bucket;
     if (!state.key) {
       $("key-panel").hidden = false;
       return;
@@ -358,7 +402,7 @@
     $("key-panel").hidden = true;
     $("controls").hidden = false;
     const select = $("lesson-select");
-    select.replaceChildren(...state.lessons.map((l) => new Option(`${l.is_demo ? "[DEMO] " : ""}${l.title} · ${l.class_title} · ${new Date(l.starts_at).toLocaleDateString()}`, l.id)));
+    select.replaceChildren(...state.lessons.map((l) => new Option(`${l.is_demo ? "[DEMO] " : ""}${l.title} · ${l.class_title} · ${dateAndTime(l.starts_at)}`, l.id)));
     if (state.lessons.length === 0) {
       showError("No lessons yet for this key.");
       return;
@@ -372,7 +416,30 @@
     return (...args) => fn(...args).catch((error) => showError(error.message));
   }
 
-  document.addEventListener("DOMContentLoaded", () => {
+  // A link pasted into an open tab changes only the fragment: no reload follows.
+  // A new key starts over; a lesson or bucket of the same key loads in place.
+  function followFragment() {
+    const params = new URLSearchParams(location.hash.replace(/^#/, ""));
+    if (params.get("key")) return start();
+    const lesson = params.get("lesson");
+    const bucket = params.get("bucket");
+    if (!state.lesson || !lesson || !state.lessons.some((l) => l.id === lesson)) return Promise.resolve();
+    if (lesson === state.lesson.id && (!BUCKETS.includes(bucket) || bucket === state.bucket)) return Promise.resolve();
+    if (BUCKETS.includes(bucket)) {
+      state.bucket = bucket;
+      $("bucket-select").value = bucket;
+    }
+    $("lesson-select").value = lesson;
+    return loadLesson(lesson);
+  }
+
+  async function loadPalette() {
+    const response = await fetch("/palette.json");
+    if (response.ok) Object.assign(PALETTE, await response.json());
+  }
+
+  document.addEventListener("DOMContentLoaded", guard(async () => {
+    await loadPalette();
     window.classpulse.chart = makeChart($("class-chart"), true);
     window.classpulse.studentChart = makeChart($("student-chart"), false);
     $("key-form").addEventListener("submit", (event) => {
@@ -387,6 +454,7 @@
     });
     $("student-select").addEventListener("change", (e) => guard(loadStudent)(e.target.value));
     $("reset-zoom").addEventListener("click", resetZoom);
-    guard(start)();
-  });
+    window.addEventListener("hashchange", guard(followFragment));
+    await start();
+  }));
 })();
