@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
+from contextlib import aclosing
 from typing import Any
 
 from fastapi import APIRouter, Request, status
@@ -11,6 +12,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import AwareDatetime, TypeAdapter, ValidationError
 from starlette.datastructures import FormData, UploadFile
+from starlette.formparsers import MultiPartParser
 
 from services.ingest.body import capped, read_capped, too_large
 from services.ingest.deps import ResourcesDep, StudentDep
@@ -133,10 +135,21 @@ def _media_type(request: Request) -> str:
 
 
 async def _form(request: Request, max_files: int, frame_limit: int) -> FormData:
-    """The multipart form, its body capped while it streams (413 once over)."""
-    body = capped(request, max_files * frame_limit + _MULTIPART_OVERHEAD, frame_limit)
+    """The multipart form, its body capped while it streams (413 once over), all in memory.
+
+    Starlette spools a file part over ``MultiPartParser.spool_max_size`` (1 MB)
+    to a temporary file, and a frame must never reach a disk: with a spool
+    size at the body's cap, no part can grow past it.
+    """
+    body_limit = max_files * frame_limit + _MULTIPART_OVERHEAD
+    body = capped(request, body_limit, frame_limit)
     try:
-        return await body.form(max_files=max_files, max_fields=3 * max_files + 4)
+        async with aclosing(body.stream()) as stream:
+            parser = MultiPartParser(
+                body.headers, stream, max_files=max_files, max_fields=3 * max_files + 4
+            )
+            parser.spool_max_size = body_limit
+            return await parser.parse()
     except ClassPulseError:
         raise
     except Exception as exc:  # python-multipart's errors: a malformed body is a 422
