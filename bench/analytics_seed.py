@@ -67,8 +67,12 @@ def add_key(
     class_id: uuid.UUID | None = None,
     *,
     revoked: bool = False,
+    per_student: bool | None = None,
 ) -> str:
-    """A new API key row; returns the plaintext key."""
+    """A new API key row; returns the plaintext key.
+
+    ``per_student`` defaults as for real keys: LMS keys have it, teacher keys not.
+    """
     new = generate_api_key()
     session.add(
         ApiKey(
@@ -76,6 +80,7 @@ def add_key(
             name=f"{role.value} key",
             role=role,
             class_id=class_id,
+            per_student=role == KeyRole.LMS if per_student is None else per_student,
             prefix=new.prefix,
             key_hash=new.key_hash,
             revoked_at=dt.datetime.now(dt.UTC) if revoked else None,

@@ -72,6 +72,14 @@ def create_key(
         uuid.UUID | None, typer.Option(help="Make a teacher key for this class instead")
     ] = None,
     name: Annotated[str, typer.Option(help="A label to recognise the key by")] = "",
+    per_student: Annotated[
+        bool | None,
+        typer.Option(
+            "--per-student/--no-per-student",
+            help="May the key read per-student data (student timelines, per-student summary "
+            "rows, event exports)? Default: yes for an LMS key, no for a teacher key",
+        ),
+    ] = None,
 ) -> None:
     """Create an LMS key (or a teacher key with --teacher-class); printed once."""
     from services.ingest.keys import new_api_key
@@ -86,20 +94,26 @@ def create_key(
                 school_class = session.get(SchoolClass, teacher_class)
                 if school_class is None or school_class.organisation_id != org:
                     raise ConfigError(f"class {teacher_class} is not a class of {org}")
-            key, plaintext = new_api_key(org, role, name or role.value, teacher_class)
+            key, plaintext = new_api_key(
+                org, role, name or role.value, teacher_class, per_student=per_student
+            )
             session.add(key)
             session.add(
                 AuditEntry(
                     actor="cli",
                     action="key.create",
                     subject=f"key:{key.prefix}",
-                    details={"role": role.value},
+                    details={"role": role.value, "per_student": key.per_student},
                 )
             )
             session.commit()
     except ClassPulseError as exc:
         raise _fail(exc) from None
-    typer.echo(f"{role.value} API key {key.prefix} (shown once, store it now): {plaintext}")
+    scope = "with" if key.per_student else "without"
+    typer.echo(
+        f"{role.value} API key {key.prefix}, {scope} per-student access "
+        f"(shown once, store it now): {plaintext}"
+    )
 
 
 @keys_app.command("revoke")
@@ -125,7 +139,8 @@ def revoke_key(
 
 @keys_app.command("list")
 def list_keys(org: Annotated[uuid.UUID, typer.Option(help="Organisation id")]) -> None:
-    """List an organisation's keys (prefix, role, class, created, revoked); never secrets."""
+    """List an organisation's keys (prefix, role, class, name, per-student or class-only,
+    created, revoked); never secrets."""
     from shared.db.models import ApiKey
 
     try:
@@ -139,8 +154,9 @@ def list_keys(org: Annotated[uuid.UUID, typer.Option(help="Organisation id")]) -
         raise _fail(exc) from None
     for key in keys:
         revoked = key.revoked_at.isoformat() if key.revoked_at else "active"
+        access = "per-student" if key.per_student else "class-only"
         typer.echo(
-            f"{key.prefix}\t{key.role.value}\t{key.class_id or '-'}\t{key.name}\t"
+            f"{key.prefix}\t{key.role.value}\t{key.class_id or '-'}\t{key.name}\t{access}\t"
             f"{key.created_at.isoformat()}\t{revoked}"
         )
 

@@ -4,7 +4,9 @@
 a demo that is live now, six consenting students and a few slide markers, then
 sends each student's frames through the real ingest HTTP API, so the teacher
 dashboard moves within a minute. ``classpulse demo`` runs it against services
-that are already up; ``classpulse up --demo`` runs it in a background thread.
+that are already up; ``classpulse up --demo`` prepares the lesson before it
+prints its summary (whose dashboard link is the demo's, key included) and plays
+it in a background thread.
 """
 
 from __future__ import annotations
@@ -251,7 +253,9 @@ def set_up_lesson(
             client.post(
                 f"/v1/classes/{class_id}/lessons",
                 json={
-                    "title": f"DEMO — simulated students, {now:%Y-%m-%d %H:%M} UTC",
+                    # No time in the title: the dashboard shows the start in the
+                    # viewer's time zone beside it.
+                    "title": "DEMO — simulated students",
                     # A few seconds back so that it is live at once, and the
                     # first one-minute bucket of the chart is already filling.
                     "starts_at": (now - dt.timedelta(seconds=5)).isoformat(),
@@ -286,7 +290,11 @@ def set_up_lesson(
             tokens[external_id] = token
         visitor = _checked(client.post(f"/v1/lessons/{lesson_id}/students/{VISITOR_ID}/token"))
         teacher_key = _checked(
-            client.post(f"/v1/classes/{class_id}/teacher-keys", json={"name": "demo teacher"})
+            # The demo's LMS lets its teacher drill down to one (simulated) student.
+            client.post(
+                f"/v1/classes/{class_id}/teacher-keys",
+                json={"name": "demo teacher", "per_student": True},
+            )
         )["key"]
     return DemoLesson(
         organisation_id=org_id,
@@ -394,36 +402,44 @@ def _database_url() -> str:
     return database_url()
 
 
-def run_demo(
+def demo_links(lesson: DemoLesson) -> str:
+    """The two links a newcomer opens, one a line."""
+    return (
+        f"Teacher dashboard (demo lesson): {lesson.dashboard_url}\n"
+        f"Classroom page for a visiting student (your webcam): {lesson.classroom_url}\n"
+    )
+
+
+def prepare_demo(
+    ingest_url: str, analytics_url: str, data_dir: Path, *, database_url: str | None = None
+) -> DemoLesson:
+    """Create the demo lesson and write its links to ``data_dir/demo-links.txt``.
+
+    ``database_url`` defaults to CLASSPULSE_DATABASE_URL, else the running embedded
+    PostgreSQL of ``CLASSPULSE_DATA_DIR``.
+    """
+    lesson = set_up_lesson(ingest_url, analytics_url, database_url or _database_url())
+    # The links carry a teacher key and a student token: the owner's alone (and
+    # no log line's).
+    private_dir(data_dir)
+    write_private(data_dir / "demo-links.txt", demo_links(lesson))
+    log.info("demo lesson %s is live; its links are in %s", lesson.lesson_id, data_dir)
+    return lesson
+
+
+def play_demo(
     ingest_url: str,
-    analytics_url: str,
-    data_dir: Path,
+    lesson: DemoLesson,
     *,
     stop: threading.Event | None = None,
     duration: float | None = None,
-    database_url: str | None = None,
 ) -> None:
-    """Create the demo lesson and play simulated students until ``stop`` or ``duration``.
-
-    ``database_url`` defaults to CLASSPULSE_DATABASE_URL, else the running embedded
-    PostgreSQL of ``CLASSPULSE_DATA_DIR``. Writes the dashboard and
-    classroom links to ``data_dir/demo-links.txt`` too.
-    """
-    lesson = set_up_lesson(ingest_url, analytics_url, database_url or _database_url())
+    """Play the simulated students of ``lesson`` until ``stop``, ``duration`` or its end."""
     media = [sample_media(MEDIA_DIR / name) for name in STUDENT_MEDIA]
     students = [
         SimulatedStudent(external_id, token, media[i % len(media)])
         for i, (external_id, token) in enumerate(lesson.students.items())
     ]
-    links = (
-        f"Teacher dashboard (demo lesson): {lesson.dashboard_url}\n"
-        f"Classroom page for a visiting student (your webcam): {lesson.classroom_url}\n"
-    )
-    # The links carry a teacher key and a student token: the owner's alone.
-    private_dir(data_dir)
-    write_private(data_dir / "demo-links.txt", links)
-    log.info("demo lesson %s is live\n%s", lesson.lesson_id, links)
-    print(links, flush=True)
     # Frames after the lesson's end would be refused (409): stop with the lesson.
     lesson_seconds = LESSON_MINUTES * 60.0
     play(
@@ -434,6 +450,21 @@ def run_demo(
         duration=min(duration, lesson_seconds) if duration is not None else lesson_seconds,
     )
     log.info("demo lesson %s finished", lesson.lesson_id)
+
+
+def run_demo(
+    ingest_url: str,
+    analytics_url: str,
+    data_dir: Path,
+    *,
+    stop: threading.Event | None = None,
+    duration: float | None = None,
+    database_url: str | None = None,
+) -> None:
+    """Create the demo lesson, print its links, play it until ``stop`` or ``duration``."""
+    lesson = prepare_demo(ingest_url, analytics_url, data_dir, database_url=database_url)
+    print(demo_links(lesson), flush=True)
+    play_demo(ingest_url, lesson, stop=stop, duration=duration)
 
 
 def demo_command(

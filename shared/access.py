@@ -1,8 +1,10 @@
 """Who may see and do what: credentials to a Principal, then per-resource checks.
 
 Both APIs use these. Class-level data is for the class's LMS key or teacher
-key; a student's own data is also visible to that student's token (for the
-lesson it was issued for); anything else is 403. Unknown ids are 404.
+key. Per-student data (one student's timeline, per-student summary rows, event
+exports) needs a key with the per-student permission, or that student's own
+token (for the lesson it was issued for); anything else is 403. Unknown ids
+are 404.
 """
 
 from __future__ import annotations
@@ -45,7 +47,11 @@ async def principal_for_api_key(session: AsyncSession, plaintext: str) -> Princi
         raise AuthError("API key revoked")
     kind = PrincipalKind.LMS if row.role == KeyRole.LMS else PrincipalKind.TEACHER
     return Principal(
-        kind, organisation_id=row.organisation_id, class_id=row.class_id, key_id=row.id
+        kind,
+        organisation_id=row.organisation_id,
+        class_id=row.class_id,
+        key_id=row.id,
+        per_student=row.per_student,
     )
 
 
@@ -71,6 +77,24 @@ async def lesson_with_class(
     return row[0], row[1]
 
 
+#: Why a key without the per-student permission is refused per-student data.
+PER_STUDENT_REFUSAL = (
+    "this key may read class-level data only: per-student data needs a key with the "
+    "per-student permission (granted by the LMS), or the student's own token"
+)
+
+
+def may_read_students(principal: Principal) -> bool:
+    """Whether an API key may read every student's data in the classes it covers."""
+    return principal.kind != PrincipalKind.STUDENT and principal.per_student
+
+
+def check_per_student_access(principal: Principal) -> None:
+    """403 unless the caller is an API key with the per-student permission."""
+    if not may_read_students(principal):
+        raise Forbidden(PER_STUDENT_REFUSAL)
+
+
 def check_class_access(principal: Principal, school_class: SchoolClass) -> None:
     """LMS key of the class's organisation, or a teacher key of this class."""
     if (
@@ -89,11 +113,13 @@ async def require_lesson_access(
     lesson_id: uuid.UUID,
     *,
     student_id: uuid.UUID | None = None,
+    per_student: bool = False,
 ) -> tuple[Lesson, SchoolClass]:
-    """The lesson if ``principal`` may read it (or ``student_id``'s data in it).
+    """The lesson if ``principal`` may read it (or one student's data in it).
 
     Class-level reads (``student_id`` None) need the class's LMS or teacher key;
-    a student token may read only its own student in its own lesson.
+    a student token may read only its own student in its own lesson. With
+    ``per_student``, a key needs the per-student permission as well.
     """
     lesson, school_class = await lesson_with_class(session, lesson_id)
     if principal.kind == PrincipalKind.STUDENT:
@@ -105,6 +131,8 @@ async def require_lesson_access(
             return lesson, school_class
         raise Forbidden("a student token gives access to its own data in its own lesson only")
     check_class_access(principal, school_class)
+    if per_student:
+        check_per_student_access(principal)
     return lesson, school_class
 
 

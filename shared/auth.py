@@ -33,7 +33,11 @@ class PrincipalKind(StrEnum):
 @dataclass(frozen=True, slots=True)
 class Principal:
     """Who is calling: an LMS key (whole organisation), a teacher key (one
-    class) or a student token (one student in one lesson)."""
+    class) or a student token (one student in one lesson).
+
+    ``per_student`` is the key's permission to read per-student data; a student
+    token reads its own student's data without it.
+    """
 
     kind: PrincipalKind
     organisation_id: uuid.UUID | None = None
@@ -41,6 +45,7 @@ class Principal:
     student_id: uuid.UUID | None = None
     lesson_id: uuid.UUID | None = None
     key_id: uuid.UUID | None = None
+    per_student: bool = False
 
 
 @dataclass(frozen=True, slots=True)

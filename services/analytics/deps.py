@@ -133,11 +133,12 @@ async def resolve_student(
 async def get_student_lesson(
     lesson: LessonId, student: StudentRef, session: SessionDep, principal: PrincipalDep
 ) -> StudentLessonAccess:
-    """A lesson where the caller may read ``student``'s data (key holder or that student)."""
+    """A lesson where the caller may read ``student``'s data (a key with the per-student
+    permission, or that student's own token)."""
     student_id = await resolve_student(session, lesson, student)
     # Unknown to a student token is "not yours" (403), as another student would be.
     row, school_class = await require_lesson_access(
-        session, principal, lesson, student_id=student_id
+        session, principal, lesson, student_id=student_id, per_student=True
     )
     if student_id is None:
         raise NotFound(f"student {student} not found", field="student")

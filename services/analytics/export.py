@@ -1,8 +1,9 @@
 """Exports of a lesson as CSV or JSON, streamed so a long lesson never sits in memory.
 
 ``what=timeline`` gives the class timeline's buckets (the same values as
-``/timeline``); ``what=events`` gives every face event, read through a
-server-side cursor in batches. CSV cells that a spreadsheet would run as a
+``/timeline``); ``what=events`` gives every face event (per-student data: keys
+with the per-student permission only), read through a server-side cursor in
+batches. CSV cells that a spreadsheet would run as a
 formula (an LMS id such as ``=HYPERLINK(…)`` or ``@cmd``) are written as text.
 """
 
@@ -25,7 +26,8 @@ from services.analytics.errors import READ_ERRORS
 from services.analytics.params import BucketQuery, FromQuery, SmoothQuery, ToQuery
 from services.analytics.queries.timeline import timeline_buckets
 from services.analytics.schemas import TimelineBucket
-from services.analytics.window import Bucket, TimeWindow, lesson_window
+from services.analytics.window import Bucket, TimeWindow, class_window, lesson_window
+from shared.access import check_per_student_access
 from shared.labels import LABELS
 
 router = APIRouter(prefix="/v1/lessons", tags=["export"])
@@ -209,7 +211,11 @@ async def export_lesson(
     resources: ResourcesDep,
     format: Annotated[ExportFormat, Query(description="csv or json")] = ExportFormat.CSV,
     what: Annotated[
-        ExportWhat, Query(description="timeline (class buckets) or events (every face event)")
+        ExportWhat,
+        Query(
+            description="timeline (class buckets) or events (every face event; needs the "
+            "per-student permission)"
+        ),
     ] = ExportWhat.TIMELINE,
     bucket: BucketQuery = Bucket.M1,
     start: FromQuery = None,
@@ -217,18 +223,22 @@ async def export_lesson(
     smooth: SmoothQuery = 0,
 ) -> StreamingResponse:
     """A download of displayed-expression data. Timeline rows hold the same values as
-    ``/timeline`` (suppressed buckets without shares); events hold each face's label,
-    confidence and seven probabilities. Browsers pass the key as ``?access_token=``."""
+    ``/timeline``: whole, closed buckets of the lesson's grid, suppressed ones with no
+    figures (empty cells). Events hold each face's student, label, confidence and
+    seven probabilities: per-student data, for keys with the per-student permission
+    only (403 otherwise). Browsers pass the key as ``?access_token=``."""
     lesson_id = access.lesson.id
-    window = lesson_window(access.lesson, bucket.seconds, start, end)
-    # The stream reads with a session of its own; release this one now.
-    await session.close()
     if what == ExportWhat.TIMELINE:
+        window = class_window(access.lesson, bucket.seconds, start, end)
         records = _timeline_records(resources, lesson_id, window, smooth)
         columns: Sequence[str] = TIMELINE_COLUMNS
     else:
+        check_per_student_access(access.principal)
+        window = lesson_window(access.lesson, bucket.seconds, start, end)
         records = _event_records(resources, lesson_id, window)
         columns = EVENT_COLUMNS
+    # The stream reads with a session of its own; release this one now.
+    await session.close()
     if format == ExportFormat.CSV:
         body = _as_csv(columns, _csv_rows(records, columns, what))
         media_type = "text/csv; charset=utf-8"

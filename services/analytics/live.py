@@ -2,8 +2,10 @@
 
 Workers publish a ``LiveNotice`` on ``live_channel(lesson)`` after each frame's
 events are committed. Each stream collects the buckets those notices touch and,
-at most once per ``live_interval_seconds``, recomputes just those buckets in
-PostgreSQL and pushes them (a burst of notices becomes one push).
+once such a bucket has closed (at most once per ``live_interval_seconds``),
+recomputes it in PostgreSQL and pushes it. A bucket still filling is never
+pushed: each push of it would differ from the last by a frame or two, and the
+difference would show those frames' labels whatever the group size.
 
 A stream is not a licence for its lifetime: every ``live_recheck_seconds`` it
 authenticates its credential again and checks the lesson access, and it ends
@@ -41,7 +43,7 @@ from services.analytics.errors import json_error_responses
 from services.analytics.params import BucketQuery, SmoothQuery
 from services.analytics.queries.timeline import timeline_buckets
 from services.analytics.schemas import TimelineBucket
-from services.analytics.window import Bucket, TimeWindow, lesson_bucket
+from services.analytics.window import Bucket, TimeWindow, bucket_start, lesson_bucket
 from shared.access import authenticate, require_lesson_access
 from shared.errors import AuthError, Forbidden, NotFound, ServiceUnavailable
 from shared.schemas import LiveNotice, live_channel
@@ -126,8 +128,10 @@ async def live_timeline(
     smooth: SmoothQuery = 0,
 ) -> AsyncIterator[ServerSentEvent]:
     """A ``ready`` event once subscribed, then ``buckets`` events: a JSON list of the
-    class timeline buckets that changed (the same fields as ``/timeline``), at most
-    once a second. Browsers pass the key as ``?access_token=``.
+    class timeline buckets that received frames (the same fields as ``/timeline``,
+    suppressed ones without figures), each sent once it has closed, at most once a
+    second. The bucket still open is never sent. Browsers pass the key as
+    ``?access_token=``.
 
     The stream ends with a ``closed`` event, ``{"reason", "detail"}``: ``credentials``
     when a periodic re-check finds the key revoked or the access gone (a reconnect
@@ -179,9 +183,11 @@ async def live_timeline(
                     pending.add(start)
             except ValidationError:
                 log.warning("ignored a malformed live notice")
-        if pending and time.monotonic() - last_push >= interval:
-            window = _bucket_window(pending, origin, step)
-            pending.clear()
+        open_bucket = bucket_start(dt.datetime.now(dt.UTC), origin, step)
+        closed = {start for start in pending if start < open_bucket}
+        if closed and time.monotonic() - last_push >= interval:
+            window = _bucket_window(closed, origin, step)
+            pending -= closed
             async with resources.sessions() as fresh:
                 rows = await timeline_buckets(
                     fresh, lesson_id, window, min_group_size=k, smooth=smooth
@@ -190,6 +196,6 @@ async def live_timeline(
             changed = [
                 TimelineBucket.model_validate(r).model_dump(mode="json")
                 for r in rows
-                if r["frames"]
+                if r["start"] in closed
             ]
             yield ServerSentEvent(event="buckets", data=changed)

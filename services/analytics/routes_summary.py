@@ -19,7 +19,8 @@ from services.analytics.queries.summary import (
 )
 from services.analytics.queries.timeline import timeline_buckets
 from services.analytics.schemas import Summary
-from services.analytics.window import Bucket, lesson_window
+from services.analytics.window import Bucket, class_window
+from shared.access import may_read_students
 
 router = APIRouter(prefix="/v1/lessons", tags=["summary"])
 
@@ -40,14 +41,22 @@ async def lesson_summary(
     per-student summaries, the mix between consecutive markers (segments), and
     **moments**: spans where the class's negative or happy share rises, or face
     presence drops, markedly against the lesson median, each tied to the marker in
-    force. ``bucket`` is the resolution moments are looked for at."""
+    force. ``bucket`` is the resolution moments are looked for at.
+
+    Class figures cover the closed buckets of that grid (the bucket still open is
+    left out, segments start at the bucket of their marker) and follow the
+    timeline's minimum group size. The per-student rows are for keys with the
+    per-student permission only (``per_student`` says whether they were given)."""
     lesson_id, k = access.lesson.id, resources.config.min_group_size
-    window = lesson_window(access.lesson, bucket.seconds)
+    window = class_window(access.lesson, bucket.seconds)
+    per_student = may_read_students(access.principal)
     markers = await lesson_markers(session, lesson_id)
     buckets = await timeline_buckets(session, lesson_id, window, min_group_size=k, smooth=smooth)
     moments = find_moments(buckets, bucket.seconds, [MarkerPoint(m.at, m.label) for m in markers])
     totals = await lesson_totals(session, lesson_id, window, smooth=smooth)
-    students = await student_totals(session, lesson_id, window, smooth=smooth)
+    students = (
+        await student_totals(session, lesson_id, window, smooth=smooth) if per_student else []
+    )
     segments = await segment_counts(session, lesson_id, window, smooth=smooth)
     return Summary.model_validate(
         {
@@ -56,6 +65,7 @@ async def lesson_summary(
             "smooth": smooth,
             "min_group_size": k,
             "totals": totals.stats(k),
+            "per_student": per_student,
             "students": [
                 {"student_id": sid, "external_id": ext, **counts.stats(None)}
                 for sid, ext, counts in students

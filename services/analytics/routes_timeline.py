@@ -14,7 +14,7 @@ from services.analytics.errors import READ_ERRORS
 from services.analytics.params import BucketQuery, FromQuery, SmoothQuery, ToQuery
 from services.analytics.queries.timeline import labelled_points, timeline_buckets
 from services.analytics.schemas import StudentTimeline, Timeline
-from services.analytics.window import Bucket, lesson_window
+from services.analytics.window import Bucket, class_window, lesson_window
 from shared.db.models import Student
 
 router = APIRouter(prefix="/v1/lessons", tags=["timelines"])
@@ -37,11 +37,14 @@ async def class_timeline(
     """Per bucket: students seen, frames, face presence, the share of each displayed
     expression among labelled faces, the dominant one and the mean confidence.
 
-    Buckets start at the lesson start plus a multiple of the bucket width. A bucket
-    where fewer students than the minimum group size had a labelled face is
-    ``suppressed``: its expression shares are withheld.
+    Buckets start at the lesson start plus a multiple of the bucket width, and the
+    window covers whole buckets only: `from` and `to` are widened to the edges of
+    their buckets, and the bucket still open is left out until it closes. A bucket
+    where fewer students than the minimum group size were seen is ``suppressed``
+    and carries no figures; expression shares also need that many students with a
+    labelled face.
     """
-    window = lesson_window(access.lesson, bucket.seconds, start, end)
+    window = class_window(access.lesson, bucket.seconds, start, end)
     k = resources.config.min_group_size
     buckets = await timeline_buckets(
         session, access.lesson.id, window, min_group_size=k, smooth=smooth
@@ -62,7 +65,8 @@ async def class_timeline(
 
 @router.get(
     "/{lesson}/students/{student}/timeline",
-    summary="One student's timeline (the class's keys, or the student's own token)",
+    summary="One student's timeline (a key with the per-student permission, or the "
+    "student's own token)",
     responses=READ_ERRORS,
 )
 async def student_timeline(
@@ -74,7 +78,11 @@ async def student_timeline(
     smooth: SmoothQuery = 0,
 ) -> StudentTimeline:
     """The class timeline's figures for one student (never suppressed), plus every
-    labelled face as a raw point. ``student`` is the student's LMS id (or UUID)."""
+    labelled face as a raw point. ``student`` is the student's LMS id (or UUID).
+
+    Per-student data: a key needs the per-student permission (the LMS grants it when
+    it creates a teacher key; 403 without it); a student's own token may always read
+    its own timeline."""
     student = access.student_id
     window = lesson_window(access.lesson, bucket.seconds, start, end)
     row = await session.get(Student, student)

@@ -12,22 +12,41 @@ from shared.labels import LABELS
 _SHARES = f"Share of each displayed expression ({', '.join(LABELS)}) among labelled faces"
 
 
-class GroupStats(BaseModel):
-    """Figures of one group of frames (a bucket, a segment, a student, the lesson)."""
+_NULL_WHEN_SUPPRESSED = "; null when suppressed"
 
-    students_seen: int = Field(description="Students with at least one frame in the group")
-    frames: int = Field(description="Frames processed")
-    faces_labelled: int = Field(description="Faces with a displayed expression label")
+
+class GroupStats(BaseModel):
+    """Figures of one group of frames (a bucket, a segment, a student, the lesson).
+
+    In class-level views a group with fewer students than the minimum group size
+    is ``suppressed`` and carries no figure at all (every field below is null).
+    """
+
+    students_seen: int | None = Field(
+        description="Students with at least one frame in the group" + _NULL_WHEN_SUPPRESSED
+    )
+    frames: int | None = Field(description="Frames processed" + _NULL_WHEN_SUPPRESSED)
+    faces_labelled: int | None = Field(
+        description="Faces with a displayed expression label" + _NULL_WHEN_SUPPRESSED
+    )
     face_share: float | None = Field(
         description="Share of frames with a face (time spent in front of the screen); "
-        "null when there were no frames or too few students"
+        "null when there were no frames" + _NULL_WHEN_SUPPRESSED
     )
-    expressions: dict[str, float] | None = Field(description=_SHARES + "; null when suppressed")
-    dominant: str | None = Field(description="Most frequent displayed expression")
-    mean_confidence: float | None = Field(description="Mean classifier confidence of the labels")
+    expressions: dict[str, float] | None = Field(
+        description=_SHARES + "; null when no face was labelled, when fewer students than "
+        "the minimum group size had a labelled face (class views), or when suppressed"
+    )
+    dominant: str | None = Field(
+        description="Most frequent displayed expression (null whenever `expressions` is)"
+    )
+    mean_confidence: float | None = Field(
+        description="Mean classifier confidence of the labels (null whenever `expressions` is)"
+    )
     suppressed: bool = Field(
-        description="True when fewer students than the minimum group size had a labelled "
-        "face: expression shares are withheld so no class view exposes one student"
+        description="True when fewer students than the minimum group size were seen (empty "
+        "groups included): the group carries no figures, only its time and this flag, so "
+        "that no class view exposes, or lets one subtract out, a small group of students"
     )
 
 
@@ -39,8 +58,14 @@ class Timeline(BaseModel):
     lesson_id: uuid.UUID
     bucket: str
     bucket_seconds: int
-    start: dt.datetime = Field(description="Window start (inclusive), UTC")
-    end: dt.datetime = Field(description="Window end (exclusive), UTC")
+    start: dt.datetime = Field(
+        description="Window start (inclusive), UTC; in class views the start of the bucket "
+        "holding `from`"
+    )
+    end: dt.datetime = Field(
+        description="Window end (exclusive), UTC; in class views the end of the bucket "
+        "holding `to`, or the start of the bucket still open (never shown before it closes)"
+    )
     min_group_size: int | None = Field(description="Suppression threshold (null: not applied)")
     smooth: int = Field(description="Frames in each student's smoothing window (0: off)")
     buckets: list[TimelineBucket]
@@ -111,7 +136,13 @@ class Summary(BaseModel):
     smooth: int
     min_group_size: int
     totals: GroupStats
-    students: list[StudentSummary]
+    per_student: bool = Field(
+        description="Whether the key may read per-student data; false: `students` is empty "
+        "(the key lacks the per-student permission, which the LMS grants)"
+    )
+    students: list[StudentSummary] = Field(
+        description="Per-student figures, for keys with the per-student permission only"
+    )
     markers: list[Marker]
     segments: list[Segment]
     moments: list[MomentOut]

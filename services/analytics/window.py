@@ -1,4 +1,10 @@
-"""Time buckets and query windows: UTC in, ISO 8601 out, buckets aligned to the lesson start."""
+"""Time buckets and query windows: UTC in, ISO 8601 out, buckets aligned to the lesson start.
+
+Class-level views (timeline, summary, exports, live) read whole, closed buckets of
+the lesson's grid only (:func:`class_window`): two windows a frame apart give the
+same buckets, so that subtracting one answer from another cannot single out a
+frame, and the bucket still filling is shown once it has closed.
+"""
 
 from __future__ import annotations
 
@@ -73,6 +79,12 @@ def bucket_start(at: dt.datetime, origin: dt.datetime, step: int) -> dt.datetime
     return origin + offset * dt.timedelta(seconds=step)
 
 
+def bucket_end(at: dt.datetime, origin: dt.datetime, step: int) -> dt.datetime:
+    """The first bucket boundary at or after ``at`` (``at`` itself when it is one)."""
+    start = bucket_start(at, origin, step)
+    return start if start == at else start + dt.timedelta(seconds=step)
+
+
 def lesson_bucket(at: dt.datetime, lesson: Lesson, step: int) -> dt.datetime | None:
     """The bucket of ``at`` on the lesson's grid; None when ``at`` lies outside the lesson.
 
@@ -116,6 +128,35 @@ def lesson_window(
         raise InvalidQuery("'to' must be after 'from'", field="to")
     window = TimeWindow(begin, max(finish, begin), origin, step)
     if window.bucket_count > MAX_BUCKETS:
+        raise InvalidQuery(
+            f"the window holds {window.bucket_count} buckets (at most {MAX_BUCKETS}); "
+            "use a larger bucket or a shorter window",
+            field="bucket",
+        )
+    return window
+
+
+def class_window(
+    lesson: Lesson,
+    step: int,
+    start: dt.datetime | None = None,
+    end: dt.datetime | None = None,
+    now: dt.datetime | None = None,
+) -> TimeWindow:
+    """The window of a class-level view: whole buckets of the lesson's grid, closed ones only.
+
+    ``from`` moves back to the start of its bucket and ``to`` on to the end of its
+    bucket, so a class view always covers whole buckets whatever times are asked
+    for; and the window ends where the open bucket (the one holding ``now``)
+    starts, so a bucket is shown once, when it has closed, not frame by frame.
+    """
+    now = now or dt.datetime.now(dt.UTC)
+    asked = lesson_window(lesson, step, start, end, now)
+    origin = asked.origin
+    begin = bucket_start(asked.start, origin, step)
+    finish = min(bucket_end(asked.end, origin, step), bucket_start(now, origin, step))
+    window = TimeWindow(begin, max(finish, begin), origin, step)
+    if window.bucket_count > MAX_BUCKETS:  # rounding out may add a bucket at each end
         raise InvalidQuery(
             f"the window holds {window.bucket_count} buckets (at most {MAX_BUCKETS}); "
             "use a larger bucket or a shorter window",

@@ -32,7 +32,7 @@ from services.ingest.schemas import (
     TeacherKeyIn,
     TeacherKeyOut,
 )
-from shared.access import check_class_access, lesson_with_class
+from shared.access import check_class_access, check_per_student_access, lesson_with_class
 from shared.auth import Principal, PrincipalKind, issue_student_token
 from shared.db.models import (
     AuditEntry,
@@ -194,20 +194,40 @@ async def enrol_students(
 async def create_teacher_key(
     class_id: uuid.UUID, principal: LmsDep, session: SessionDep, body: TeacherKeyIn | None = None
 ) -> TeacherKeyOut:
+    """``per_student`` decides whether the key may read per-student data (off by default:
+    the key then reads class aggregates only). An LMS key grants only what it has."""
     school_class = await _class(session, principal, class_id)
-    name = (body or TeacherKeyIn()).name
-    row, plaintext = new_api_key(school_class.organisation_id, KeyRole.TEACHER, name, class_id)
+    wanted = body or TeacherKeyIn()
+    if wanted.per_student:
+        check_per_student_access(principal)
+    row, plaintext = new_api_key(
+        school_class.organisation_id,
+        KeyRole.TEACHER,
+        wanted.name,
+        class_id,
+        per_student=wanted.per_student,
+    )
     session.add(row)
     session.add(
         AuditEntry(
             actor=_actor(principal),
             action="key.create",
             subject=f"key:{row.prefix}",
-            details={"role": "teacher", "class_id": str(class_id)},
+            details={
+                "role": "teacher",
+                "class_id": str(class_id),
+                "per_student": wanted.per_student,
+            },
         )
     )
     await session.commit()
-    return TeacherKeyOut(key=plaintext, prefix=row.prefix, class_id=class_id, name=name)
+    return TeacherKeyOut(
+        key=plaintext,
+        prefix=row.prefix,
+        class_id=class_id,
+        name=wanted.name,
+        per_student=wanted.per_student,
+    )
 
 
 _PERMISSION = (

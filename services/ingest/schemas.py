@@ -70,8 +70,18 @@ class EnrolOut(BaseModel):
     students: list[StudentOut]
 
 
+#: What the per-student permission of a key covers.
+PER_STUDENT_HELP = (
+    "May the key read per-student data: one student's timeline, the summary's "
+    "per-student rows and event exports. Without it the key reads class aggregates only "
+    "(buckets of at least the minimum group size). Only an LMS key that has the "
+    "permission itself can grant it."
+)
+
+
 class TeacherKeyIn(BaseModel):
     name: str = Field("teacher", min_length=1, max_length=200, pattern=TEXT_PATTERN)
+    per_student: bool = Field(False, description=PER_STUDENT_HELP)
 
 
 class TeacherKeyOut(BaseModel):
@@ -79,6 +89,7 @@ class TeacherKeyOut(BaseModel):
     prefix: str
     class_id: uuid.UUID
     name: str
+    per_student: bool = Field(description=PER_STUDENT_HELP)
 
 
 class ConsentOut(BaseModel):

@@ -102,6 +102,9 @@ class ApiKey(Base):
     class_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("classes.id", ondelete="CASCADE"))
     prefix: Mapped[str] = mapped_column(String(16), unique=True)
     key_hash: Mapped[str] = mapped_column(String(64))
+    #: May read per-student data (student timelines, per-student summary rows, event
+    #: exports). Off unless granted: the LMS decides for the teacher keys it creates.
+    per_student: Mapped[bool] = mapped_column(Boolean, default=False, server_default="false")
     created_at: Mapped[dt.datetime] = created_at_column()
     revoked_at: Mapped[dt.datetime | None]
 

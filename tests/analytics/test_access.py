@@ -31,9 +31,13 @@ class Callers:
                 session, lesson.organisation_id, KeyRole.TEACHER, other_class.id
             )
             revoked = add_key(session, lesson.organisation_id, KeyRole.LMS, revoked=True)
+            trusted_teacher = add_key(
+                session, lesson.organisation_id, KeyRole.TEACHER, lesson.class_id, per_student=True
+            )
             session.commit()
         self.credentials: dict[str, str | None] = {
             "teacher": lesson.teacher_key,
+            "trusted_teacher": trusted_teacher,
             "lms": lesson.lms_key,
             "other_org_lms": other_org.lms_key,
             "other_class_teacher": other_teacher,
@@ -62,6 +66,7 @@ def status_of(api: httpx.Client, url: str, headers: dict[str, str]) -> int:
 
 CLASS_EXPECTED = {
     "teacher": 200,
+    "trusted_teacher": 200,
     "lms": 200,
     "other_org_lms": 403,
     "other_class_teacher": 403,
@@ -71,6 +76,11 @@ CLASS_EXPECTED = {
     "garbage": 401,
     "none": 401,
 }
+
+
+#: Per-student data: keys with the per-student permission (the LMS key by default, a
+#: teacher key the LMS granted it to) and the student's own token.
+STUDENT_EXPECTED = {**CLASS_EXPECTED, "teacher": 403, "student": 200}
 
 
 @pytest.mark.parametrize("endpoint", CLASS_ENDPOINTS)
@@ -84,7 +94,15 @@ def test_class_level_endpoints(
 
 def test_student_timeline(api: httpx.Client, lesson: SeededLesson, callers: Callers) -> None:
     url = f"/v1/lessons/{lesson.lesson_id}/students/{lesson.students['s1']}/timeline"
-    expected = {**CLASS_EXPECTED, "student": 200}
+    got = {who: status_of(api, url, callers.headers(who)) for who in STUDENT_EXPECTED}
+    assert got == STUDENT_EXPECTED
+
+
+def test_event_export_is_per_student_data(
+    api: httpx.Client, lesson: SeededLesson, callers: Callers
+) -> None:
+    url = f"/v1/lessons/{lesson.lesson_id}/export?what=events"
+    expected = {**STUDENT_EXPECTED, "student": 403}  # every student's events
     got = {who: status_of(api, url, callers.headers(who)) for who in expected}
     assert got == expected
 
@@ -93,9 +111,8 @@ def test_student_timeline_takes_the_lms_id_as_every_other_route_does(
     api: httpx.Client, lesson: SeededLesson, callers: Callers
 ) -> None:
     by_lms_id = f"/v1/lessons/{lesson.lesson_id}/students/s1/timeline"
-    expected = {**CLASS_EXPECTED, "student": 200}
-    got = {who: status_of(api, by_lms_id, callers.headers(who)) for who in expected}
-    assert got == expected
+    got = {who: status_of(api, by_lms_id, callers.headers(who)) for who in STUDENT_EXPECTED}
+    assert got == STUDENT_EXPECTED
     by_uuid = f"/v1/lessons/{lesson.lesson_id}/students/{lesson.students['s1']}/timeline"
     lms = bearer(lesson.lms_key)
     assert api.get(by_lms_id, headers=lms).json() == api.get(by_uuid, headers=lms).json()

@@ -39,14 +39,18 @@ def parse_timeline_csv(text: str) -> list[dict]:
     """CSV rows back to the JSON record shape."""
     rows = list(csv.DictReader(io.StringIO(text)))
     records = []
+
+    def count(cell: str) -> int | None:
+        return int(cell) if cell else None
+
     for row in rows:
         shares = {label: row[f"share_{label}"] for label in LABELS}
         records.append(
             {
                 "start": row["start"],
-                "students_seen": int(row["students_seen"]),
-                "frames": int(row["frames"]),
-                "faces_labelled": int(row["faces_labelled"]),
+                "students_seen": count(row["students_seen"]),
+                "frames": count(row["frames"]),
+                "faces_labelled": count(row["faces_labelled"]),
                 "face_share": float(row["face_share"]) if row["face_share"] else None,
                 "suppressed": row["suppressed"] == "True",
                 "dominant": row["dominant"] or None,

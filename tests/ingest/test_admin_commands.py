@@ -54,3 +54,39 @@ def test_org_create_then_keys_create_list_revoke(cli_env: CliRunner, base_url: s
 
     unknown = cli_env.invoke(app, ["keys", "revoke", "nope"])
     assert unknown.exit_code == 2
+
+
+def test_keys_create_sets_the_per_student_permission(cli_env: CliRunner, clean_db: Engine) -> None:
+    """Teacher keys are class-only unless --per-student; LMS keys have it unless told not."""
+    from sqlalchemy import select
+    from sqlalchemy.orm import Session
+
+    from shared.db.models import ApiKey, SchoolClass
+
+    created = cli_env.invoke(app, ["org", "create", "South School"])
+    org_id = re.search(r"organisation: (\S+)", created.output).group(1)
+    with Session(clean_db) as session:
+        school_class = SchoolClass(organisation_id=org_id, external_id="7b", title="7B")
+        session.add(school_class)
+        session.commit()
+        class_id = str(school_class.id)
+
+    def create(*options: str) -> tuple[str, str]:
+        result = cli_env.invoke(app, ["keys", "create", "--org", org_id, *options])
+        assert result.exit_code == 0, result.output
+        return re.search(r"cp_(\w+?)_", result.output).group(1), result.output
+
+    teacher, teacher_out = create("--teacher-class", class_id)
+    trusted, trusted_out = create("--teacher-class", class_id, "--per-student")
+    lms, _ = create()
+    narrow_lms, _ = create("--no-per-student")
+
+    assert "without per-student access" in teacher_out
+    assert "with per-student access" in trusted_out
+    with Session(clean_db) as session:
+        granted = dict(session.execute(select(ApiKey.prefix, ApiKey.per_student)).all())
+    assert (granted[teacher], granted[trusted]) == (False, True)
+    assert (granted[lms], granted[narrow_lms]) == (True, False)
+    listed = cli_env.invoke(app, ["keys", "list", "--org", org_id]).output.splitlines()
+    columns = {line.split("\t")[0]: line.split("\t")[4] for line in listed}
+    assert (columns[teacher], columns[trusted]) == ("class-only", "per-student")

@@ -173,3 +173,36 @@ async def test_openapi_documents_versioned_routes_and_error_shape(base_url: str)
             "$ref"
         ].endswith("ErrorBody")
     assert "image/jpeg" in frames["requestBody"]["content"]
+
+
+async def test_the_lms_decides_whether_a_teacher_key_reads_per_student_data(
+    base_url: str, world: World, clean_db: Engine
+) -> None:
+    from services.ingest.keys import new_api_key
+    from shared.auth import key_prefix
+    from shared.db.models import ApiKey, KeyRole
+
+    url = f"/v1/classes/{world.class_id}/teacher-keys"
+    with Session(clean_db) as session:
+        row, narrow_lms = new_api_key(world.organisation_id, KeyRole.LMS, "lms", per_student=False)
+        session.add(row)
+        session.commit()
+    async with httpx.AsyncClient(base_url=base_url) as client:
+        plain = await client.post(url, headers=world.lms_headers())
+        trusted = await client.post(
+            url, json={"name": "head of year", "per_student": True}, headers=world.lms_headers()
+        )
+        # A key cannot grant what it does not have.
+        narrow = {"Authorization": f"Bearer {narrow_lms}"}
+        refused = await client.post(url, json={"per_student": True}, headers=narrow)
+        class_only = await client.post(url, headers=narrow)
+
+    assert (plain.status_code, plain.json()["per_student"]) == (201, False)
+    assert (trusted.status_code, trusted.json()["per_student"]) == (201, True)
+    assert refused.status_code == 403
+    assert "per-student permission" in refused.json()["error"]["message"]
+    assert (class_only.status_code, class_only.json()["per_student"]) == (201, False)
+    with Session(clean_db) as session:
+        stored = dict(session.execute(select(ApiKey.prefix, ApiKey.per_student)).all())
+    assert stored[key_prefix(plain.json()["key"])] is False
+    assert stored[key_prefix(trusted.json()["key"])] is True

@@ -140,7 +140,10 @@ ANALYTICS: dict[str, Row] = {
     "GET /v1/lessons": Row(class_readers(other_org=200), blind=("other_org",)),
     "GET /v1/lessons/{lesson}/frames/stats": Row(class_readers()),
     "GET /v1/lessons/{lesson}/timeline": Row(class_readers()),
-    "GET /v1/lessons/{lesson}/students/{student}/timeline": Row(class_readers(student=200)),
+    # Per-student data: the seeded teacher key lacks the per-student permission.
+    "GET /v1/lessons/{lesson}/students/{student}/timeline": Row(
+        statuses(403, lms=200, student=200)
+    ),
     "GET /v1/lessons/{lesson}/summary": Row(class_readers()),
     "GET /v1/lessons/{lesson}/live": Row(class_readers(), stream=True),
     "GET /v1/lessons/{lesson}/export": Row(class_readers(), extra={"format": "csv"}),

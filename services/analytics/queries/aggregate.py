@@ -99,23 +99,23 @@ class GroupCounts:
         )
 
     def stats(self, min_group_size: int | None) -> dict[str, Any]:
-        """Shares of this group; with ``min_group_size``, hidden for too few students.
+        """The group's figures; with ``min_group_size`` (k), only what rests on k students.
 
-        Expression shares need at least ``min_group_size`` students with a labelled
-        face (otherwise the group is ``suppressed``); face presence needs that many
-        students seen.
+        A group with fewer than k students seen is ``suppressed``: it carries no
+        figure at all, not even counts, so nothing about those few students can be
+        read off or subtracted out. Expression figures (shares, dominant, mean
+        confidence) need k students with a labelled face as well; face presence
+        and the counts need k students seen (so they survive when inference is
+        switched off and nobody has a label).
         """
         k = min_group_size or 0
-        suppressed = self.students_labelled < k
-        face_share = (
-            round(self.face_frames / self.frames, 4)
-            if self.frames and self.students_seen >= k
-            else None
-        )
+        if self.students_seen < k:
+            return dict.fromkeys(FIGURES) | {"suppressed": True}
+        face_share = round(self.face_frames / self.frames, 4) if self.frames else None
         expressions: dict[str, float] | None = None
         dominant: str | None = None
         confidence: float | None = None
-        if self.labelled and not suppressed:
+        if self.labelled and self.students_labelled >= k:
             expressions = {
                 label: round(count / self.labelled, 4)
                 for label, count in zip(LABELS, self.label_counts, strict=True)
@@ -130,5 +130,17 @@ class GroupCounts:
             "expressions": expressions,
             "dominant": dominant,
             "mean_confidence": confidence,
-            "suppressed": suppressed,
+            "suppressed": False,
         }
+
+
+#: Every figure of a group; a suppressed group has them all null.
+FIGURES = (
+    "students_seen",
+    "frames",
+    "faces_labelled",
+    "face_share",
+    "expressions",
+    "dominant",
+    "mean_confidence",
+)

@@ -76,16 +76,23 @@ async def lesson_markers(session: AsyncSession, lesson_id: uuid.UUID) -> list[Le
     return list(rows)
 
 
-_SPANS = """
-spans AS (
-  SELECT m.label, m.kind, greatest(m.at, CAST(:t0 AS timestamptz)) AS span_start,
-         least(coalesce(lead(m.at) OVER (ORDER BY m.at), CAST(:t1 AS timestamptz)),
-               CAST(:t1 AS timestamptz)) AS span_end
+#: A marker's time moved back to the start of its bucket on the window's grid, so that
+#: segments are made of whole buckets: a marker placed a frame away from another time
+#: cannot cut a single frame out of a segment.
+_SNAPPED_AT = "date_bin(CAST(:step AS interval), {at}, CAST(:origin AS timestamptz))"
+_SPANS = f"""
+snapped AS (
+  SELECT m.label, m.kind, {_SNAPPED_AT.format(at="m.at")} AS at, m.at AS marked_at
   FROM lesson_markers m WHERE m.lesson_id = :lesson
+), spans AS (
+  SELECT m.label, m.kind, greatest(m.at, CAST(:t0 AS timestamptz)) AS span_start,
+         least(coalesce(lead(m.at) OVER (ORDER BY m.at, m.marked_at), CAST(:t1 AS timestamptz)),
+               CAST(:t1 AS timestamptz)) AS span_end
+  FROM snapped m
   UNION ALL
   SELECT NULL, NULL, CAST(:t0 AS timestamptz),
-         least(coalesce((SELECT min(at) FROM lesson_markers WHERE lesson_id = :lesson),
-                        CAST(:t1 AS timestamptz)), CAST(:t1 AS timestamptz))
+         least(coalesce((SELECT min(at) FROM snapped), CAST(:t1 AS timestamptz)),
+               CAST(:t1 AS timestamptz))
 )"""
 
 #: Each span's whole UTC minutes ``[m0, m1)`` (empty when it has none).
@@ -138,7 +145,9 @@ async def segment_counts(
     """Counts between consecutive markers: (label, kind, start, end, counts).
 
     The span before the first marker has no label; the last one runs to the
-    window's end. Whole minutes come from the per-minute rollup (unless smoothing).
+    window's end. Markers count from the start of their bucket on the window's grid
+    (two in one bucket: the later one names it). Whole minutes come from the
+    per-minute rollup (unless smoothing).
     """
     per_student = _ROLLUP_SEGMENTS if smooth <= 1 else _raw_segments(smooth)
     sql = f"""
@@ -148,5 +157,6 @@ FROM spans s LEFT JOIN per_student p ON p.span_start = s.span_start
 WHERE s.span_end > s.span_start
 GROUP BY s.label, s.kind, s.span_start, s.span_end
 ORDER BY s.span_start"""
-    rows = (await session.execute(text(sql), _params(lesson_id, window))).all()
+    params = _params(lesson_id, window) | {"step": window.interval, "origin": window.origin}
+    rows = (await session.execute(text(sql), params)).all()
     return [(r.label, r.kind, r.span_start, r.span_end, GroupCounts.from_row(r)) for r in rows]
