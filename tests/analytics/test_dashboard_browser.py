@@ -8,8 +8,17 @@ from pathlib import Path
 import pytest
 import redis as redis_lib
 from sqlalchemy import Engine
+from sqlalchemy.orm import Session
 
-from bench.analytics_seed import SeededLesson, SeedEvent, add_marker, insert_events, seed_lesson
+from bench.analytics_seed import (
+    SeededLesson,
+    SeedEvent,
+    add_key,
+    add_marker,
+    insert_events,
+    seed_lesson,
+)
+from shared.db.models import KeyRole
 from shared.labels import Expression
 from shared.schemas import LiveNotice, live_channel
 
@@ -24,10 +33,17 @@ STUDENTS = [f"s{i}" for i in range(1, 7)]
 
 @pytest.fixture
 def live_lesson(clean_db: Engine) -> SeededLesson:
-    """A demo lesson that started 20.5 minutes ago (21 one-minute buckets so far), with
-    three slides and a hard Slide 3 (minutes 10-15); events every 30 s until minute 15."""
-    starts = dt.datetime.now(dt.UTC).replace(microsecond=0) - dt.timedelta(minutes=20, seconds=30)
+    """A demo lesson that started 20 min 45 s ago (20 closed one-minute buckets so far; the
+    open one closes 15 s after this fixture), with three slides and a hard Slide 3
+    (minutes 10-15); events every 30 s until minute 15. Its teacher key may drill down
+    to one student (the LMS granted it the per-student permission)."""
+    starts = dt.datetime.now(dt.UTC).replace(microsecond=0) - dt.timedelta(minutes=20, seconds=45)
     lesson = seed_lesson(clean_db, students=STUDENTS, starts_at=starts, minutes=60, is_demo=True)
+    with Session(clean_db) as session:
+        lesson.teacher_key = add_key(
+            session, lesson.organisation_id, KeyRole.TEACHER, lesson.class_id, per_student=True
+        )
+        session.commit()
     for minute, label in ((0, "Slide 1"), (5, "Slide 2"), (10, "Slide 3")):
         add_marker(clean_db, lesson.lesson_id, lesson.at(minute * 60), label)
     events = []
@@ -70,8 +86,8 @@ def test_dashboard_chart_moments_drill_down_and_live(
                 f"body[data-loaded='{lesson.lesson_id}']", state="attached", timeout=15_000
             )
 
-            # The chart: one point per one-minute bucket so far, markers known, DEMO shown.
-            assert page.evaluate("window.classpulse.points()") == 21
+            # The chart: one point per closed one-minute bucket, markers known, DEMO shown.
+            assert page.evaluate("window.classpulse.points()") == 20
             assert page.evaluate("window.classpulse.chart.data.datasets.length") == 8
             assert (
                 page.evaluate(
@@ -133,7 +149,9 @@ def test_dashboard_chart_moments_drill_down_and_live(
                         labels=["surprise"],
                     ).model_dump_json(),
                 )
-            page.wait_for_selector("body[data-live-events]", timeout=10_000)
+            # The open bucket is pushed once it has closed (the lesson's grid is whole minutes).
+            closes = 60 - (now - lesson.starts_at).total_seconds() % 60
+            page.wait_for_selector("body[data-live-events]", timeout=(closes + 10) * 1000)
             surprise_index = list(Expression).index(Expression.SURPRISE)
             last = page.evaluate(
                 f"window.classpulse.chart.data.datasets[{surprise_index}].data.at(-1)"

@@ -188,10 +188,12 @@
     chart.options.plugins.lessonMarkers.markers = markers.map((m) => ({ x: minutesOf(m.at), label: m.label }));
     chart.options.plugins.lessonMarkers.highlight = state.highlight;
     chart.update();
-    const hidden = buckets.filter((b) => b.suppressed && b.frames > 0).length;
+    // The API sends a suppressed bucket (fewer than k students seen, empty ones too)
+    // with no figures at all, and withholds the shares of one with too few labelled.
+    const hidden = buckets.filter((b) => b.suppressed || (!b.expressions && b.faces_labelled > 0)).length;
     const k = state.summary ? state.summary.min_group_size : 5;
     $("suppressed-note").hidden = hidden === 0;
-    $("suppressed-note").textContent = `${count(hidden, "time bucket")} ${hidden === 1 ? "is shown as a gap" : "are shown as gaps"}: fewer than ${count(k, "student")} had a labelled face, so their expression shares are hidden.`;
+    $("suppressed-note").textContent = `${count(hidden, "time bucket")} ${hidden === 1 ? "is shown as a gap" : "are shown as gaps"}: class figures need at least ${count(k, "student")} (seen, and with a labelled face for expression shares), so smaller groups are hidden.`;
     const canvas = $("class-chart");
     canvas.dataset.points = String(buckets.length);
     canvas.dataset.lastUpdate = state.lastUpdate || "";
@@ -239,8 +241,10 @@
   function renderSummary() {
     const s = state.summary;
     const totals = s.totals;
-    $("totals").textContent = `${count(totals.students_seen, "student")} seen · ${count(totals.frames, "frame")} · face presence ${pct(totals.face_share)}` +
-      (totals.dominant ? ` · most displayed expression: ${totals.dominant}` : "");
+    $("totals").textContent = totals.suppressed
+      ? `Fewer than ${count(s.min_group_size, "student")} seen so far: no class figures yet.`
+      : `${count(totals.students_seen, "student")} seen · ${count(totals.frames, "frame")} · face presence ${pct(totals.face_share)}` +
+        (totals.dominant ? ` · most displayed expression: ${totals.dominant}` : "");
     const moments = $("moments");
     moments.replaceChildren();
     if (s.moments.length === 0) {
@@ -263,7 +267,13 @@
     select.replaceChildren(new Option("Choose a student…", ""));
     s.students.forEach((st) => select.appendChild(new Option(`${st.external_id} · ${count(st.frames, "frame")}`, st.student_id)));
     select.value = chosen;
+    // Per-student data needs the key's per-student permission: say so instead of failing.
+    select.disabled = !s.per_student;
+    $("student-panel").dataset.perStudent = s.per_student ? "allowed" : "refused";
+    $("export-events").hidden = !s.per_student;
   }
+
+  const PER_STUDENT_REFUSED = "This key shows class figures only: one student's data needs a key with the per-student permission, which the school's LMS grants.";
 
   // ---- per-student drill-down ----------------------------------------------------
   async function loadStudent(studentId) {
@@ -273,10 +283,17 @@
       state.student = null;
       chart.data.datasets.forEach((d) => { d.data = []; });
       chart.update();
-      $("student-note").textContent = "";
+      $("student-note").textContent = state.summary && !state.summary.per_student ? PER_STUDENT_REFUSED : "";
       return;
     }
-    const body = await api(`/v1/lessons/${state.lesson.id}/students/${studentId}/timeline`, { bucket: state.bucket });
+    let body;
+    try {
+      body = await api(`/v1/lessons/${state.lesson.id}/students/${studentId}/timeline`, { bucket: state.bucket });
+    } catch (error) {
+      if (error.status !== 403) throw error;
+      $("student-note").textContent = `${PER_STUDENT_REFUSED} (${error.message})`;
+      return;
+    }
     state.student = body;
     LABELS.forEach((label, i) => { chart.data.datasets[i].data = seriesFor(body.buckets.filter((b) => b.frames > 0), label); });
     chart.options.plugins.lessonMarkers.markers = window.classpulse.chart.options.plugins.lessonMarkers.markers;
