@@ -17,6 +17,7 @@ from services.analytics import (
     routes_lessons,
     routes_summary,
     routes_timeline,
+    tickets,
 )
 from services.analytics.config import AnalyticsConfig
 from services.analytics.deps import Resources
@@ -77,6 +78,7 @@ def create_app(config: AnalyticsConfig | None = None) -> FastAPI:
     app.include_router(routes_summary.router)
     app.include_router(live.router)
     app.include_router(export.router)
+    app.include_router(tickets.router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
 
     app.include_router(health.router)

@@ -13,11 +13,12 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from services.analytics.config import AnalyticsConfig
+from services.analytics.ticket_store import purpose_of, redeem
 from services.api.credentials import AuthorizationHeader
 from shared.access import authenticate, bearer_token, require_lesson_access
 from shared.auth import Principal
 from shared.db.models import Lesson, SchoolClass, Student
-from shared.errors import NotFound
+from shared.errors import AuthError, NotFound
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,20 +46,38 @@ async def get_session(resources: ResourcesDep) -> AsyncIterator[AsyncSession]:
 
 
 SessionDep = Annotated[AsyncSession, Depends(get_session)]
-AccessTokenQuery = Annotated[
+TicketQuery = Annotated[
     str | None,
     Query(
-        description="The same credential as a query parameter, for EventSource and download "
-        "links where a browser cannot set headers",
+        description="A single-use ticket from `POST /v1/tickets`, for EventSource and "
+        "download links where a browser cannot set headers (never put a key in a URL)",
     ),
 ]
+#: Refused: a key in a URL ends up in browser history and proxy logs.
+AccessTokenQuery = Annotated[str | None, Query(include_in_schema=False)]
 
 
-def get_credential(
-    authorization: AuthorizationHeader = None, access_token: AccessTokenQuery = None
+async def get_credential(
+    request: Request,
+    resources: ResourcesDep,
+    authorization: AuthorizationHeader = None,
+    ticket: TicketQuery = None,
+    access_token: AccessTokenQuery = None,
 ) -> str:
-    """The caller's credential, from the ``Authorization`` header or else ``?access_token=``."""
-    return bearer_token(authorization) if authorization or not access_token else access_token
+    """The caller's credential: the ``Authorization`` header, or what a ``?ticket=`` made
+    for this route and lesson stands for (the ticket is then used up)."""
+    if access_token is not None:
+        raise AuthError(
+            "keys in URLs (?access_token=) are not accepted: send the key in the "
+            "Authorization header, or get a single-use ticket (POST /v1/tickets) and pass "
+            "?ticket="
+        )
+    if authorization or ticket is None:
+        return bearer_token(authorization)
+    purpose = purpose_of(request)
+    if purpose is None:
+        raise AuthError("tickets open only live streams and exports: use the Authorization header")
+    return await redeem(resources.redis, ticket, purpose, request.path_params.get("lesson", ""))
 
 
 CredentialDep = Annotated[str, Depends(get_credential)]

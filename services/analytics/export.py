@@ -226,7 +226,8 @@ async def export_lesson(
     ``/timeline``: whole, closed buckets of the lesson's grid, suppressed ones with no
     figures (empty cells). Events hold each face's student, label, confidence and
     seven probabilities: per-student data, for keys with the per-student permission
-    only (403 otherwise). Browsers pass the key as ``?access_token=``."""
+    only (403 otherwise). Browsers pass a single-use ticket (``POST /v1/tickets``) as
+    ``?ticket=``."""
     lesson_id = access.lesson.id
     if what == ExportWhat.TIMELINE:
         window = class_window(access.lesson, bucket.seconds, start, end)

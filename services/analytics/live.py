@@ -130,8 +130,8 @@ async def live_timeline(
     """A ``ready`` event once subscribed, then ``buckets`` events: a JSON list of the
     class timeline buckets that received frames (the same fields as ``/timeline``,
     suppressed ones without figures), each sent once it has closed, at most once a
-    second. The bucket still open is never sent. Browsers pass the key as
-    ``?access_token=``.
+    second. The bucket still open is never sent. Browsers pass a single-use ticket
+    (``POST /v1/tickets``) as ``?ticket=``.
 
     The stream ends with a ``closed`` event, ``{"reason", "detail"}``: ``credentials``
     when a periodic re-check finds the key revoked or the access gone (a reconnect

@@ -170,9 +170,10 @@ def test_lesson_list_shows_what_the_key_covers(
     assert api.get("/v1/lessons").status_code == 401
 
 
-def test_access_token_query_parameter_for_links(api: httpx.Client, lesson: SeededLesson) -> None:
+def test_access_token_query_parameter_is_refused(api: httpx.Client, lesson: SeededLesson) -> None:
+    """Links carry single-use tickets instead (tests/analytics/test_tickets.py)."""
     url = f"/v1/lessons/{lesson.lesson_id}/export"
-    assert api.get(url, params={"access_token": lesson.teacher_key}).status_code == 200
+    assert api.get(url, params={"access_token": lesson.teacher_key}).status_code == 401
     assert api.get(url, params={"access_token": "cp_nope_nope"}).status_code == 401
 
 

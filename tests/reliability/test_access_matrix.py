@@ -147,6 +147,10 @@ ANALYTICS: dict[str, Row] = {
     "GET /v1/lessons/{lesson}/summary": Row(class_readers()),
     "GET /v1/lessons/{lesson}/live": Row(class_readers(), stream=True),
     "GET /v1/lessons/{lesson}/export": Row(class_readers(), extra={"format": "csv"}),
+    "POST /v1/tickets": Row(
+        class_readers(),
+        lambda realm: {"json": {"purpose": "live", "lesson_id": str(realm.a.lesson_id)}},
+    ),
     "GET /healthz": Row(PUBLIC),
     "GET /readyz": Row(PUBLIC),
 }

@@ -309,22 +309,38 @@
     $("live-badge").hidden = true;
   }
 
-  function startLive() {
+  // EventSource and download links cannot send the key as a header, and a key in a
+  // URL ends up in history and proxy logs: they carry a single-use ticket instead.
+  async function ticket(purpose) {
+    const response = await fetch("/v1/tickets", {
+      method: "POST",
+      headers: { Authorization: `Bearer ${state.key}`, "Content-Type": "application/json" },
+      body: JSON.stringify({ purpose, lesson_id: state.lesson.id }),
+    });
+    const body = await response.json().catch(() => ({}));
+    if (!response.ok) throw new Error(body.error ? body.error.message : response.statusText);
+    return body.ticket;
+  }
+
+  async function startLive() {
     stopLive();
     const url = new URL(`/v1/lessons/${state.lesson.id}/live`, location.origin);
     url.searchParams.set("bucket", state.bucket);
-    url.searchParams.set("access_token", state.key);
+    url.searchParams.set("ticket", await ticket("live"));
     const source = new EventSource(url);
     state.source = source;
     source.addEventListener("ready", () => {
       $("live-badge").hidden = false;
       document.body.dataset.live = "ready";
     });
-    // The server ends a stream after its maximum lifetime (EventSource then
-    // reconnects by itself) or when the key no longer gives access (stop).
+    // The server ends a stream after its maximum lifetime (a new ticket, a new
+    // stream: the used one cannot reconnect) or when the key no longer gives access (stop).
     source.addEventListener("closed", (event) => {
       const { reason, detail } = JSON.parse(event.data);
-      if (reason === "max_duration") return;
+      if (reason === "max_duration") {
+        if (state.source === source) guard(startLive)();
+        return;
+      }
       stopLive();
       document.body.dataset.live = "closed";
       showError(`Live updates stopped: ${detail || reason}.`);
@@ -365,8 +381,13 @@
   // ---- loading -------------------------------------------------------------------
   function exportLink(id, params) {
     const url = new URL(`/v1/lessons/${state.lesson.id}/export`, location.origin);
-    Object.entries({ ...params, bucket: state.bucket, access_token: state.key }).forEach(([k, v]) => url.searchParams.set(k, v));
+    Object.entries({ ...params, bucket: state.bucket }).forEach(([k, v]) => url.searchParams.set(k, v));
     $(id).href = url.toString();
+    $(id).onclick = guard(async (event) => {
+      event.preventDefault();
+      url.searchParams.set("ticket", await ticket("export"));
+      location.assign(url.toString());
+    });
   }
 
   async function loadLesson(lessonId) {
@@ -393,7 +414,7 @@
     exportLink("export-csv", { format: "csv", what: "timeline" });
     exportLink("export-json", { format: "json", what: "timeline" });
     exportLink("export-events", { format: "csv", what: "events" });
-    if (state.lesson.is_live) startLive(); else stopLive();
+    if (state.lesson.is_live) await startLive(); else stopLive();
     document.body.dataset.loaded = lessonId;
   }
 
