@@ -12,12 +12,19 @@ from services.analytics.window import Bucket
 #: Longest smoothing window offered (frames per student).
 MAX_SMOOTH = 30
 
-BucketQuery = Annotated[Bucket, Query(description="Bucket width")]
+BucketQuery = Annotated[
+    Bucket,
+    Query(
+        description="Bucket width; buckets start at the lesson start plus whole widths "
+        "(a fixed grid)"
+    ),
+]
 FromQuery = Annotated[
     dt.datetime | None,
     Query(
         alias="from",
-        description="Window start, ISO 8601 with an offset (default: the lesson start)",
+        description="Window start, ISO 8601 with an offset (default: the lesson start); "
+        "class views move it back to the start of its bucket",
     ),
 ]
 ToQuery = Annotated[
@@ -25,7 +32,8 @@ ToQuery = Annotated[
     Query(
         alias="to",
         description="Window end, exclusive, ISO 8601 with an offset "
-        "(default: the lesson end, or now during the lesson)",
+        "(default: the lesson end, or now during the lesson); class views move it on to "
+        "the end of its bucket and never past the start of the bucket still open",
     ),
 ]
 SmoothQuery = Annotated[

@@ -34,6 +34,9 @@ FRAME_TIMEOUT = 60.0
 #: (see docs/benchmarks.md, "End to end").
 LIVE_FRAMES = int(os.environ.get("CLASSPULSE_E2E_FRAMES", "10"))
 LIVE_INTERVAL = os.environ.get("CLASSPULSE_E2E_INTERVAL", "1")
+#: The dashboard's bucket: live pushes a bucket once it has closed, so the finest one
+#: shows frames soonest.
+LIVE_BUCKET = dt.timedelta(seconds=10)
 
 # Records every Server-Sent Event a page receives, with its arrival time, before
 # any page script runs: the dashboard's own EventSource is wrapped, not replaced.
@@ -101,7 +104,10 @@ class Lesson:
         return f"{self.stack.ingest_url}{path}{extra}"
 
     def dashboard_url(self) -> str:
-        return f"{self.stack.analytics_url}/#key={self.teacher_key}&lesson={self.lesson_id}"
+        return (
+            f"{self.stack.analytics_url}/#key={self.teacher_key}&lesson={self.lesson_id}"
+            f"&bucket={int(LIVE_BUCKET.total_seconds())}s"
+        )
 
 
 @pytest.fixture(scope="module")
@@ -232,9 +238,9 @@ def latencies(
 ) -> list[float]:
     """Seconds from capture in the browser to the first dashboard update that counts the frame.
 
-    A live update carries each changed one-minute bucket with its frame count;
-    the n-th processed frame of a bucket is on the chart once an update shows
-    that bucket with at least n frames.
+    A live update carries each bucket that received frames, once it has closed, with
+    its frame count; the n-th processed frame of a bucket is on the chart once an
+    update shows that bucket with at least n frames.
     """
     captured_ms = {f["frameId"]: f["capturedAtMs"] for f in frames if f.get("frameId")}
     updates: list[tuple[int, dt.datetime, int]] = []
@@ -250,7 +256,7 @@ def latencies(
     for row in rows:
         if row.status != "done" or str(row.id) not in captured_ms:
             continue
-        start = origin + dt.timedelta(minutes=(row.captured_at - origin) // dt.timedelta(minutes=1))
+        start = origin + LIVE_BUCKET * ((row.captured_at - origin) // LIVE_BUCKET)
         rank[start] = rank.get(start, 0) + 1
         seen = [at for at, b, n in updates if b == start and n >= rank[start]]
         if seen:
@@ -292,8 +298,12 @@ def test_frames_flow_from_browser_to_live_dashboard(
         FRAME_TIMEOUT + LIVE_FRAMES * float(LIVE_INTERVAL),
         f"{LIVE_FRAMES} processed frames",
     )
-    wait_for(lambda: chart_points(dashboard) > 0, 10, "points on the dashboard chart")
-    time.sleep(2)  # the last frames' live updates
+    wait_for(
+        lambda: chart_points(dashboard) > 0,
+        10 + LIVE_BUCKET.total_seconds(),
+        "points on the dashboard chart",
+    )
+    time.sleep(2 + LIVE_BUCKET.total_seconds())  # the last frames' bucket closes and is pushed
 
     state = classroom_state(classroom)
     assert state["state"] == "running"
