@@ -38,8 +38,14 @@ def keras_model(weights: Path) -> Any:
     from training.models import make_model
 
     arch, layers = load_weights(weights)
+    # Built in float32 without changing the caller's policy (a bfloat16 run that
+    # starts from these weights goes on in bfloat16).
+    policy = keras.mixed_precision.global_policy()
     keras.mixed_precision.set_global_policy("float32")
-    model = make_model(arch)
+    try:
+        model = make_model(arch)
+    finally:
+        keras.mixed_precision.set_global_policy(policy)
     # The accelerator lists layers in the order the builders create them; a
     # functional model lists them topologically (a block's shortcut after its
     # second conv). Within one layer kind Keras's automatic names count up in

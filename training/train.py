@@ -334,8 +334,8 @@ def train(cfg: TrainConfig) -> Path | None:
     if cfg.checkpoint is not None:
         # The committed checkpoint is the run's backup: one restore path on every machine.
         state = committed or checkpoint.RunState(config=asdict(cfg))
-        policy = keras.mixed_precision.global_policy().name
-        saver = CommittedCheckpoint(cfg.checkpoint, out, state, best_weights or None, policy)
+        precision = model.dtype_policy.name
+        saver = CommittedCheckpoint(cfg.checkpoint, out, state, best_weights or None, precision)
         callbacks.append(saver)
     else:
         callbacks.insert(

@@ -74,6 +74,19 @@ def test_committed_checkpoint_serves_what_the_gpu_network_computed(sample):
     assert probabilities == pytest.approx(np.array(reference["probabilities"]), abs=1e-4)
 
 
+def test_loading_gpu_weights_keeps_the_callers_precision():
+    import keras
+
+    reference = json.loads((FIXTURES / "accelerator-student40-probabilities.json").read_text())
+    keras.mixed_precision.set_global_policy("mixed_bfloat16")  # a run on an AMX CPU
+    try:
+        model = keras_model(Path(__file__).resolve().parents[2] / reference["weights"])
+        assert model.dtype_policy.name == "float32"
+        assert keras.mixed_precision.global_policy().name == "mixed_bfloat16"
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+
+
 def test_import_weights_command_writes_a_scored_artifact(tmp_path):
     from typer.testing import CliRunner
 
