@@ -16,4 +16,5 @@ def test_random_erasing_boxes_the_share_of_images_asked(erasing: float, boxed: i
     out = np.asarray(make_augmenter(7, erasing)(flat, training=True))
     varied = int((out.reshape(16, -1).std(axis=1) > 1.0).sum())
     assert varied == boxed
-    assert out.min() >= 0.0 and out.max() <= 255.0
+    assert out.min() >= 0.0
+    assert out.max() <= 255.0

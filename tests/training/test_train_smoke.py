@@ -110,7 +110,8 @@ def test_committed_checkpoint_continues_the_run_in_another_folder(tmp_path):
     # Another session, another machine: only the committed folder is there. The run's own
     # settings (3 epochs, not 9) come from the checkpoint.
     artifact = train(small_run(tmp_path / "b", 9, checkpoint=folder, resume=True))
-    assert artifact is not None and (artifact / "model.onnx").is_file()
+    assert artifact is not None
+    assert (artifact / "model.onnx").is_file()
     state, _, _ = checkpoint.load(folder)
     assert (state.epochs_done, state.optimizer_steps) == (3, 3 * steps)
     assert [r.epoch for r in state.epochs] == [1, 2, 3]
