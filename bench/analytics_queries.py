@@ -29,12 +29,11 @@ from bench.analytics_seed import (
     insert_events,
     seed_lesson,
 )
-from services.analytics.queries.rollup import rollup_span
 from services.analytics.queries.summary import lesson_totals, segment_counts, student_totals
 from services.analytics.queries.timeline import (
-    _params,
     _timeline_sql,
     labelled_points,
+    per_student_buckets,
     timeline_buckets,
 )
 from services.analytics.window import TimeWindow
@@ -103,9 +102,9 @@ async def measure(
         async with sessions() as session:
             return (
                 await timeline_buckets(session, lesson_id, window, min_group_size=5),
-                await lesson_totals(session, lesson_id, window),
+                await lesson_totals(session, lesson_id, window, min_group_size=5),
                 await student_totals(session, lesson_id, window),
-                await segment_counts(session, lesson_id, window),
+                await segment_counts(session, lesson_id, window, min_group_size=5),
             )
 
     async def raw_class_timeline() -> object:
@@ -141,15 +140,10 @@ async def measure(
     print(f"class timeline, smooth=5 (raw):   median {smooth_ms:.1f} ms, worst {smooth_max:.1f} ms")
 
     for title, one_student in (("class", False), ("student", True)):
-        params = _params(lesson_id, window)
-        span = None if one_student else rollup_span(window)
-        if one_student:
-            params["student"] = student_id
-        if span:
-            params["s0"], params["s1"] = span
-        sql = "EXPLAIN (ANALYZE, BUFFERS) " + _timeline_sql(
-            smooth=0, one_student=one_student, rollup=span is not None, step=window.step
+        per_student, params = per_student_buckets(
+            lesson_id, window, student_id=student_id if one_student else None
         )
+        sql = "EXPLAIN (ANALYZE, BUFFERS) " + _timeline_sql(per_student)
         async with engine.connect() as conn:
             plan = [r[0] for r in (await conn.execute(text(sql), params)).all()]
         scans = [line.strip() for line in plan if "Scan" in line]

@@ -43,9 +43,10 @@ async def lesson_summary(
     presence drops, markedly against the lesson median, each tied to the marker in
     force. ``bucket`` is the resolution moments are looked for at.
 
-    Class figures cover the closed buckets of that grid (the bucket still open is
-    left out, segments start at the bucket of their marker) and follow the
-    timeline's minimum group size. The per-student rows are for keys with the
+    Class figures (totals, segments) are sums of the buckets the class timeline of
+    that grid shows: closed buckets only, none with fewer students than the minimum
+    group size, expression counts only from buckets that show shares; segments start
+    at the bucket of their marker. The per-student rows are for keys with the
     per-student permission only (``per_student`` says whether they were given)."""
     lesson_id, k = access.lesson.id, resources.config.min_group_size
     window = class_window(access.lesson, bucket.seconds)
@@ -53,11 +54,11 @@ async def lesson_summary(
     markers = await lesson_markers(session, lesson_id)
     buckets = await timeline_buckets(session, lesson_id, window, min_group_size=k, smooth=smooth)
     moments = find_moments(buckets, bucket.seconds, [MarkerPoint(m.at, m.label) for m in markers])
-    totals = await lesson_totals(session, lesson_id, window, smooth=smooth)
+    totals = await lesson_totals(session, lesson_id, window, min_group_size=k, smooth=smooth)
     students = (
         await student_totals(session, lesson_id, window, smooth=smooth) if per_student else []
     )
-    segments = await segment_counts(session, lesson_id, window, smooth=smooth)
+    segments = await segment_counts(session, lesson_id, window, min_group_size=k, smooth=smooth)
     return Summary.model_validate(
         {
             "lesson": lesson_info(access.lesson, access.school_class, dt.datetime.now(dt.UTC)),

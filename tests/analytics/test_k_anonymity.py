@@ -330,3 +330,26 @@ def test_the_live_stream_carries_class_buckets_only(
         assert stream.status_code == 200
         kind, data = next(sse_events(stream.iter_lines()))
     assert (kind, set(json.loads(data))) == ("ready", {"lesson_id", "bucket"})
+
+
+def test_summary_totals_and_segments_sum_only_the_buckets_the_timeline_shows(
+    api: httpx.Client, clean_db: Engine, lesson: SeededLesson
+) -> None:
+    """A total that grows by a suppressed bucket (or by labels the timeline withholds)
+    would expose them: totals and segments add up the shown buckets only."""
+    ids = [lesson.students[s] for s in FIVE]
+    events = [SeedEvent(s, lesson.at(5), HAPPY) for s in ids]  # minute 0: k students
+    events.append(SeedEvent(ids[0], lesson.at(65), SAD))  # minute 1: one student alone
+    events += [SeedEvent(s, lesson.at(125), HAPPY) for s in ids]  # minute 2: k students
+    # Minute 3: k students seen, one labelled (sad): presence counts, the label does not.
+    events += [SeedEvent(s, lesson.at(185), face=False) for s in ids[1:]]
+    events.append(SeedEvent(ids[0], lesson.at(185), SAD))
+    insert_events(clean_db, lesson.lesson_id, events)
+    add_marker(clean_db, lesson.lesson_id, lesson.at(0), "Everything")
+
+    body = get(api, lesson, "summary", bucket="1m").json()
+
+    for figures in (body["totals"], body["segments"][0]):
+        assert (figures["frames"], figures["faces_labelled"]) == (15, 10)
+        assert figures["expressions"]["sad"] == 0.0
+        assert figures["face_share"] == pytest.approx(11 / 15, abs=1e-4)

@@ -15,15 +15,11 @@ from services.analytics.queries.aggregate import (
     GroupCounts,
     events_source,
 )
-from services.analytics.queries.rollup import (
-    MINUTE_SQL,
-    ROLLUP_LABELS,
-    SUMMED,
-    rollup_per_student,
-    whole_minutes,
-)
+from services.analytics.queries.rollup import rollup_per_student, whole_minutes
+from services.analytics.queries.timeline import per_student_buckets
 from services.analytics.window import TimeWindow
 from shared.db.models import LessonMarker
+from shared.labels import NUM_CLASSES
 
 
 def _params(lesson_id: uuid.UUID, window: TimeWindow) -> dict[str, Any]:
@@ -41,14 +37,56 @@ def _per_student(params: dict[str, Any], window: TimeWindow, smooth: int) -> str
   FROM {events_source(smooth=smooth, one_student=False)} e GROUP BY e.student_id"""
 
 
+#: Per (bucket, student) rows of the buckets a class view shows, from ``per_student``
+#: (the timeline's rows) and the group size ``:k``: a bucket with fewer than k students
+#: seen is left out; its expression counts count only with k students labelled.
+_SHOWN = """
+per_bucket AS (
+  SELECT p.bucket, count(*) AS seen, count(*) FILTER (WHERE p.labelled > 0) AS labelled
+  FROM per_student p GROUP BY p.bucket
+), shown AS (
+  SELECT p.*, b.labelled >= :k AS with_shares
+  FROM per_student p JOIN per_bucket b ON b.bucket = p.bucket
+  WHERE b.seen >= :k
+)"""
+_WITH_SHARES = "coalesce(sum(x.{c}) FILTER (WHERE x.with_shares), 0) AS {c}"
+#: A student's counts summed over the shown buckets ``x`` of a group.
+_SHOWN_SUMS = ", ".join(
+    [
+        "sum(x.frames) AS frames",
+        "sum(x.face_frames) AS face_frames",
+        *(_WITH_SHARES.format(c=c) for c in ("labelled", *(f"l{i}" for i in range(NUM_CLASSES)))),
+        _WITH_SHARES.format(c="confidence_sum"),
+    ]
+)
+
+
+def _shown_params(
+    lesson_id: uuid.UUID, window: TimeWindow, min_group_size: int | None, smooth: int
+) -> tuple[str, dict[str, Any]]:
+    per_student, params = per_student_buckets(lesson_id, window, smooth=smooth)
+    return per_student, params | {"k": min_group_size or 0}
+
+
 async def lesson_totals(
-    session: AsyncSession, lesson_id: uuid.UUID, window: TimeWindow, *, smooth: int = 0
+    session: AsyncSession,
+    lesson_id: uuid.UUID,
+    window: TimeWindow,
+    *,
+    min_group_size: int | None = None,
+    smooth: int = 0,
 ) -> GroupCounts:
-    """Counts over the whole window."""
-    params = _params(lesson_id, window)
+    """Counts over the window: the sum of the buckets the class timeline of the same grid
+    shows (with ``min_group_size``), so that a total growing by a bucket, or differing
+    from the shown buckets' sum, never exposes a group the timeline suppresses."""
+    if window.bucket_count == 0:
+        return GroupCounts(0, 0, 0, 0, 0, (0,) * NUM_CLASSES, 0.0)
+    per_student, params = _shown_params(lesson_id, window, min_group_size, smooth)
     sql = f"""
-WITH per_student AS ({_per_student(params, window, smooth)})
-SELECT {GROUP_COLUMNS} FROM per_student p"""
+WITH per_student AS ({per_student}), {_SHOWN}, students AS (
+  SELECT x.student_id, {_SHOWN_SUMS} FROM shown x GROUP BY x.student_id
+)
+SELECT {GROUP_COLUMNS} FROM students p"""
     row = (await session.execute(text(sql), params)).one()
     return GroupCounts.from_row(row)
 
@@ -95,68 +133,35 @@ snapped AS (
                CAST(:t1 AS timestamptz))
 )"""
 
-#: Each span's whole UTC minutes ``[m0, m1)`` (empty when it has none).
-_SPAN_MINUTES = f"""
-minutes AS (
-  SELECT s.span_start, s.span_end,
-         {MINUTE_SQL.format(t="s.span_start - interval '1 microsecond'")}
-           + interval '1 minute' AS m0,
-         {MINUTE_SQL.format(t="s.span_end")} AS m1
-  FROM spans s WHERE s.span_end > s.span_start
-), bounds AS (
-  SELECT span_start, span_end,
-         CASE WHEN m1 > m0 THEN m0 ELSE span_end END AS m0,
-         CASE WHEN m1 > m0 THEN m1 ELSE span_end END AS m1
-  FROM minutes
-)"""
-
-_ROLLUP_SEGMENTS = f"""
-{_SPAN_MINUTES}, parts AS (
-  SELECT b.span_start, r.student_id, r.frames, r.face_frames, r.labelled, {ROLLUP_LABELS},
-         r.confidence_sum
-  FROM bounds b JOIN face_event_minutes r
-    ON r.lesson_id = :lesson AND r.minute >= b.m0 AND r.minute < b.m1
-  UNION ALL
-  SELECT b.span_start, {PER_STUDENT_COLUMNS}
-  FROM bounds b JOIN face_events e
-    ON e.lesson_id = :lesson
-   AND ((e.captured_at >= b.span_start AND e.captured_at < b.m0)
-     OR (e.captured_at >= b.m1 AND e.captured_at < b.span_end))
-  GROUP BY b.span_start, e.student_id
-), per_student AS (
-  SELECT x.span_start, x.student_id, {SUMMED}, sum(x.confidence_sum) AS confidence_sum
-  FROM parts x GROUP BY x.span_start, x.student_id
-)"""
-
-
-def _raw_segments(smooth: int) -> str:
-    return f"""
-per_student AS (
-  SELECT s.span_start, {PER_STUDENT_COLUMNS}
-  FROM spans s JOIN {events_source(smooth=smooth, one_student=False)} e
-    ON e.captured_at >= s.span_start AND e.captured_at < s.span_end
-  GROUP BY s.span_start, e.student_id
-)"""
-
 
 async def segment_counts(
-    session: AsyncSession, lesson_id: uuid.UUID, window: TimeWindow, *, smooth: int = 0
+    session: AsyncSession,
+    lesson_id: uuid.UUID,
+    window: TimeWindow,
+    *,
+    min_group_size: int | None = None,
+    smooth: int = 0,
 ) -> list[tuple[str | None, str | None, dt.datetime, dt.datetime, GroupCounts]]:
     """Counts between consecutive markers: (label, kind, start, end, counts).
 
     The span before the first marker has no label; the last one runs to the
     window's end. Markers count from the start of their bucket on the window's grid
-    (two in one bucket: the later one names it). Whole minutes come from the
-    per-minute rollup (unless smoothing).
+    (two in one bucket: the later one names it), and a segment sums the buckets the
+    class timeline of that grid shows (see :func:`lesson_totals`).
     """
-    per_student = _ROLLUP_SEGMENTS if smooth <= 1 else _raw_segments(smooth)
+    per_student, params = _shown_params(lesson_id, window, min_group_size, smooth)
     sql = f"""
-WITH {_SPANS}, {per_student}
+WITH {_SPANS}, per_student AS ({per_student}), {_SHOWN}, students AS (
+  SELECT s.span_start, x.student_id, {_SHOWN_SUMS}
+  FROM shown x JOIN spans s
+    ON s.span_end > s.span_start AND x.bucket < s.span_end
+   AND x.bucket + CAST(:step AS interval) > s.span_start
+  GROUP BY s.span_start, x.student_id
+)
 SELECT s.label, s.kind, s.span_start, s.span_end, {GROUP_COLUMNS}
-FROM spans s LEFT JOIN per_student p ON p.span_start = s.span_start
+FROM spans s LEFT JOIN students p ON p.span_start = s.span_start
 WHERE s.span_end > s.span_start
 GROUP BY s.label, s.kind, s.span_start, s.span_end
 ORDER BY s.span_start"""
-    params = _params(lesson_id, window) | {"step": window.interval, "origin": window.origin}
     rows = (await session.execute(text(sql), params)).all()
     return [(r.label, r.kind, r.span_start, r.span_end, GroupCounts.from_row(r)) for r in rows]

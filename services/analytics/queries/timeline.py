@@ -20,14 +20,41 @@ from services.analytics.window import TimeWindow
 from shared.labels import LABELS
 
 
-def _timeline_sql(*, smooth: int, one_student: bool, rollup: bool, step: int) -> str:
+def _per_student_sql(*, smooth: int, one_student: bool, rollup: bool, step: int) -> str:
     if rollup:
-        per_student = rollup_per_student(bucketed=True, merge=step != 60)
-    else:
-        per_student = f"""
+        return rollup_per_student(bucketed=True, merge=step != 60)
+    return f"""
   SELECT date_bin(:step, e.captured_at, :origin) AS bucket, {PER_STUDENT_COLUMNS}
   FROM {events_source(smooth=smooth, one_student=one_student)} e
   GROUP BY 1, e.student_id"""
+
+
+def per_student_buckets(
+    lesson_id: uuid.UUID,
+    window: TimeWindow,
+    *,
+    smooth: int = 0,
+    student_id: uuid.UUID | None = None,
+    use_rollup: bool = True,
+) -> tuple[str, dict[str, Any]]:
+    """SQL of one row per (``bucket``, student) with the per-student counts, and its
+    parameters: from the per-minute rollup where the buckets allow it."""
+    params = _params(lesson_id, window)
+    if student_id is not None:
+        params["student"] = student_id
+    span = rollup_span(window) if use_rollup and student_id is None and smooth <= 1 else None
+    if span is not None:
+        params["s0"], params["s1"] = span
+    sql = _per_student_sql(
+        smooth=smooth,
+        one_student=student_id is not None,
+        rollup=span is not None,
+        step=window.step,
+    )
+    return sql, params
+
+
+def _timeline_sql(per_student: str) -> str:
     # generate_series makes empty buckets explicit, so charts show gaps, not joins.
     return f"""
 WITH per_student AS ({per_student}
@@ -68,19 +95,10 @@ async def bucket_counts(
     """
     if window.bucket_count == 0:
         return []
-    params = _params(lesson_id, window)
-    if student_id is not None:
-        params["student"] = student_id
-    span = rollup_span(window) if use_rollup and student_id is None and smooth <= 1 else None
-    if span is not None:
-        params["s0"], params["s1"] = span
-    sql = _timeline_sql(
-        smooth=smooth,
-        one_student=student_id is not None,
-        rollup=span is not None,
-        step=window.step,
+    per_student, params = per_student_buckets(
+        lesson_id, window, smooth=smooth, student_id=student_id, use_rollup=use_rollup
     )
-    rows = (await session.execute(text(sql), params)).all()
+    rows = (await session.execute(text(_timeline_sql(per_student)), params)).all()
     return [(row.start, GroupCounts.from_row(row)) for row in rows]
 
 
