@@ -177,30 +177,46 @@ def _start_children(
     return urls, children
 
 
-def _start_demo(urls: dict[str, str], data_dir: Path, stop: threading.Event) -> None:
+def _start_demo(urls: dict[str, str], data_dir: Path, stop: threading.Event) -> Any:
+    """Create the demo lesson and play it in the background; return it (None: no demo).
+
+    The lesson exists before the summary is printed, so that the summary's one
+    dashboard link is the demo's, key included.
+    """
     if not module_exists(DEMO_MODULE):
         typer.echo("skipped the demo lesson: classpulse.demo not found")
-        return
+        return None
     if "ingest" not in urls or "analytics" not in urls:
         typer.echo("skipped the demo lesson: it needs both the ingest and the analytics API")
-        return
-    run_demo: Any = importlib.import_module(DEMO_MODULE).run_demo
+        return None
+    demo: Any = importlib.import_module(DEMO_MODULE)
+    try:
+        lesson = demo.prepare_demo(urls["ingest"], urls["analytics"], data_dir)
+    except Exception as exc:  # the demo is a guest: its failure must not stop the system
+        typer.echo(f"the demo lesson did not start: {type(exc).__name__}: {exc}", err=True)
+        return None
 
     def play() -> None:
         try:
-            run_demo(urls["ingest"], urls["analytics"], data_dir, stop=stop)
-        except Exception as exc:  # the demo is a guest: its failure must not stop the system
+            demo.play_demo(urls["ingest"], lesson, stop=stop)
+        except Exception as exc:
             typer.echo(f"the demo lesson stopped: {type(exc).__name__}: {exc}", err=True)
 
     threading.Thread(target=play, name="demo", daemon=True).start()
+    return lesson
 
 
 def _print_summary(
-    urls: dict[str, str], stores: Stores, children: list[Child], options: UpOptions
+    urls: dict[str, str], stores: Stores, children: list[Child], options: UpOptions, demo: Any
 ) -> None:
     lines = ["ClassPulse is up (Ctrl-C stops everything):"]
-    if "analytics" in urls:
-        lines.append(f"  dashboard:      {urls['analytics']}/")
+    # The first dashboard link printed is one that works: the demo's carries its key.
+    if demo is not None:
+        lines.append(f"  dashboard:      {demo.dashboard_url}")
+        lines.append(f"  classroom:      {demo.classroom_url}  (a visiting student: your webcam)")
+        lines.append(f"  (demo lesson; both links are in {options.data_dir / 'demo-links.txt'})")
+    elif "analytics" in urls:
+        lines.append(f"  dashboard:      {urls['analytics']}/  (asks for an API key)")
     for name in ("ingest", "analytics"):
         if name in urls:
             label = f"{name} API:"
@@ -285,11 +301,10 @@ def run_up(options: UpOptions) -> None:
         settings.clear_cache()
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
         urls, children = _start_children(options, env, stack)
-        _print_summary(urls, stores, children, options)
         stop_demo = threading.Event()
         stack.callback(stop_demo.set)
-        if options.demo:
-            _start_demo(urls, options.data_dir, stop_demo)
+        demo = _start_demo(urls, options.data_dir, stop_demo) if options.demo else None
+        _print_summary(urls, stores, children, options, demo)
         _supervise(stores, children)
     except KeyboardInterrupt:
         typer.echo("stopping ClassPulse …")
