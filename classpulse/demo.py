@@ -47,6 +47,8 @@ FRAME_PERIOD_SECONDS = 2.0
 #: Video time between two sampled frames: the clips are a few seconds long, so they
 #: play in slow motion and loop, giving changing faces.
 VIDEO_SAMPLE_SECONDS = 0.5
+#: Bucket width the demo's dashboard link opens at.
+DEMO_BUCKET = "10s"
 FRAME_SIZE = (640, 480)
 JPEG_QUALITY = 85
 #: Media each simulated student "shows": the videos give changing faces, the photos steady ones.
@@ -303,7 +305,12 @@ def set_up_lesson(
         class_id=class_id,
         lesson_id=lesson_id,
         students=tokens,
-        dashboard_url=f"{analytics_url.rstrip('/')}/#key={teacher_key}&lesson={lesson_id}",
+        # 10 s buckets: class charts show closed buckets only, so the first point
+        # appears 10 s into the demo rather than a minute.
+        dashboard_url=(
+            f"{analytics_url.rstrip('/')}/#key={teacher_key}&lesson={lesson_id}"
+            f"&bucket={DEMO_BUCKET}"
+        ),
         classroom_url=f"{ingest_url.rstrip('/')}{visitor['classroom_url']}",
     )
 

@@ -14,10 +14,11 @@ __all__ = [
 ]
 
 DESCRIPTIONS = {
+    400: "A request body that is not readable JSON, e.g. not UTF-8 (`bad_request`)",
     401: "Missing, invalid, expired or revoked credentials (`unauthorized`)",
     403: "Valid credentials that do not cover this lesson or student (`forbidden`)",
     404: "Unknown lesson or student (`not_found`)",
-    422: "Bad query parameters (`validation_error`)",
+    422: "Bad query parameters or body fields (`validation_error`)",
     503: "Redis or PostgreSQL unavailable (`service_unavailable`)",
 }
 

@@ -48,7 +48,7 @@ class TicketOut(BaseModel):
 @router.post(
     "",
     summary="A single-use ticket for one lesson's live stream or export link",
-    responses=json_error_responses(401, 403, 404, 422),
+    responses=json_error_responses(400, 401, 403, 404, 422),
 )
 async def create_ticket(
     body: TicketIn,

@@ -50,7 +50,8 @@ def test_demo_plays_simulated_students_into_a_labelled_lesson(
     clear_cache()
 
     links = (tmp_path / "demo-links.txt").read_text()
-    match = re.search(r"/#key=(cp_\S+)&lesson=([0-9a-f-]{36})", links)
+    # The link opens 10 s buckets: the first closed bucket shows 10 s into the demo.
+    match = re.search(r"/#key=(cp_\S+)&lesson=([0-9a-f-]{36})&bucket=10s", links)
     assert match, links
     assert stack.analytics_url in links
     assert f"{stack.ingest_url}/classroom/" in links
