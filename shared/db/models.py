@@ -233,6 +233,10 @@ class FaceEvent(Base):
         Index("ix_face_events_student", "student_id"),
         CheckConstraint("label BETWEEN 0 AND 6", name="label_range"),
         CheckConstraint("array_length(probabilities, 1) = 7", name="seven_probabilities"),
+        CheckConstraint(
+            "(yaw IS NULL) = (pitch IS NULL) AND (yaw IS NULL) = (facing IS NULL)",
+            name="pose_complete",
+        ),
     )
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
     frame_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("frames.id", ondelete="CASCADE"))
@@ -253,6 +257,11 @@ class FaceEvent(Base):
     confidence: Mapped[float | None] = mapped_column(Float)
     probabilities: Mapped[list[float] | None] = mapped_column(ARRAY(REAL))
     model_version: Mapped[str | None] = mapped_column(String(100))
+    #: Head pose in degrees and the "facing the screen" call (``shared.vision.pose``,
+    #: migration 0006); NULL without keypoints (Haar) and for ``no_face`` rows.
+    yaw: Mapped[float | None] = mapped_column(REAL)
+    pitch: Mapped[float | None] = mapped_column(REAL)
+    facing: Mapped[bool | None] = mapped_column(Boolean)
     created_at: Mapped[dt.datetime] = created_at_column()
 
 
@@ -280,6 +289,9 @@ class FaceEventMinute(Base):
     #: Labelled faces per expression, in ``shared.labels`` index order.
     label_counts: Mapped[list[int]] = mapped_column(ARRAY(Integer))
     confidence_sum: Mapped[float] = mapped_column(Float)
+    #: Frames whose (first) face has a head pose, and of those the ones facing the screen.
+    posed_frames: Mapped[int] = mapped_column(Integer, server_default="0")
+    facing_frames: Mapped[int] = mapped_column(Integer, server_default="0")
 
 
 class AuditEntry(Base):

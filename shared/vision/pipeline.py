@@ -22,6 +22,7 @@ from shared.labels import Expression
 from shared.settings import DEFAULT_DETECTOR
 from shared.vision.align import aligned_crop, pose
 from shared.vision.detect import Detection, FaceDetector, Keypoints, make_detector
+from shared.vision.pose import HeadPose, head_pose, is_facing
 from shared.vision.preprocess import Box, GrayImage, crop_face, to_gray
 from shared.vision.quality import Quality, QualityThresholds, assess
 
@@ -50,6 +51,13 @@ class FaceAnalysis:
     #: The detector's score and keypoints (None for Haar).
     score: float | None = None
     keypoints: Keypoints | None = None
+    #: Head yaw and pitch from the keypoints (None for Haar).
+    head_pose: HeadPose | None = None
+
+    @property
+    def facing(self) -> bool | None:
+        """Whether the head faces the screen (``shared.vision.pose``); None without a pose."""
+        return None if self.head_pose is None else is_facing(self.head_pose)
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,6 +142,7 @@ class Pipeline:
                         quality,
                         score=detection.score,
                         keypoints=detection.keypoints,
+                        head_pose=head_pose(detection.keypoints) if detection.keypoints else None,
                     )
                 )
             frames.append(faces)
@@ -181,6 +190,7 @@ class Pipeline:
                 tuple(float(p) for p in row),
                 old.score,
                 old.keypoints,
+                old.head_pose,
             )
 
 

@@ -118,7 +118,7 @@ def _pitch(ratio: float) -> float:
     return math.degrees(math.atan(ahead / behind))
 
 
-def facing(pose: HeadPose, limits: FacingLimits | None = None) -> bool:
+def is_facing(pose: HeadPose, limits: FacingLimits | None = None) -> bool:
     """Whether the head is turned towards the camera within ``limits``."""
     limits = limits or FacingLimits()
     return (

@@ -47,6 +47,10 @@ MIN_SHARPNESS = 150.0
 #: frontal media photos the yaw is at most 0.2 and the ratio at least 0.86; on
 #: the profile faces of short_hamilton_clip.mp4 the yaw reaches 0.75 or more,
 #: or the ratio falls to 0.46 or less. The limits sit between (about 45 degrees).
+#: In the degrees of ``shared.vision.pose`` (yaw ratio = NOSE_DEPTH x tan(yaw)),
+#: 0.45 is 45 degrees for a level head. The "facing the screen" call stops at
+#: 25: a face turned 25-45 degrees keeps its expression label (FER2013 holds
+#: such three-quarter faces) but is not counted as facing.
 MAX_YAW = 0.45
 MIN_EYE_MOUTH_RATIO = 0.55
 #: Smallest fraction of the aligned crop (and of the detector's box) inside the

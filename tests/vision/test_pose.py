@@ -21,8 +21,8 @@ from shared.vision.pose import (
     NOSE_DROP,
     FacingLimits,
     HeadPose,
-    facing,
     head_pose,
+    is_facing,
 )
 from shared.vision.preprocess import Box
 from tests.conftest import FIXTURES, MEDIA
@@ -85,12 +85,12 @@ def test_roll_and_size_do_not_change_the_angles() -> None:
 
 def test_facing_follows_the_limits() -> None:
     limits = FacingLimits(max_yaw=25, max_pitch_up=25, max_pitch_down=20)
-    assert facing(HeadPose(24, 24), limits)
-    assert facing(HeadPose(-24, -19), limits)
-    assert not facing(HeadPose(26, 0), limits)
-    assert not facing(HeadPose(-26, 0), limits)
-    assert not facing(HeadPose(0, 26), limits)
-    assert not facing(HeadPose(0, -21), limits)
+    assert is_facing(HeadPose(24, 24), limits)
+    assert is_facing(HeadPose(-24, -19), limits)
+    assert not is_facing(HeadPose(26, 0), limits)
+    assert not is_facing(HeadPose(-26, 0), limits)
+    assert not is_facing(HeadPose(0, 26), limits)
+    assert not is_facing(HeadPose(0, -21), limits)
 
 
 def test_a_mirrored_frame_turns_the_other_way() -> None:
@@ -164,7 +164,7 @@ def test_facing_call_agrees_with_the_labels(detector_name: str, min_scored: int)
             pose = head_pose(match.keypoints)
             expected = face.facing
             total[expected] += 1
-            if facing(pose) == expected:
+            if is_facing(pose) == expected:
                 right[expected] += 1
             else:
                 wrong.append(f"{face.source}#{face.frame} {box}: {pose}")
@@ -192,7 +192,7 @@ def test_pose_costs_next_to_nothing_per_face() -> None:
     runs = 20_000
     start = time.perf_counter()
     for _ in range(runs):
-        facing(head_pose(face.keypoints))
+        is_facing(head_pose(face.keypoints))
     per_face = (time.perf_counter() - start) / runs
     print(f"\nhead pose and facing call: {per_face * 1e6:.1f} us per face")
     assert per_face < MAX_SECONDS_PER_FACE
