@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from shared.errors import ClassPulseError
+from shared.labels import LABELS
 from shared.settings import (
     DEFAULT_DETECTOR,
     DEFAULT_MIN_FACE_FRACTION,
@@ -56,6 +57,7 @@ class Sample:
                     "box": [f.box.x, f.box.y, f.box.w, f.box.h],
                     "quality": f.quality.value,
                     "label": f.label.label if f.label is not None else None,
+                    "uncertain": f.uncertain,
                     "confidence": round(f.confidence, 4) if f.confidence is not None else None,
                     "probabilities": (
                         [round(p, 4) for p in f.probabilities] if f.probabilities else None
@@ -73,6 +75,9 @@ class Sample:
         for face in self.result.faces:
             if face.label is not None and face.confidence is not None:
                 parts.append(f"{face.label.label} ({face.confidence:.0%})")
+            elif face.uncertain and face.probabilities is not None:
+                top = LABELS[face.probabilities.index(max(face.probabilities))]
+                parts.append(f"uncertain (top: {top} {max(face.probabilities):.0%})")
             elif face.quality.value != "ok":
                 parts.append(f"unlabelled: {face.quality.value.replace('_', ' ')}")
             else:
@@ -191,8 +196,11 @@ def _run(
     from shared.vision.detect import make_detector
     from shared.vision.pipeline import Pipeline
 
+    classifier = ExpressionClassifier(model)
     pipeline = Pipeline(
-        ExpressionClassifier(model), make_detector(detector, min_face_fraction=min_face)
+        classifier,
+        make_detector(detector, min_face_fraction=min_face),
+        uncertain_below=classifier.metadata.uncertain_below,
     )
     if is_video:
         total, frames = video_frames(target, every)

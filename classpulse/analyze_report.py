@@ -38,7 +38,7 @@ def write_report(samples: list[Sample], out: Path, every: float) -> list[Path]:
                         sample.seconds,
                         len(sample.result.faces),
                         index,
-                        face.label.label if face.label is not None else "",
+                        face.label_text or "",
                         f"{face.confidence:.4f}" if face.confidence is not None else "",
                         face.quality.value,
                     ]

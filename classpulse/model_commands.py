@@ -211,6 +211,47 @@ def evaluate(
         typer.echo(format_report(result))
 
 
+def calibrate(
+    model: Annotated[Path, typer.Option(help="Model artifact folder")] = DEFAULT_MODEL_DIR,
+    data: DataOption = DEFAULT_DATA,
+    min_accuracy: Annotated[
+        float,
+        typer.Option(
+            min=0.0,
+            max=1.0,
+            help="Withhold labels of confidences whose labels are right less often (0: never)",
+        ),
+    ] = 0.5,
+    apply: Annotated[
+        bool,
+        typer.Option(
+            help="Serve the threshold: faces under it get no label (class shares then lean "
+            "towards the expressions the model is sure of; see the model card)"
+        ),
+    ] = False,
+) -> None:
+    """Find on PublicTest the confidence under which faces would be reported "uncertain"."""
+    from training.calibration import calibrate_artifact
+    from training.data import load
+
+    try:
+        found = calibrate_artifact(
+            model, load(data, "PublicTest"), min_accuracy=min_accuracy, apply=apply
+        )
+    except ClassPulseError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    withheld = found.withheld_accuracy
+    verb = "are now reported" if apply else "would be reported"
+    typer.echo(
+        f"{model}: faces under {found.below:.2f} top probability {verb} as uncertain; "
+        f"{found.coverage:.1%} of PublicTest keep a label, {found.labelled_accuracy:.1%} of "
+        f"them right (all: {found.accuracy:.1%}"
+        + (f"; withheld ones {withheld:.1%})" if withheld is not None else ")")
+        + ("" if apply else "; --apply serves it")
+    )
+
+
 def ensemble(
     members: Annotated[
         list[Path], typer.Argument(help="Model artifact folders to average (two or more)")
@@ -289,4 +330,5 @@ def register(app: typer.Typer) -> None:
     app.command()(ensemble)
     app.command()(quantize)
     app.command()(evaluate)
+    app.command()(calibrate)
     app.command("import-weights")(import_weights)

@@ -40,3 +40,6 @@ class Expression(IntEnum):
 #: Labels in model-output order (index i is ``Expression(i)``).
 LABELS: tuple[str, ...] = tuple(e.label for e in Expression)
 NUM_CLASSES = len(LABELS)
+#: What exports and reports write for a face the model classified too unsurely
+#: for a label (its top probability under the model's ``uncertain_below``).
+UNCERTAIN = "uncertain"

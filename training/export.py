@@ -25,6 +25,7 @@ from shared.vision.artifact import (
     write_metadata,
 )
 from shared.vision.preprocess import INPUT_SHAPE, PREPROCESSING_VERSION
+from training.calibration import calibrate_artifact
 from training.data import Split
 from training.quantize import calibration_batches, quantize_onnx
 
@@ -81,6 +82,13 @@ def publish_metadata(out: Path, meta: ModelMetadata, val: Split) -> Path:
     meta.metrics["public_test"] = result.as_dict()
     write_metadata(out, meta)
     log.info("PublicTest accuracy %.4f (tta=%s, %s)", result.accuracy, meta.tta, meta.precision)
+    found = calibrate_artifact(out, val)
+    log.info(
+        "uncertain under %.2f: %.1f%% of PublicTest keep a label, %.1f%% of them right",
+        found.below,
+        100 * found.coverage,
+        100 * found.labelled_accuracy,
+    )
     return out
 
 
@@ -145,6 +153,7 @@ def quantize_artifact(src: Path, out: Path, train: Split, val: Split) -> Path:
     keras.mixed_precision.set_global_policy("float32")
     model = keras.models.load_model(keras_path, compile=False)
     precision = write_served_model(model, out, train)
-    metrics = {k: v for k, v in meta.metrics.items() if k != "public_test"}
+    # Measured again on the int8 model.
+    metrics = {k: v for k, v in meta.metrics.items() if k not in ("public_test", "uncertain")}
     int8 = replace(meta, version=f"{meta.version}-int8", precision=precision, metrics=metrics)
     return publish_metadata(out, int8, val)

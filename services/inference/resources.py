@@ -62,7 +62,7 @@ def build_pipeline() -> Pipeline:
     from shared.vision.classify import ExpressionClassifier
 
     classifier = ExpressionClassifier(worker.model_dir, threads=worker.inference_threads)
-    return Pipeline(classifier, detector)
+    return Pipeline(classifier, detector, uncertain_below=classifier.metadata.uncertain_below)
 
 
 def build_resources() -> Resources:

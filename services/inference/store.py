@@ -90,7 +90,8 @@ def event_rows(
         return [{**common, "face_index": 0, "kind": EventKind.NO_FACE}]
     rows = []
     for index, face in enumerate(result.faces):
-        labelled = face.label is not None
+        # An uncertain face was classified too: its probabilities name the model.
+        classified = face.probabilities is not None
         rows.append(
             {
                 **common,
@@ -107,7 +108,7 @@ def event_rows(
                 "label": int(face.label) if face.label is not None else None,
                 "confidence": face.confidence,
                 "probabilities": list(face.probabilities) if face.probabilities else None,
-                "model_version": model_version if labelled else None,
+                "model_version": model_version if classified else None,
             }
         )
     return rows

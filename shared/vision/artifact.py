@@ -39,6 +39,9 @@ class ModelMetadata:
     #: Numeric type of ``model.onnx``: "float32", or "int8" after post-training
     #: quantization (``model.keras`` stays float32).
     precision: str = "float32"
+    #: Top probability under which a face is reported "uncertain" instead of
+    #: labelled (0: always labelled); chosen on PublicTest by ``classpulse calibrate``.
+    uncertain_below: float = 0.0
     metrics: dict[str, Any] = field(default_factory=dict)
     parameters: int = 0
     created_at: str = ""
@@ -63,6 +66,8 @@ def check_compatible(meta: ModelMetadata, where: Path) -> None:
         )
     if meta.tta not in ("none", "flip"):
         problems.append(f"test-time augmentation {meta.tta!r} (expected 'none' or 'flip')")
+    if not 0.0 <= meta.uncertain_below < 1.0:
+        problems.append(f"uncertain_below {meta.uncertain_below!r} (expected 0 <= value < 1)")
     if meta.precision not in PRECISIONS:
         problems.append(f"precision {meta.precision!r} (expected one of {', '.join(PRECISIONS)})")
     if problems:

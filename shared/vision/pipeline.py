@@ -18,7 +18,7 @@ from typing import Protocol
 import numpy as np
 import numpy.typing as npt
 
-from shared.labels import Expression
+from shared.labels import UNCERTAIN, Expression
 from shared.settings import DEFAULT_DETECTOR
 from shared.vision.align import aligned_crop, pose
 from shared.vision.detect import Detection, FaceDetector, Keypoints, make_detector
@@ -59,6 +59,18 @@ class FaceAnalysis:
         """Whether the head faces the screen (``shared.vision.pose``); None without a pose."""
         return None if self.head_pose is None else is_facing(self.head_pose)
 
+    @property
+    def uncertain(self) -> bool:
+        """Classified, but too unsure for a label (its probabilities are kept)."""
+        return self.label is None and self.probabilities is not None
+
+    @property
+    def label_text(self) -> str | None:
+        """The label's name, ``"uncertain"``, or None (not classified)."""
+        if self.label is not None:
+            return self.label.label
+        return UNCERTAIN if self.uncertain else None
+
 
 @dataclass(frozen=True, slots=True)
 class FrameResult:
@@ -93,6 +105,7 @@ class Pipeline:
         inference_enabled: bool = True,
         thresholds: QualityThresholds | None = None,
         align: bool = True,
+        uncertain_below: float = 0.0,
     ) -> None:
         if inference_enabled and classifier is None:
             raise ValueError("a classifier is needed when expression inference is enabled")
@@ -102,6 +115,9 @@ class Pipeline:
         self.thresholds = thresholds or QualityThresholds()
         #: Level the eyes of faces with keypoints (False: crop the box, as for Haar).
         self.align = align
+        #: Faces whose top probability is lower get no label (the model's metadata
+        #: ``uncertain_below``): a label there is more often wrong than right.
+        self.uncertain_below = uncertain_below
 
     @property
     def model_version(self) -> str | None:
@@ -185,7 +201,7 @@ class Pipeline:
             frames[item.frame][item.face] = FaceAnalysis(
                 old.box,
                 old.quality,
-                Expression(best),
+                Expression(best) if row[best] >= self.uncertain_below else None,
                 float(row[best]),
                 tuple(float(p) for p in row),
                 old.score,

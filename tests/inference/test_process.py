@@ -19,7 +19,7 @@ from services.inference.resources import Resources
 from shared.db.models import Consent, ConsentParty, EventKind, FaceQuality, Frame, FrameStatus
 from shared.labels import Expression
 from shared.schemas import FRAME_QUEUE, FrameRef, LiveNotice, frame_key, live_channel
-from tests.inference.conftest import NOW, World, make_resources
+from tests.inference.conftest import NOW, FakeClassifier, World, make_resources
 
 
 def test_frame_with_two_faces_is_stored_announced_and_its_bytes_deleted(
@@ -190,6 +190,27 @@ def test_inference_switched_off_stores_presence_without_expression(
         assert event.probabilities is None
         assert event.confidence is None
         assert event.model_version is None
+
+
+def test_an_uncertain_face_keeps_its_probabilities_and_model_but_no_label(
+    world: World, pg_url: str, redis_url: str, two_faces: bytes
+) -> None:
+    res = make_resources(pg_url, redis_url)
+    # The fake model is 90 % sure of every face: under a 95 % threshold, none is labelled.
+    res.pipeline.uncertain_below = 0.95
+    try:
+        ref = world.add_frame(two_faces)
+        process.process_frame(ref, res)
+    finally:
+        res.close()
+    events = world.events(ref.frame_id)
+    assert len(events) == 2
+    for event in events:
+        assert event.label is None
+        assert event.probabilities is not None
+        assert len(event.probabilities) == 7
+        assert event.confidence == pytest.approx(0.9)
+        assert event.model_version == FakeClassifier.version
 
 
 def closed_port() -> int:

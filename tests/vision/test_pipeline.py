@@ -142,3 +142,23 @@ def test_real_model_gives_seven_probabilities_and_the_argmax() -> None:
         assert face.label == Expression(int(np.argmax(probs)))
         assert face.confidence == pytest.approx(probs.max())
     assert pipeline.model_version
+
+
+def test_a_face_under_the_models_threshold_is_uncertain_not_labelled() -> None:
+    classifier = ExpressionClassifier(threads=1)
+    image = photo("two_people.jpg")
+    labelled = Pipeline(classifier).analyze(image).faces
+    # A threshold between the two faces' confidences: the less sure one loses its label.
+    low, high = sorted(f.confidence for f in labelled if f.confidence is not None)
+    assert low < high
+    faces = Pipeline(classifier, uncertain_below=(low + high) / 2).analyze(image).faces
+    by_confidence = sorted(faces, key=lambda f: f.confidence or 0.0)
+    unsure, sure = by_confidence
+    assert unsure.uncertain
+    assert unsure.label is None
+    assert unsure.label_text == "uncertain"
+    assert unsure.probabilities is not None
+    assert unsure.confidence == pytest.approx(low)
+    assert not sure.uncertain
+    assert sure.label is not None
+    assert sure.label_text == sure.label.label
