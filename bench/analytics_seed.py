@@ -138,12 +138,30 @@ class SeedEvent:
     label: int | None = None
     face: bool = True
     confidence: float = 0.8
+    #: The face's head pose: True facing the screen, False turned away, None none
+    #: (as from the Haar detector).
+    facing: bool | None = None
 
 
 def probabilities(label: int, confidence: float) -> list[float]:
     """Seven probabilities with ``confidence`` on ``label`` and the rest spread evenly."""
     rest = (1.0 - confidence) / (NUM_CLASSES - 1)
     return [confidence if i == label else rest for i in range(NUM_CLASSES)]
+
+
+#: Yaw (degrees) of a seeded face facing the screen and of one turned away.
+FACING_YAW, TURNED_YAW = 5.0, 60.0
+
+
+def pose_columns(event: SeedEvent) -> dict[str, float | bool | None]:
+    """The ``yaw``, ``pitch`` and ``facing`` columns of a seeded face."""
+    if not event.face or event.facing is None:
+        return {"yaw": None, "pitch": None, "facing": None}
+    return {
+        "yaw": FACING_YAW if event.facing else TURNED_YAW,
+        "pitch": 0.0,
+        "facing": event.facing,
+    }
 
 
 def insert_events(engine: Engine, lesson_id: uuid.UUID, events: Sequence[SeedEvent]) -> None:
@@ -186,6 +204,7 @@ def insert_events(engine: Engine, lesson_id: uuid.UUID, events: Sequence[SeedEve
                     else None
                 ),
                 "model_version": "seed" if labelled else None,
+                **pose_columns(event),
             }
         )
     with engine.begin() as conn:

@@ -51,6 +51,7 @@ TIMELINE_COLUMNS = (
     "frames",
     "faces_labelled",
     "face_share",
+    "facing_share",
     "suppressed",
     "dominant",
     "mean_confidence",
@@ -68,6 +69,9 @@ EVENT_COLUMNS = (
     "confidence",
     *(f"p_{label}" for label in LABELS),
     "model_version",
+    "yaw",
+    "pitch",
+    "facing",
 )
 #: First characters that make a spreadsheet read a cell as a formula: OWASP's list
 #: (=, +, -, @, tab, carriage return) with line feed, and the full-width forms of
@@ -76,7 +80,8 @@ FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r", "\n", "＝", "＋", "－", "�
 _PROBABILITIES = ", ".join(f"e.probabilities[{i + 1}]" for i in range(len(LABELS)))
 _EVENTS_SQL = f"""
 SELECT e.captured_at, e.student_id, s.external_id, e.frame_id, e.face_index, e.kind::text,
-       e.quality::text, e.label, e.confidence, {_PROBABILITIES}, e.model_version
+       e.quality::text, e.label, e.confidence, {_PROBABILITIES}, e.model_version,
+       e.yaw, e.pitch, e.facing
 FROM face_events e JOIN students s ON s.id = e.student_id
 WHERE e.lesson_id = :lesson AND e.captured_at >= :t0 AND e.captured_at < :t1
 ORDER BY e.captured_at, e.student_id, e.face_index"""
@@ -90,7 +95,8 @@ def timeline_record(bucket: dict[str, Any]) -> dict[str, Any]:
 def timeline_row(record: dict[str, Any]) -> list[Any]:
     """A JSON timeline record as a flat CSV row (empty cells for nulls)."""
     shares = record["expressions"] or {}
-    values = [record[c] for c in TIMELINE_COLUMNS[:8]] + [shares.get(label) for label in LABELS]
+    figures = TIMELINE_COLUMNS[: -len(LABELS)]
+    values = [record[c] for c in figures] + [shares.get(label) for label in LABELS]
     return ["" if v is None else v for v in values]
 
 
@@ -104,6 +110,9 @@ def event_record(row: Sequence[Any]) -> dict[str, Any]:
     record["captured_at"] = record["captured_at"].isoformat()
     record["student_id"] = str(record["student_id"])
     record["frame_id"] = str(record["frame_id"])
+    for angle in ("yaw", "pitch"):  # degrees, good to a few: one decimal is plenty
+        if record[angle] is not None:
+            record[angle] = round(float(record[angle]), 1)
     return record
 
 
@@ -226,7 +235,9 @@ async def export_lesson(
     ``/timeline``: whole, closed buckets of the lesson's grid, suppressed ones with no
     figures (empty cells). Events hold each face's student, label, confidence and
     seven probabilities: per-student data, for keys with the per-student permission
-    only (403 otherwise). Browsers pass a single-use ticket (``POST /v1/tickets``) as
+    only (403 otherwise). Events also hold the head's ``yaw`` and ``pitch`` (degrees)
+    and the ``facing`` call, timeline rows the ``facing_share``: where heads point, not
+    attention. Browsers pass a single-use ticket (``POST /v1/tickets``) as
     ``?ticket=``."""
     lesson_id = access.lesson.id
     if what == ExportWhat.TIMELINE:

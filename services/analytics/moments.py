@@ -1,4 +1,5 @@
-"""Moments: spans where the class's displayed expressions shift markedly.
+"""Moments: spans where the class's displayed expressions, presence or head direction
+shift markedly.
 
 Pure functions over a bucket series (no SQL, no HTTP). Each signal is compared
 with its median over the lesson; consecutive buckets past a threshold form a
@@ -28,6 +29,9 @@ NEGATIVE_RISE = 0.15
 HAPPY_RISE = 0.2
 #: Drop of face presence under its median that makes a moment.
 PRESENCE_DROP = 0.2
+#: Drop of the facing-the-screen share under its median that makes a moment ("the
+#: class turned away"): as for presence, a fifth of the class's faces.
+FACING_DROP = 0.2
 #: A shift must last this long to count, so one noisy bucket is not a moment.
 MIN_MOMENT_SECONDS = 60
 
@@ -36,6 +40,7 @@ class MomentKind(StrEnum):
     NEGATIVE_RISE = "negative_rise"
     HAPPY_RISE = "happy_rise"
     PRESENCE_DROP = "presence_drop"
+    FACING_DROP = "facing_drop"
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,11 +96,17 @@ def face_share(bucket: Mapping[str, Any]) -> float | None:
     return None if value is None else float(value)
 
 
+def facing_share(bucket: Mapping[str, Any]) -> float | None:
+    value = bucket.get("facing_share")
+    return None if value is None else float(value)
+
+
 #: kind -> (signal, threshold, +1 for a rise / -1 for a drop)
 RULES: dict[MomentKind, tuple[Signal, float, int]] = {
     MomentKind.NEGATIVE_RISE: (negative_share, NEGATIVE_RISE, 1),
     MomentKind.HAPPY_RISE: (happy_share, HAPPY_RISE, 1),
     MomentKind.PRESENCE_DROP: (face_share, PRESENCE_DROP, -1),
+    MomentKind.FACING_DROP: (facing_share, FACING_DROP, -1),
 }
 
 
@@ -153,6 +164,7 @@ _PHRASES = {
     MomentKind.NEGATIVE_RISE: "more negative displayed expressions (angry, disgust, fear, sad)",
     MomentKind.HAPPY_RISE: "more happy displayed expressions",
     MomentKind.PRESENCE_DROP: "fewer faces in front of the screen",
+    MomentKind.FACING_DROP: "fewer faces turned towards the screen (the class turned away)",
 }
 
 

@@ -37,17 +37,19 @@ async def lesson_summary(
     bucket: BucketQuery = Bucket.M1,
     smooth: SmoothQuery = 0,
 ) -> Summary:
-    """The displayed-expression distribution and face presence of the lesson so far,
-    per-student summaries, the mix between consecutive markers (segments), and
-    **moments**: spans where the class's negative or happy share rises, or face
-    presence drops, markedly against the lesson median, each tied to the marker in
+    """The displayed-expression distribution, face presence and share facing the screen
+    of the lesson so far, per-student summaries, the mix between consecutive markers
+    (segments), and **moments**: spans where the class's negative or happy share
+    rises, or face presence or the share facing the screen drops (``facing_drop``: the
+    class turned away), markedly against the lesson median, each tied to the marker in
     force. ``bucket`` is the resolution moments are looked for at.
 
     Class figures (totals, segments) are sums of the buckets the class timeline of
     that grid shows: closed buckets only, none with fewer students than the minimum
-    group size, expression counts only from buckets that show shares; segments start
-    at the bucket of their marker. The per-student rows are for keys with the
-    per-student permission only (``per_student`` says whether they were given)."""
+    group size, expression and facing counts only from buckets that show those shares;
+    segments start at the bucket of their marker. The per-student rows are for keys
+    with the per-student permission only (``per_student`` says whether they were
+    given)."""
     lesson_id, k = access.lesson.id, resources.config.min_group_size
     window = class_window(access.lesson, bucket.seconds)
     per_student = may_read_students(access.principal)

@@ -34,15 +34,17 @@ async def class_timeline(
     end: ToQuery = None,
     smooth: SmoothQuery = 0,
 ) -> Timeline:
-    """Per bucket: students seen, frames, face presence, the share of each displayed
-    expression among labelled faces, the dominant one and the mean confidence.
+    """Per bucket: students seen, frames, face presence, the share of faces facing the
+    screen (head direction from the detector's keypoints; not attention), the share of
+    each displayed expression among labelled faces, the dominant one and the mean
+    confidence.
 
     Buckets start at the lesson start plus a multiple of the bucket width, and the
     window covers whole buckets only: `from` and `to` are widened to the edges of
     their buckets, and the bucket still open is left out until it closes. A bucket
     where fewer students than the minimum group size were seen is ``suppressed``
     and carries no figures; expression shares also need that many students with a
-    labelled face.
+    labelled face, and the facing share that many with a head pose.
     """
     window = class_window(access.lesson, bucket.seconds, start, end)
     k = resources.config.min_group_size

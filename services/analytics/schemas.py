@@ -33,6 +33,14 @@ class GroupStats(BaseModel):
         description="Share of frames with a face (time spent in front of the screen); "
         "null when there were no frames" + _NULL_WHEN_SUPPRESSED
     )
+    facing_share: float | None = Field(
+        description="Facing the screen: share of the frames with a face whose head was turned "
+        "towards the screen (head yaw within 25 and pitch within 25 degrees, estimated from the "
+        "face detector's keypoints). It says where heads point, not where eyes look, and is no "
+        "measure of attention or engagement. Null when no face had a head pose (the Haar "
+        "detector gives none), when fewer students than the minimum group size had one (class "
+        "views), or when suppressed"
+    )
     expressions: dict[str, float] | None = Field(
         description=_SHARES + "; null when no face was labelled, when fewer students than "
         "the minimum group size had a labelled face (class views), or when suppressed"
@@ -119,7 +127,10 @@ class StudentSummary(GroupStats):
 
 
 class MomentOut(BaseModel):
-    kind: str = Field(description="negative_rise, happy_rise or presence_drop")
+    kind: str = Field(
+        description="negative_rise, happy_rise, presence_drop or facing_drop (the class "
+        "turned away from the screen)"
+    )
     start: dt.datetime
     end: dt.datetime
     value: float = Field(description="Mean of the signal over the moment")

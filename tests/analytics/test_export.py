@@ -52,6 +52,7 @@ def parse_timeline_csv(text: str) -> list[dict]:
                 "frames": count(row["frames"]),
                 "faces_labelled": count(row["faces_labelled"]),
                 "face_share": float(row["face_share"]) if row["face_share"] else None,
+                "facing_share": float(row["facing_share"]) if row["facing_share"] else None,
                 "suppressed": row["suppressed"] == "True",
                 "dominant": row["dominant"] or None,
                 "mean_confidence": float(row["mean_confidence"])

@@ -40,6 +40,7 @@ FIGURES = (
     "frames",
     "faces_labelled",
     "face_share",
+    "facing_share",
     "expressions",
     "dominant",
     "mean_confidence",

@@ -4,7 +4,8 @@ Grouping twice (per group and student, then per group) gives "students seen"
 without ``count(DISTINCT …)``, and the per-student level doubles as the student
 timeline. A frame is counted by its ``face_index = 0`` row: the worker writes
 either faces 0..n-1 or one ``no_face`` row with index 0, so each frame has
-exactly one such row.
+exactly one such row. The same row says whether the frame's face had a head
+pose (``posed_frames``) and faced the screen (``facing_frames``).
 """
 
 from __future__ import annotations
@@ -24,7 +25,9 @@ PER_STUDENT_COLUMNS = f"""
     count(*) FILTER (WHERE e.face_index = 0 AND e.kind = 'face') AS face_frames,
     count(e.label) AS labelled,
     {_LABEL_COUNTS},
-    sum(e.confidence) FILTER (WHERE e.label IS NOT NULL) AS confidence_sum"""
+    sum(e.confidence) FILTER (WHERE e.label IS NOT NULL) AS confidence_sum,
+    count(*) FILTER (WHERE e.face_index = 0 AND e.facing IS NOT NULL) AS posed_frames,
+    count(*) FILTER (WHERE e.face_index = 0 AND e.facing) AS facing_frames"""
 
 _LABEL_SUMS = ", ".join(f"sum(p.l{i})::bigint AS l{i}" for i in range(NUM_CLASSES))
 #: Per-group sums over a ``per_student`` relation ``p``.
@@ -35,7 +38,10 @@ GROUP_COLUMNS = f"""
     sum(p.face_frames)::bigint AS face_frames,
     sum(p.labelled)::bigint AS labelled,
     {_LABEL_SUMS},
-    sum(p.confidence_sum) AS confidence_sum"""
+    sum(p.confidence_sum) AS confidence_sum,
+    count(*) FILTER (WHERE p.posed_frames > 0) AS students_posed,
+    sum(p.posed_frames)::bigint AS posed_frames,
+    sum(p.facing_frames)::bigint AS facing_frames"""
 
 #: Events of one lesson in ``[:t0, :t1)``, optionally of one student.
 _FILTER = "e.lesson_id = :lesson AND e.captured_at >= :t0 AND e.captured_at < :t1"
@@ -51,7 +57,7 @@ def events_source(*, smooth: int, one_student: bool) -> str:
     where = _FILTER + (" AND e.student_id = :student" if one_student else "")
     if smooth <= 1:
         return f"""(SELECT e.captured_at, e.student_id, e.face_index, e.kind, e.label,
-                e.confidence FROM face_events e WHERE {where})"""
+                e.confidence, e.facing FROM face_events e WHERE {where})"""
     averages = ", ".join(
         f"avg(CASE WHEN e.label IS NOT NULL THEN e.probabilities[{i + 1}] END) OVER w AS p{i}"
         for i in range(NUM_CLASSES)
@@ -65,8 +71,10 @@ def events_source(*, smooth: int, one_student: bool) -> str:
     )
     return f"""(SELECT s.captured_at, s.student_id, s.face_index, s.kind,
             CASE WHEN s.label IS NULL THEN NULL ELSE {argmax} END AS label,
-            CASE WHEN s.label IS NULL THEN NULL ELSE greatest({vector}) END AS confidence
-        FROM (SELECT e.captured_at, e.student_id, e.face_index, e.kind, e.label, {averages}
+            CASE WHEN s.label IS NULL THEN NULL ELSE greatest({vector}) END AS confidence,
+            s.facing
+        FROM (SELECT e.captured_at, e.student_id, e.face_index, e.kind, e.label, e.facing,
+                     {averages}
               FROM face_events e WHERE {where}
               WINDOW w AS (PARTITION BY e.student_id ORDER BY e.captured_at
                            ROWS BETWEEN {int(smooth) - 1} PRECEDING AND CURRENT ROW)) s)"""
@@ -83,6 +91,11 @@ class GroupCounts:
     labelled: int
     label_counts: tuple[int, ...]
     confidence_sum: float
+    #: Students with a posed face, frames whose face had a head pose, and of
+    #: those the frames facing the screen (``shared.vision.pose``).
+    students_posed: int = 0
+    posed_frames: int = 0
+    facing_frames: int = 0
 
     @classmethod
     def from_row(cls, row: Any) -> GroupCounts:
@@ -96,6 +109,9 @@ class GroupCounts:
             labelled=int(m["labelled"] or 0),
             label_counts=tuple(int(m[f"l{i}"] or 0) for i in range(NUM_CLASSES)),
             confidence_sum=float(m["confidence_sum"] or 0.0),
+            students_posed=int(m["students_posed"] or 0),
+            posed_frames=int(m["posed_frames"] or 0),
+            facing_frames=int(m["facing_frames"] or 0),
         )
 
     def stats(self, min_group_size: int | None) -> dict[str, Any]:
@@ -106,7 +122,8 @@ class GroupCounts:
         read off or subtracted out. Expression figures (shares, dominant, mean
         confidence) need k students with a labelled face as well; face presence
         and the counts need k students seen (so they survive when inference is
-        switched off and nobody has a label).
+        switched off and nobody has a label). The facing share needs k students
+        whose face had a head pose, as expressions need k labelled.
         """
         k = min_group_size or 0
         if self.students_seen < k:
@@ -122,11 +139,15 @@ class GroupCounts:
             }
             dominant = LABELS[max(range(NUM_CLASSES), key=lambda i: self.label_counts[i])]
             confidence = round(self.confidence_sum / self.labelled, 4)
+        facing_share = None
+        if self.posed_frames and self.students_posed >= k:
+            facing_share = round(self.facing_frames / self.posed_frames, 4)
         return {
             "students_seen": self.students_seen,
             "frames": self.frames,
             "faces_labelled": self.labelled,
             "face_share": face_share,
+            "facing_share": facing_share,
             "expressions": expressions,
             "dominant": dominant,
             "mean_confidence": confidence,
@@ -140,6 +161,7 @@ FIGURES = (
     "frames",
     "faces_labelled",
     "face_share",
+    "facing_share",
     "expressions",
     "dominant",
     "mean_confidence",

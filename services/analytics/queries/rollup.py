@@ -18,7 +18,14 @@ from shared.labels import NUM_CLASSES
 MINUTE = dt.timedelta(minutes=1)
 #: SQL for the start of the UTC minute holding ``{t}`` (as the rollup triggers compute it).
 MINUTE_SQL = "date_bin('1 minute', {t}, TIMESTAMPTZ '2000-01-01 00:00:00+00')"
-_COUNTS = ("frames", "face_frames", "labelled", *(f"l{i}" for i in range(NUM_CLASSES)))
+_COUNTS = (
+    "frames",
+    "face_frames",
+    "labelled",
+    *(f"l{i}" for i in range(NUM_CLASSES)),
+    "posed_frames",
+    "facing_frames",
+)
 ROLLUP_LABELS = ", ".join(f"r.label_counts[{i + 1}] AS l{i}" for i in range(NUM_CLASSES))
 SUMMED = ", ".join(f"sum(x.{c}) AS {c}" for c in _COUNTS)
 
@@ -54,7 +61,7 @@ def rollup_parts(*, bucketed: bool) -> str:
     group = "1, e.student_id" if bucketed else "e.student_id"
     return f"""
     SELECT {key_r}r.student_id, r.frames, r.face_frames, r.labelled, {ROLLUP_LABELS},
-           r.confidence_sum
+           r.confidence_sum, r.posed_frames, r.facing_frames
     FROM face_event_minutes r
     WHERE r.lesson_id = :lesson AND r.minute >= :s0 AND r.minute < :s1
     UNION ALL

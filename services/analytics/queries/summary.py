@@ -39,17 +39,20 @@ def _per_student(params: dict[str, Any], window: TimeWindow, smooth: int) -> str
 
 #: Per (bucket, student) rows of the buckets a class view shows, from ``per_student``
 #: (the timeline's rows) and the group size ``:k``: a bucket with fewer than k students
-#: seen is left out; its expression counts count only with k students labelled.
+#: seen is left out; its expression counts count only with k students labelled, its
+#: facing counts only with k students whose face had a head pose.
 _SHOWN = """
 per_bucket AS (
-  SELECT p.bucket, count(*) AS seen, count(*) FILTER (WHERE p.labelled > 0) AS labelled
+  SELECT p.bucket, count(*) AS seen, count(*) FILTER (WHERE p.labelled > 0) AS labelled,
+         count(*) FILTER (WHERE p.posed_frames > 0) AS posed
   FROM per_student p GROUP BY p.bucket
 ), shown AS (
-  SELECT p.*, b.labelled >= :k AS with_shares
+  SELECT p.*, b.labelled >= :k AS with_shares, b.posed >= :k AS with_facing
   FROM per_student p JOIN per_bucket b ON b.bucket = p.bucket
   WHERE b.seen >= :k
 )"""
 _WITH_SHARES = "coalesce(sum(x.{c}) FILTER (WHERE x.with_shares), 0) AS {c}"
+_WITH_FACING = "coalesce(sum(x.{c}) FILTER (WHERE x.with_facing), 0) AS {c}"
 #: A student's counts summed over the shown buckets ``x`` of a group.
 _SHOWN_SUMS = ", ".join(
     [
@@ -57,6 +60,8 @@ _SHOWN_SUMS = ", ".join(
         "sum(x.face_frames) AS face_frames",
         *(_WITH_SHARES.format(c=c) for c in ("labelled", *(f"l{i}" for i in range(NUM_CLASSES)))),
         _WITH_SHARES.format(c="confidence_sum"),
+        _WITH_FACING.format(c="posed_frames"),
+        _WITH_FACING.format(c="facing_frames"),
     ]
 )
 
