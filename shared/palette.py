@@ -1,4 +1,5 @@
-"""The colours of the seven displayed expressions and of face presence: one palette.
+"""The colours of the seven displayed expressions, face presence and facing the screen:
+one palette.
 
 The teacher dashboard reads it from the analytics API (``/palette.json``) and
 ``classpulse analyze --report`` draws its chart with it, so an expression has
@@ -19,8 +20,14 @@ EXPRESSION_COLOURS: dict[str, str] = {
 }
 #: The share of samples with a face, drawn apart from the expressions.
 FACE_PRESENCE_COLOUR = "#4b5563"
+#: The share of faces facing the screen, drawn beside face presence (darker, dotted).
+FACING_SCREEN_COLOUR = "#1f2933"
 
 
 def palette() -> dict[str, object]:
     """The palette as the dashboard reads it: ``{"expressions": {label: colour}, ...}``."""
-    return {"expressions": dict(EXPRESSION_COLOURS), "face_presence": FACE_PRESENCE_COLOUR}
+    return {
+        "expressions": dict(EXPRESSION_COLOURS),
+        "face_presence": FACE_PRESENCE_COLOUR,
+        "facing_screen": FACING_SCREEN_COLOUR,
+    }

@@ -13,7 +13,7 @@
 (() => {
   const LABELS = ["angry", "disgust", "fear", "happy", "sad", "surprise", "neutral"];
   // Filled from /palette.json before the charts are made.
-  const PALETTE = { expressions: {}, face_presence: "#4b5563" };
+  const PALETTE = { expressions: {}, face_presence: "#4b5563", facing_screen: "#1f2933" };
   const KEY_STORAGE = "classpulse.key";
   const BUCKET_STORAGE = "classpulse.bucket";
   const BUCKETS = ["10s", "30s", "1m", "5m"];
@@ -153,6 +153,11 @@
         label: "face presence", data: [], borderColor: PALETTE.face_presence, backgroundColor: `${PALETTE.face_presence}14`,
         fill: "origin", borderDash: [6, 4], borderWidth: 1.5, pointRadius: 0, spanGaps: false, yAxisID: "y2",
       });
+      // Where heads point (from the face detector's keypoints), beside presence.
+      datasets.push({
+        label: "facing the screen", data: [], borderColor: PALETTE.facing_screen, backgroundColor: PALETTE.facing_screen,
+        borderDash: [2, 3], borderWidth: 2, pointRadius: 0, spanGaps: false, yAxisID: "y2",
+      });
     }
     return new Chart(canvas, {
       type: "line",
@@ -164,7 +169,7 @@
         scales: {
           x: { type: "linear", title: { display: true, text: `lesson time (${TIME_ZONE})` }, ticks: { callback(v) { return clock(v, this.max - this.min < 10); } } },
           y: { min: 0, max: 1, title: { display: true, text: "share of displayed expression" }, ticks: { callback: (v) => pct(v) } },
-          ...(withPresence ? { y2: { min: 0, max: 1, position: "right", grid: { drawOnChartArea: false }, title: { display: true, text: "face presence" }, ticks: { callback: (v) => pct(v) } } } : {}),
+          ...(withPresence ? { y2: { min: 0, max: 1, position: "right", grid: { drawOnChartArea: false }, title: { display: true, text: "face presence, facing screen" }, ticks: { callback: (v) => pct(v) } } } : {}),
         },
         plugins: {
           legend: { position: "bottom" },
@@ -184,6 +189,7 @@
     const buckets = state.buckets;
     LABELS.forEach((label, i) => { chart.data.datasets[i].data = seriesFor(buckets, label); });
     chart.data.datasets[LABELS.length].data = buckets.map((b) => ({ x: minutesOf(b.start), y: b.face_share }));
+    chart.data.datasets[LABELS.length + 1].data = buckets.map((b) => ({ x: minutesOf(b.start), y: b.facing_share }));
     const markers = state.summary ? state.summary.markers : [];
     chart.options.plugins.lessonMarkers.markers = markers.map((m) => ({ x: minutesOf(m.at), label: m.label }));
     chart.options.plugins.lessonMarkers.highlight = state.highlight;
@@ -238,12 +244,19 @@
     return li;
   }
 
+  // "facing the screen" of a group, when the API gives it (null without head poses or
+  // with too few students who had one).
+  function facing(group, separator = " ·") {
+    return group.facing_share === null || group.facing_share === undefined ? "" : `${separator} facing the screen ${pct(group.facing_share)}`;
+  }
+
   function renderSummary() {
     const s = state.summary;
     const totals = s.totals;
     $("totals").textContent = totals.suppressed
       ? `Fewer than ${count(s.min_group_size, "student")} seen so far: no class figures yet.`
       : `${count(totals.students_seen, "student")} seen · ${count(totals.frames, "frame")} · face presence ${pct(totals.face_share)}` +
+        facing(totals) +
         (totals.dominant ? ` · most displayed expression: ${totals.dominant}` : "");
     const moments = $("moments");
     moments.replaceChildren();
@@ -259,7 +272,7 @@
     const segments = $("segments");
     segments.replaceChildren();
     s.segments.forEach((seg) => {
-      const mix = seg.expressions ? `${seg.dominant}, face presence ${pct(seg.face_share)}` : "too few students to show";
+      const mix = seg.expressions ? `${seg.dominant}, face presence ${pct(seg.face_share)}${facing(seg, ",")}` : "too few students to show";
       segments.appendChild(spanButton(`${seg.marker || "Before the first marker"} (${clock(minutesOf(seg.start))}): ${mix}`, [minutesOf(seg.start), minutesOf(seg.end)]));
     });
     const select = $("student-select");
@@ -299,7 +312,8 @@
     chart.options.plugins.lessonMarkers.markers = window.classpulse.chart.options.plugins.lessonMarkers.markers;
     chart.update();
     $("student-chart").dataset.student = body.external_id;
-    $("student-note").textContent = `${body.external_id}: ${count(body.points.length, "labelled frame")}.`;
+    const row = state.summary ? state.summary.students.find((st) => st.student_id === studentId) : null;
+    $("student-note").textContent = `${body.external_id}: ${count(body.points.length, "labelled frame")}${row ? facing(row, ",") : ""}.`;
   }
 
   // ---- live mode -----------------------------------------------------------------
