@@ -139,3 +139,11 @@ def test_exports_carry_the_facing_share_and_each_face_pose(
     assert all(r["yaw"] == 60.0 and r["pitch"] == 0.0 for r in turned)
     unposed = [r for r in records if r["external_id"] == "s7"]
     assert [(r["yaw"], r["pitch"], r["facing"]) for r in unposed] == [(None, None, None)]
+
+
+def test_openapi_describes_facing_as_head_direction(api: httpx.Client) -> None:
+    schemas = api.get("/openapi.json").json()["components"]["schemas"]
+    described = schemas["GroupStats"]["properties"]["facing_share"]["description"]
+    assert described.startswith("Facing the screen")
+    assert "not where eyes look" in described
+    assert "facing_drop" in schemas["MomentOut"]["properties"]["kind"]["description"]
