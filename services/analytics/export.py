@@ -28,7 +28,7 @@ from services.analytics.queries.timeline import timeline_buckets
 from services.analytics.schemas import TimelineBucket
 from services.analytics.window import Bucket, TimeWindow, class_window, lesson_window
 from shared.access import check_per_student_access
-from shared.labels import LABELS
+from shared.labels import LABELS, UNCERTAIN
 
 router = APIRouter(prefix="/v1/lessons", tags=["export"])
 #: Rows fetched from the server-side cursor at a time.
@@ -107,6 +107,8 @@ def event_record(row: Sequence[Any]) -> dict[str, Any]:
     if values[label_at] is not None:
         values[label_at] = LABELS[values[label_at]]
     record = dict(zip(EVENT_COLUMNS, values, strict=True))
+    if record["label"] is None and record[f"p_{LABELS[0]}"] is not None:
+        record["label"] = UNCERTAIN  # classified, too unsure for a label
     record["captured_at"] = record["captured_at"].isoformat()
     record["student_id"] = str(record["student_id"])
     record["frame_id"] = str(record["frame_id"])
@@ -233,8 +235,9 @@ async def export_lesson(
 ) -> StreamingResponse:
     """A download of displayed-expression data. Timeline rows hold the same values as
     ``/timeline``: whole, closed buckets of the lesson's grid, suppressed ones with no
-    figures (empty cells). Events hold each face's student, label, confidence and
-    seven probabilities: per-student data, for keys with the per-student permission
+    figures (empty cells). Events hold each face's student, label (``uncertain`` where
+    the model's top probability was under its threshold), confidence and seven
+    probabilities: per-student data, for keys with the per-student permission
     only (403 otherwise). Events also hold the head's ``yaw`` and ``pitch`` (degrees)
     and the ``facing`` call, timeline rows the ``facing_share``: where heads point, not
     attention. Browsers pass a single-use ticket (``POST /v1/tickets``) as

@@ -141,3 +141,31 @@ def test_formula_like_cells_are_neutralised_in_csv_and_kept_in_json(
     first = as_csv.splitlines()[1]
     assert f'"{lesson.students["=1+2"]}"' in first
     assert ",0.8," in first
+
+
+def test_an_uncertain_face_is_exported_as_uncertain_with_its_probabilities(
+    api: httpx.Client, clean_db: Engine, lesson: SeededLesson
+) -> None:
+    from sqlalchemy import text
+
+    sure, unsure = lesson.students["s1"], lesson.students["s2"]
+    insert_events(
+        clean_db,
+        lesson.lesson_id,
+        [
+            SeedEvent(sure, lesson.at(10), Expression.HAPPY, confidence=0.9),
+            SeedEvent(unsure, lesson.at(11), Expression.SAD, confidence=0.4),
+        ],
+    )
+    # What the worker stores for a face under the model's threshold: no label, the rest kept.
+    with clean_db.begin() as conn:
+        conn.execute(
+            text("UPDATE face_events SET label = NULL WHERE student_id = :s"), {"s": unsure}
+        )
+    base, headers = f"/v1/lessons/{lesson.lesson_id}/export", bearer(lesson.lms_key)
+    as_json = api.get(base, params={"what": "events", "format": "json"}, headers=headers).json()
+    as_csv = api.get(base, params={"what": "events", "format": "csv"}, headers=headers).text
+    labels = {r["external_id"]: (r["label"], r["p_sad"]) for r in as_json}
+    assert labels["s1"][0] == "happy"
+    assert labels["s2"] == ("uncertain", pytest.approx(0.4))
+    assert [r["label"] for r in csv.DictReader(io.StringIO(as_csv))] == ["happy", "uncertain"]
