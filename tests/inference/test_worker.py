@@ -187,6 +187,9 @@ def test_worker_retries_while_the_database_is_down_then_stores_and_keeps_serving
         )
         (event,) = world.events(second.frame_id)
         assert event.probabilities is not None  # the real model labelled it
+        # The worker process posed the face from the default detector's keypoints.
+        assert event.yaw is not None
+        assert event.facing is True
         assert world.redis.exists(first.redis_key) == 0
     finally:
         stop(worker)
