@@ -42,7 +42,6 @@ from shared.vision.classify import ExpressionClassifier
 from shared.vision.decode import decode_reduced
 from shared.vision.detect import DETECTORS, make_detector
 from shared.vision.pipeline import Pipeline
-from shared.vision.preprocess import to_gray
 
 MEDIA = Path(__file__).resolve().parents[1] / "media"
 SIZES = ((640, 480), (1280, 720))
@@ -150,8 +149,7 @@ def split(pipeline: Pipeline, frames: list[np.ndarray], min_face: float) -> dict
         t1 = time.perf_counter()
         detections = pipeline.detector.detect(decoded.image)
         t2 = time.perf_counter()
-        gray = to_gray(decoded.image)
-        crops = [pipeline.crop(gray, d) for d in detections]
+        crops = [pipeline.crop(decoded.image, d) for d in detections]
         t3 = time.perf_counter()
         if crops:
             pipeline.classifier.predict(crops)

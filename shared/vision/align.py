@@ -23,7 +23,7 @@ import numpy as np
 import numpy.typing as npt
 
 from shared.vision.detect import Keypoints
-from shared.vision.preprocess import INPUT_SIZE, GrayImage
+from shared.vision.preprocess import INPUT_SIZE, GrayImage, to_gray
 
 #: Right eye, left eye, nose tip, mouth centre of a FER2013 face, in 48x48 pixels
 #: (medians over PublicTest: eyes 17.3 px apart on the row y = 18.9, the nose
@@ -72,21 +72,23 @@ def crop_corners(matrix: Matrix, size: int = INPUT_SIZE) -> Matrix:
     return np.asarray(corners @ inverse.T, dtype=np.float64)
 
 
-def aligned_crop(gray: GrayImage, kp: Keypoints) -> GrayImage:
-    """The 48x48 model input of a face: eyes level, framed as FER2013 faces are.
+def aligned_crop(image: npt.NDArray[np.uint8], kp: Keypoints) -> GrayImage:
+    """The 48x48 model input of a face of a gray, BGR or BGRA frame: eyes level,
+    framed as FER2013 faces are.
 
-    Only the region around the face is resampled. Parts of the crop outside
-    the frame repeat the frame's edge (the quality gate flags faces cut off).
+    Only the region around the face is turned gray and resampled. Parts of the
+    crop outside the frame repeat the frame's edge (the quality gate flags
+    faces cut off).
     """
     big = INPUT_SIZE * SUPERSAMPLE
     matrix = alignment_matrix(kp, big)
     corners = crop_corners(matrix, big)
-    height, width = gray.shape[:2]
+    height, width = image.shape[:2]
     x0 = int(np.clip(np.floor(corners[:, 0].min()) - 2, 0, width - 1))
     y0 = int(np.clip(np.floor(corners[:, 1].min()) - 2, 0, height - 1))
     x1 = int(np.clip(np.ceil(corners[:, 0].max()) + 2, x0 + 1, width))
     y1 = int(np.clip(np.ceil(corners[:, 1].max()) + 2, y0 + 1, height))
-    region = gray[y0:y1, x0:x1]
+    region = to_gray(image[y0:y1, x0:x1])
     # Shrink a large face first (area averaging) to about the warp's scale.
     scale = float(np.sqrt(abs(np.linalg.det(matrix[:, :2]))))
     shrink = min(1.0, scale)

@@ -30,6 +30,9 @@ SUPPRESSION_IOU = 0.3
 #: Keypoint indices of the model output: right eye, left eye, nose tip, mouth
 #: centre (then the two ear tragions, unused).
 KEYPOINTS_USED = (0, 1, 2, 3)
+#: Pixel value 0..255 to the model's -1..1 input, as a table: one cv2.LUT pass
+#: instead of two float64 array operations, with the same float32 values.
+_TO_UNIT = (np.arange(256) * (1.0 / 127.5) - 1.0).astype(np.float32)
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,7 +144,7 @@ def letterbox(image: Image, size: int) -> tuple[npt.NDArray[np.float32], float, 
     rgb = to_rgb(resized)
     pad_x, pad_y = (size - new_w) // 2, (size - new_h) // 2
     canvas = np.full((1, size, size, 3), -1.0, dtype=np.float32)
-    canvas[0, pad_y : pad_y + new_h, pad_x : pad_x + new_w] = rgb * (1.0 / 127.5) - 1.0
+    canvas[0, pad_y : pad_y + new_h, pad_x : pad_x + new_w] = cv2.LUT(rgb, _TO_UNIT)
     return canvas, scale, float(pad_x), float(pad_y)
 
 

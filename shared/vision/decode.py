@@ -136,7 +136,11 @@ def decode_image(data: bytes, max_pixels: int | None = None) -> BGRImage:
     """
     if max_pixels is None:
         max_pixels = frame_settings().max_frame_pixels
-    info = read_info(data, max_pixels)
+    return _decode_full(data, read_info(data, max_pixels))
+
+
+def _decode_full(data: bytes, info: ImageInfo) -> BGRImage:
+    """The pixels at full size of an image whose header ``info`` has passed."""
     buffer = np.frombuffer(data, dtype=np.uint8)
     try:
         image = cv2.imdecode(buffer, cv2.IMREAD_COLOR)
@@ -170,7 +174,7 @@ def decode_reduced(
     info = read_info(data, max_pixels)
     factor = reduction_for(info.width, info.height, min_face_fraction)
     if info.format != JPEG or factor == 1:
-        full = decode_image(data, max_pixels)
+        full = _decode_full(data, info)  # the header is read once per frame
         return DecodedFrame(full, full.shape[1], full.shape[0])
     flag = dict(_REDUCED)[factor]
     try:
@@ -179,7 +183,7 @@ def decode_reduced(
         image = None
     if image is None or image.size == 0:
         # Let the full decoder give the precise reason.
-        full = decode_image(data, max_pixels)
+        full = _decode_full(data, info)
         return DecodedFrame(full, full.shape[1], full.shape[0])
     # EXIF orientation is applied by imdecode; a rotated photo swaps the sides.
     width, height = info.width, info.height

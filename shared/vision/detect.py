@@ -137,6 +137,27 @@ def rows_to_detections(
     return sorted(found, key=lambda d: (d.box.x, d.box.y))
 
 
+#: Whole shrink factors at which ``block_mean`` beats INTER_AREA (measured on
+#: 640x480 to 1920x1080 frames: a fifth faster at 3, a sixth at 5, slower from
+#: 7 on). At 2 INTER_AREA has a vectorised path of its own.
+BOX_FACTORS = (3, 5)
+
+
+def block_mean(image: npt.NDArray[np.uint8], factor: int) -> npt.NDArray[np.uint8]:
+    """The mean of each ``factor`` x ``factor`` block, pixel for pixel as INTER_AREA gives it.
+
+    A normalised box filter anchored at each block's corner, read at every
+    ``factor``-th pixel. Both round the mean to nearest, and a sum of whole
+    numbers over an odd count (9, 25 pixels) never ends in .5, so the two
+    cannot round apart; even factors are refused.
+    """
+    if factor % 2 == 0:
+        raise ValueError(f"block_mean needs an odd factor, got {factor}")
+    h, w = image.shape[0] // factor, image.shape[1] // factor
+    means = cv2.blur(image, (factor, factor), anchor=(0, 0))
+    return np.ascontiguousarray(means[: h * factor : factor, : w * factor : factor])
+
+
 def shrink(image: npt.NDArray[np.uint8], width: int, height: int) -> npt.NDArray[np.uint8]:
     """``image`` resized to width x height, averaging pixels when it shrinks.
 
@@ -146,7 +167,9 @@ def shrink(image: npt.NDArray[np.uint8], width: int, height: int) -> npt.NDArray
     two_people.jpg then loses both faces to BlazeFace short range).
     """
     factor = int(min(image.shape[1] / width, image.shape[0] / height))
-    if factor >= 2:
+    if factor in BOX_FACTORS:
+        image = block_mean(image, factor)
+    elif factor >= 2:
         # The fast path needs an exact ratio: drop the last < factor columns
         # and rows (at most 0.3 % of a 640 px frame's width at 640 -> 128).
         h, w = image.shape[0] // factor, image.shape[1] // factor

@@ -23,7 +23,7 @@ from shared.settings import DEFAULT_DETECTOR
 from shared.vision.align import aligned_crop, pose
 from shared.vision.detect import Detection, FaceDetector, Keypoints, make_detector
 from shared.vision.pose import HeadPose, head_pose, is_facing
-from shared.vision.preprocess import Box, GrayImage, crop_face, to_gray
+from shared.vision.preprocess import Box, GrayImage, crop_face
 from shared.vision.quality import Quality, QualityThresholds, assess
 
 Image = npt.NDArray[np.uint8]
@@ -145,11 +145,10 @@ class Pipeline:
         sizes: list[tuple[int, int]] = []
         pending: list[_Pending] = []
         for index, image in enumerate(images):
-            gray = to_gray(image)
-            sizes.append((gray.shape[1], gray.shape[0]))
+            sizes.append((image.shape[1], image.shape[0]))
             faces: list[FaceAnalysis] = []
             for detection in self.detector.detect(image):
-                crop, quality = self._prepare(gray, detection)
+                crop, quality = self._prepare(image, detection)
                 if quality is Quality.OK and self.inference_enabled:
                     pending.append(_Pending(index, len(faces), crop))
                 faces.append(
@@ -173,18 +172,20 @@ class Pipeline:
             for (width, height), faces in zip(sizes, frames, strict=True)
         ]
 
-    def crop(self, gray: GrayImage, detection: Detection) -> GrayImage:
-        """The 48x48 model input of one detected face."""
-        return self._prepare(gray, detection)[0]
+    def crop(self, image: Image, detection: Detection) -> GrayImage:
+        """The 48x48 model input of one detected face of a BGR (or gray) frame."""
+        return self._prepare(image, detection)[0]
 
-    def _prepare(self, gray: GrayImage, detection: Detection) -> tuple[GrayImage, Quality]:
+    def _prepare(self, image: Image, detection: Detection) -> tuple[GrayImage, Quality]:
+        # Only the face's region is turned gray (crop_face, aligned_crop), not
+        # the whole frame: a frame without a face needs no gray copy at all.
         kp = detection.keypoints
         if kp is None or not self.align:
-            crop = crop_face(gray, detection.box)
+            crop = crop_face(image, detection.box)
             face_pose = None
         else:
-            crop = aligned_crop(gray, kp)
-            face_pose = pose(kp, gray.shape[1], gray.shape[0])
+            crop = aligned_crop(image, kp)
+            face_pose = pose(kp, image.shape[1], image.shape[0])
         quality = assess(detection.box, crop, self.thresholds, face_pose, detection.visible)
         return crop, quality
 

@@ -77,10 +77,10 @@ def square_box(box: Box, frame_w: int, frame_h: int, margin: float = DEFAULT_MAR
 
 def crop_face(image: npt.NDArray[np.uint8], box: Box, margin: float = DEFAULT_MARGIN) -> GrayImage:
     """Crop a detected face with margin, square it and return the 48x48 model input."""
-    gray = to_gray(image)
-    frame_h, frame_w = gray.shape[:2]
+    frame_h, frame_w = image.shape[:2]
     sq = square_box(box, frame_w, frame_h, margin)
-    return to_model_input(gray[sq.y : sq.y + sq.h, sq.x : sq.x + sq.w])
+    # Cropped first, then turned gray: the same pixels for a fraction of the work.
+    return to_model_input(image[sq.y : sq.y + sq.h, sq.x : sq.x + sq.w])
 
 
 def stack_inputs(faces: list[GrayImage]) -> npt.NDArray[np.float32]:
