@@ -63,7 +63,11 @@ def test_a_committed_frame_reaches_the_stream_coalesced(
         insert_events(
             clean_db,
             lesson.lesson_id,
-            [SeedEvent(lesson.students[s], lesson.at(125), Expression.HAPPY) for s in students],
+            # Five of six students face the screen.
+            [
+                SeedEvent(lesson.students[s], lesson.at(125), Expression.HAPPY, facing=s != "s6")
+                for s in students
+            ],
         )
         sent = time.monotonic()
         for s in students:  # a burst of notices, pushed at most once a second
@@ -76,6 +80,7 @@ def test_a_committed_frame_reaches_the_stream_coalesced(
         assert bucket["start"] == "2024-05-06T08:02:00Z"
         assert bucket["students_seen"] == 6
         assert bucket["dominant"] == "happy"
+        assert bucket["facing_share"] == round(5 / 6, 4)
 
     timeline = api.get(
         f"/v1/lessons/{lesson.lesson_id}/timeline",
