@@ -62,6 +62,11 @@ class Sample:
                     "probabilities": (
                         [round(p, 4) for p in f.probabilities] if f.probabilities else None
                     ),
+                    # Head direction (degrees) and the facing-the-screen call; null
+                    # without keypoints (Haar).
+                    "yaw": round(f.head_pose.yaw, 1) if f.head_pose else None,
+                    "pitch": round(f.head_pose.pitch, 1) if f.head_pose else None,
+                    "facing": f.facing,
                 }
                 for f in self.result.faces
             ],

@@ -11,7 +11,7 @@ from pathlib import Path
 from typer.testing import CliRunner
 
 from classpulse.cli import app
-from shared.palette import EXPRESSION_COLOURS, FACE_PRESENCE_COLOUR
+from shared.palette import EXPRESSION_COLOURS, FACE_PRESENCE_COLOUR, FACING_SCREEN_COLOUR
 from tests.conftest import MEDIA
 
 runner = CliRunner()
@@ -60,8 +60,11 @@ def test_video_is_sampled_every_n_seconds_and_reports(tmp_path: Path) -> None:
         rows = list(csv.DictReader(handle))
     assert {row["time_s"] for row in rows} >= {"0.0", "1.0", "2.0"}
     assert all(int(row["faces"]) >= 1 for row in rows)  # video_01 shows faces in every frame
+    # Its smiling woman faces the camera throughout.
+    assert all(row["facing"] == "True" and row["yaw"] for row in rows if row["face_index"] == "0")
     timeline = json.loads((out / "timeline.json").read_text())
     assert len(timeline) == len(times)
+    assert all(isinstance(s["faces"][0]["yaw"], float) for s in timeline)
     assert (out / "chart.png").read_bytes().startswith(b"\x89PNG")
     # The progress bar ends full: every sample it counted on was analysed.
     done, total = re.findall(r"(\d+)/(\d+) \[", result.stderr)[-1]
@@ -90,6 +93,7 @@ def test_video_report_chart_uses_the_dashboards_palette(tmp_path: Path) -> None:
     # Every expression's colour is in the legend, the presence line in its own colour.
     assert set(EXPRESSION_COLOURS.values()) <= colours
     assert FACE_PRESENCE_COLOUR in colours
+    assert FACING_SCREEN_COLOUR in colours
 
 
 def test_blank_image_says_no_face(tmp_path: Path) -> None:
