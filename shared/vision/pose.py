@@ -97,7 +97,9 @@ def head_pose(kp: Keypoints) -> HeadPose:
     mouth_x, mouth_y = kp.mouth[0] - mx, kp.mouth[1] - my
     nose_down = nose_x * vx + nose_y * vy
     mouth_down = mouth_x * vx + mouth_y * vy
-    pitch = _pitch(nose_down / mouth_down) if mouth_down > 0.0 else 0.0
+    # A mouth level with the eyes or above them fits no head pose: a bowed head as
+    # far as the call goes, so such keypoints are never called facing.
+    pitch = _pitch(nose_down / mouth_down) if mouth_down > 0.0 else -90.0
     # Depth of the nose in front of the eyes once the head has nodded.
     rad = math.radians(pitch)
     depth = NOSE_DROP * math.sin(rad) + NOSE_DEPTH * math.cos(rad)

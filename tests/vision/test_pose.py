@@ -52,6 +52,14 @@ def test_roll_and_size_do_not_change_the_angles() -> None:
     assert tilted.pitch == pytest.approx(upright.pitch, abs=1e-6)
 
 
+def test_keypoints_no_head_could_have_are_not_facing() -> None:
+    level = Keypoints((300.0, 200.0), (340.0, 200.0), (320.0, 215.0), (320.0, 200.0))
+    assert not is_facing(head_pose(level))  # mouth on the eye line
+    same_eye = Keypoints((300.0, 200.0), (300.0, 200.0), (300.0, 215.0), (300.0, 240.0))
+    assert head_pose(same_eye).yaw == 90.0
+    assert not is_facing(head_pose(same_eye))
+
+
 def test_facing_follows_the_limits() -> None:
     limits = FacingLimits(max_yaw=25, max_pitch_up=25, max_pitch_down=20)
     assert is_facing(HeadPose(24, 24), limits)
