@@ -19,6 +19,7 @@ import importlib
 import importlib.util
 import os
 import secrets
+import shutil
 import signal
 import sys
 import threading
@@ -43,6 +44,9 @@ HEALTH_PATH = "/healthz"
 DEMO_MODULE = "classpulse.demo"
 #: Where the first worker's Celery beat keeps its schedule (periodic expiry and retention).
 BEAT_SCHEDULE_FILE = "celerybeat-schedule"
+#: Preferred port of the first worker's /metrics (the next ones count up; a busy one
+#: gives way to a free port).
+WORKER_METRICS_PORT = 9181
 DEMO_SECRET_FILE = "demo-secret"
 
 
@@ -170,11 +174,32 @@ def _start_children(
                 beat_schedule=beat,
             )
             name = f"worker{index}"
-            children.append(Child(name, [sys.executable, *args], env, logs / f"{name}.log"))
+            worker_env = _worker_metrics_env(env, options, index)
+            children.append(Child(name, [sys.executable, *args], worker_env, logs / f"{name}.log"))
+            urls[f"{name} metrics"] = (
+                f"http://{options.host}:{worker_env['CLASSPULSE_WORKER_METRICS_PORT']}"
+            )
     by_name = {child.name: child for child in children}
     for name, url in urls.items():
-        by_name[name].wait_healthy(url + HEALTH_PATH, options.health_timeout)
+        if name in by_name:
+            by_name[name].wait_healthy(url + HEALTH_PATH, options.health_timeout)
     return urls, children
+
+
+def _worker_metrics_env(env: dict[str, str], options: UpOptions, index: int) -> dict[str, str]:
+    """A worker's /metrics port, and an empty folder where its pool's processes add up
+    their samples (Prometheus multiprocess mode)."""
+    from classpulse.embedded import pick_port
+
+    folder = options.data_dir / "metrics" / f"worker{index}"
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    port = pick_port(WORKER_METRICS_PORT + index - 1, options.host)
+    return {
+        **env,
+        "PROMETHEUS_MULTIPROC_DIR": str(folder),
+        "CLASSPULSE_WORKER_METRICS_PORT": str(port),
+    }
 
 
 def _start_demo(urls: dict[str, str], data_dir: Path, stop: threading.Event) -> Any:
@@ -223,6 +248,10 @@ def _print_summary(
             lines.append(f"  {label:<15} {urls[name]}  (OpenAPI: {urls[name]}/docs)")
     workers = sum(child.name.startswith("worker") for child in children)
     lines.append(f'  workers:        {workers} on queue "{FRAME_QUEUE}"')
+    scraped = [urls[name] for name in ("ingest", "analytics") if name in urls]
+    scraped += [url for name, url in urls.items() if name.endswith(" metrics")]
+    if scraped:
+        lines.append("  metrics:        " + "  ".join(f"{url}/metrics" for url in scraped))
     lines.append(f"  PostgreSQL:     {redact(stores.database_url)}")
     lines.append(f"  Redis:          {redact(stores.redis_url)}")
     lines += [f"  ({note})" for note in stores.notes]

@@ -120,6 +120,9 @@ class WorkerSettings(BaseSettings):
     #: webcam (faces a sixth of the frame or more) can raise it to 0.15 and
     #: detect about 1.6x faster (docs/benchmarks.md).
     min_face_fraction: float = Field(DEFAULT_MIN_FACE_FRACTION, gt=0, le=1)
+    #: Port of the worker's Prometheus ``/metrics`` (0: none). With a prefork pool,
+    #: PROMETHEUS_MULTIPROC_DIR must name an empty directory, so children's samples add up.
+    worker_metrics_port: int = Field(0, ge=0, lt=65536)
 
 
 class ApiSettings(BaseSettings):

@@ -25,6 +25,7 @@ from services.analytics.errors import install_error_handlers
 from services.api import health
 from services.api.docs import install_docs
 from services.api.logs import redact_server_logs
+from services.api.metrics import install_metrics
 from services.api.security import SecurityHeaders
 from shared.db.engine import async_session_factory, make_async_engine
 from shared.palette import palette
@@ -71,6 +72,7 @@ def create_app(config: AnalyticsConfig | None = None) -> FastAPI:
     )
     install_error_handlers(app)
     install_docs(app)
+    install_metrics(app)
     app.add_middleware(SecurityHeaders)
     redact_server_logs()
     app.include_router(routes_lessons.router)

@@ -44,6 +44,7 @@ from services.analytics.params import BucketQuery, SmoothQuery
 from services.analytics.queries.timeline import timeline_buckets
 from services.analytics.schemas import TimelineBucket
 from services.analytics.window import Bucket, TimeWindow, bucket_start, lesson_bucket
+from shared import metrics
 from shared.access import authenticate, require_lesson_access
 from shared.errors import AuthError, Forbidden, NotFound, ServiceUnavailable
 from shared.schemas import LiveNotice, live_channel
@@ -103,7 +104,9 @@ async def lesson_channel(
             f"live updates unavailable: Redis does not answer ({exc})"
         ) from None
     try:
-        yield pubsub
+        # The subscription lives as long as the stream: count it as an open stream.
+        with metrics.OPEN_STREAMS.labels(kind="sse").track_inprogress():
+            yield pubsub
     finally:
         with contextlib.suppress(RedisError, OSError):
             await pubsub.unsubscribe()

@@ -19,6 +19,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from shared import metrics
 from shared.errors import ClassPulseError, RateLimited, ServiceUnavailable
 
 ErrorDocs = Callable[..., dict[int | str, dict[str, Any]]]
@@ -94,8 +95,15 @@ def error_response(exc: ClassPulseError) -> JSONResponse:
     )
 
 
-async def _classpulse_error(_: Request, exc: Exception) -> JSONResponse:
+def _count(request: Request, status: int, code: str) -> None:
+    """Count an error answer under its route template (``none`` for unknown paths)."""
+    handler = getattr(request.scope.get("route"), "path", None) or "none"
+    metrics.API_ERRORS.labels(handler=handler, status=str(status), code=code).inc()
+
+
+async def _classpulse_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, ClassPulseError)
+    _count(request, exc.status, exc.code)
     return error_response(exc)
 
 
@@ -105,8 +113,9 @@ def _problem(error: Mapping[str, Any]) -> dict[str, Any]:
     return {"field": ".".join(names) or None, "message": str(error.get("msg", "invalid"))}
 
 
-async def _validation_error(_: Request, exc: Exception) -> JSONResponse:
+async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
+    _count(request, 422, "validation_error")
     problems = [_problem(e) for e in exc.errors()] or [{"field": None, "message": "invalid"}]
     message = "; ".join(
         f"{p['field']}: {p['message']}" if p["field"] else p["message"] for p in problems
@@ -116,10 +125,11 @@ async def _validation_error(_: Request, exc: Exception) -> JSONResponse:
     return JSONResponse(body, status_code=422)
 
 
-async def _http_error(_: Request, exc: Exception) -> JSONResponse:
+async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
     codes = {400: "bad_request", 404: "not_found", 405: "method_not_allowed"}
     code = codes.get(exc.status_code, "http_error")
+    _count(request, exc.status_code, code)
     return JSONResponse(
         error_json(code, str(exc.detail)), status_code=exc.status_code, headers=exc.headers
     )

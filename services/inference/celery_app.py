@@ -104,6 +104,29 @@ def _load_in_child_process(**_: object) -> None:
     init_resources()
 
 
+def _serve_metrics(**_: object) -> None:
+    """The main process serves /metrics: the samples of every pool child (multiprocess)."""
+    port = worker_settings().worker_metrics_port
+    if port:
+        from prometheus_client import start_http_server
+
+        from shared import metrics
+
+        start_http_server(port, registry=metrics.registry())
+
+
+def _forget_dead_child(pid: int, **_: object) -> None:
+    """A child that exits takes its live gauges with it (multiprocess mode)."""
+    from shared import metrics
+
+    if metrics.multiprocess():
+        from prometheus_client import multiprocess
+
+        multiprocess.mark_process_dead(pid)  # type: ignore[no-untyped-call]
+
+
 app.on_configure.connect(_configure, weak=False)
 signals.worker_init.connect(_load_in_main_process, weak=False)
 signals.worker_process_init.connect(_load_in_child_process, weak=False)
+signals.worker_init.connect(_serve_metrics, weak=False)
+signals.worker_process_shutdown.connect(_forget_dead_child, weak=False)

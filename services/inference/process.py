@@ -21,6 +21,7 @@ from sqlalchemy import Connection
 from services.inference import store
 from services.inference.orphans import frame_ids_in_broker
 from services.inference.resources import Resources
+from shared import metrics
 from shared.db.models import FrameStatus
 from shared.errors import InvalidFrame
 from shared.schemas import FRAME_QUEUE, FrameRef, LiveNotice, frame_key, live_channel
@@ -59,6 +60,10 @@ def process_frame(ref: FrameRef, res: Resources) -> Outcome:
     """Process one queued frame; idempotent, safe to run again after any failure."""
     with res.engine.begin() as conn:
         outcome = _decide(conn, ref.frame_id, res)
+    if outcome.changed and outcome.status is not None:
+        metrics.FRAMES_FINISHED.labels(
+            status=outcome.status.value, reason=outcome.reason or ""
+        ).inc()
     # Whatever happened, the bytes are no longer needed once the outcome is stored.
     res.redis.delete(frame_key(ref.frame_id))
     if outcome.changed and outcome.status is not None:
@@ -85,13 +90,17 @@ def _decide(conn: Connection, frame_id: uuid.UUID, res: Resources) -> Outcome:
         store.finish_frame(conn, frame_id, FrameStatus.EXPIRED, BYTES_EXPIRED)
         return Outcome(FrameStatus.EXPIRED, BYTES_EXPIRED)
     try:
-        decoded = decode_reduced(data, res.min_face_fraction, res.max_pixels)
+        with metrics.STAGE_SECONDS.labels(stage="decode").time():
+            decoded = decode_reduced(data, res.min_face_fraction, res.max_pixels)
     except InvalidFrame as exc:
         store.finish_frame(conn, frame_id, FrameStatus.FAILED, exc.reason)
         return Outcome(FrameStatus.FAILED, exc.reason)
-    result = res.pipeline.analyze(decoded.image, (decoded.width, decoded.height))
-    store.insert_events(conn, store.event_rows(frame, result, res.pipeline.model_version))
-    store.finish_frame(conn, frame_id, FrameStatus.DONE)
+    with metrics.STAGE_SECONDS.labels(stage="analyze").time():
+        result = res.pipeline.analyze(decoded.image, (decoded.width, decoded.height))
+    metrics.FACES_PER_FRAME.observe(len(result.faces))
+    with metrics.STAGE_SECONDS.labels(stage="store").time():
+        store.insert_events(conn, store.event_rows(frame, result, res.pipeline.model_version))
+        store.finish_frame(conn, frame_id, FrameStatus.DONE)
     labels = [face.label.label if face.label is not None else None for face in result.faces]
     return Outcome(FrameStatus.DONE, faces=len(result.faces), labels=labels)
 

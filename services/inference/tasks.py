@@ -24,6 +24,7 @@ from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from services.inference import process
 from services.inference.celery_app import app
 from services.inference.resources import get_resources
+from shared import metrics
 from shared.schemas import FRAME_QUEUE, FrameRef
 from shared.settings import worker_settings
 
@@ -76,20 +77,25 @@ def process_frame_task(self: Task[Any, Any], ref: dict[str, Any]) -> str | None:
             process.give_up(frame_ref, resources)
             raise
         log.warning("frame %s: %s; retrying", frame_ref.frame_id, type(exc).__name__)
+        metrics.TASK_RETRIES.inc()
         raise self.retry(exc=exc, countdown=retry_delay(self.request.retries)) from exc
     return None if outcome.status is None else outcome.status.value
 
 
 def expire_frames_task() -> int:
     """Mark frames whose bytes expired before any worker took them as ``expired``."""
-    return process.expire_stale(get_resources())
+    expired = process.expire_stale(get_resources())
+    metrics.FRAMES_EXPIRED.inc(expired)
+    return expired
 
 
 def expire_lost_frames_task(received_before: str) -> int:
     """After Redis lost its data: frames received before ``received_before`` (ISO 8601)
     whose bytes are gone → ``expired`` now, not a TTL later."""
     before = dt.datetime.fromisoformat(received_before)
-    return process.expire_stale(get_resources(), batch=LOST_FRAMES_BATCH, received_before=before)
+    expired = process.expire_stale(get_resources(), batch=LOST_FRAMES_BATCH, received_before=before)
+    metrics.FRAMES_EXPIRED.inc(expired)
+    return expired
 
 
 def publish_frame(ref: FrameRef) -> None:
@@ -105,7 +111,9 @@ def publish_frame(ref: FrameRef) -> None:
 def requeue_orphaned_frames_task() -> int:
     """Queue again the frames whose message the broker lost (see ``orphans``)."""
     older_than = dt.timedelta(seconds=worker_settings().requeue_after_seconds)
-    return len(process.requeue_orphans(get_resources(), publish_frame, older_than))
+    requeued = len(process.requeue_orphans(get_resources(), publish_frame, older_than))
+    metrics.FRAMES_REQUEUED.inc(requeued)
+    return requeued
 
 
 def purge_old_events_task() -> list[int]:

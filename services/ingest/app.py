@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from services.api import health
 from services.api.docs import install_docs
 from services.api.logs import redact_server_logs
+from services.api.metrics import install_metrics
 from services.api.security import SecurityHeaders
 from services.ingest import routes_classroom, routes_frames, routes_setup, routes_students, ws
 from services.ingest.config import IngestConfig
@@ -22,6 +23,7 @@ from services.ingest.deps import Resources
 from services.ingest.errors import install_error_handlers
 from services.ingest.live import LiveHub
 from services.ingest.queue import FrameQueue
+from services.ingest.queue_metrics import refresh_queue_metrics
 from services.ingest.ratelimit import AdmissionLimits, FrameAdmission
 from services.ingest.tokens import StudentTokens
 from shared.db.engine import async_session_factory, make_async_engine, with_driver
@@ -103,6 +105,7 @@ def create_app(config: IngestConfig | None = None) -> FastAPI:
     )
     install_error_handlers(app)
     install_docs(app)
+    install_metrics(app, refresh_queue_metrics)
     app.add_middleware(SecurityHeaders)
     redact_server_logs()
     app.include_router(routes_setup.router)

@@ -23,6 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.ingest.deps import Resources
 from services.ingest.image_header import read_header
+from shared import metrics
 from shared.auth import Principal
 from shared.consent import party_consents
 from shared.db.models import ConsentParty, Frame, FrameStatus, Lesson
@@ -292,4 +293,5 @@ async def _accept(
         finally:
             await resources.admission.discard(frame_id)
         raise
+    metrics.FRAMES_ACCEPTED.inc()
     return AcceptedFrame(frame_id, frame.seq)

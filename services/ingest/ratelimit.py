@@ -28,6 +28,7 @@ from redis.asyncio import Redis
 from redis.commands.core import AsyncScript
 from redis.exceptions import RedisError
 
+from shared import metrics
 from shared.errors import (
     ClassPulseError,
     InvalidFrame,
@@ -167,11 +168,19 @@ class FrameAdmission:
         """Answer 429 at once to a waiting student; charge a body refused inside the block.
 
         ``also``: further exceptions that refuse the body (request validation).
+        Every frame refusal passes here (HTTP, batch items, WebSocket): it is counted
+        by code for /metrics.
         """
-        self.check_waiting(student_id)
         try:
+            self.check_waiting(student_id)
             yield
-        except (*BODY_REFUSALS, *also):
+        except ClassPulseError as exc:
+            metrics.FRAMES_REFUSED.labels(code=exc.code).inc()
+            if isinstance(exc, BODY_REFUSALS):
+                await self.charge(student_id)
+            raise
+        except also:
+            metrics.FRAMES_REFUSED.labels(code="validation_error").inc()
             await self.charge(student_id)
             raise
 

@@ -20,6 +20,7 @@ from services.ingest.errors import retry_after_seconds
 from services.ingest.intake import IncomingFrame, accept_frame, require_own_lesson
 from services.ingest.live import LiveHub
 from services.ingest.schemas import Seq
+from shared import metrics
 from shared.errors import ClassPulseError, RateLimited, ServiceUnavailable
 from shared.schemas import LiveNotice
 
@@ -169,6 +170,8 @@ async def stream(websocket: WebSocket, lesson_id: uuid.UUID) -> None:
         await websocket.close(code=CLOSE_POLICY, reason=exc.code)
         return
     conn = _Connection(websocket, student_id)
+    sockets = metrics.OPEN_STREAMS.labels(kind="websocket")
+    sockets.inc()
     try:
         async with hub.listen(lesson_id) as notices:
             forwarder = asyncio.create_task(conn.forward_results(notices))
@@ -186,3 +189,5 @@ async def stream(websocket: WebSocket, lesson_id: uuid.UUID) -> None:
         with contextlib.suppress(Exception):
             await websocket.send_json(_from_exception(None, down))
             await websocket.close(code=CLOSE_TRY_AGAIN_LATER, reason=down.code)
+    finally:
+        sockets.dec()

@@ -1,0 +1,72 @@
+"""A prefork worker's /metrics adds up what its pool processes did (multiprocess mode)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from shared.db.models import FrameStatus
+from shared.schemas import FRAME_QUEUE
+from tests.conftest import ROOT
+from tests.inference.conftest import World
+from tests.inference.test_worker import send, status_of, stop, wait_for, worker_env
+from tests.ingest.conftest import free_port
+
+pytestmark = pytest.mark.slow
+
+
+def samples(url: str) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
+    text = httpx.get(url, timeout=5).text
+    return {
+        (s.name, frozenset(s.labels.items())): s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+    }
+
+
+def test_a_prefork_workers_metrics_count_what_its_child_processed(
+    world: World, pg_url: str, redis_url: str, tmp_path: Path, one_face: bytes
+) -> None:
+    folder, port, log = tmp_path / "metrics", free_port(), tmp_path / "worker.log"
+    folder.mkdir()
+    env = worker_env(
+        pg_url,
+        redis_url,
+        PROMETHEUS_MULTIPROC_DIR=str(folder),
+        CLASSPULSE_WORKER_METRICS_PORT=str(port),
+    )
+    command = [
+        sys.executable, "-m", "celery", "-A", "services.inference.celery_app:app", "worker",
+        "-Q", FRAME_QUEUE, "--pool", "prefork", "--concurrency", "1", "--loglevel", "INFO",
+        "-n", "metrics@%h", "--without-heartbeat", "--without-gossip", "--without-mingle",
+    ]  # fmt: skip
+    with log.open("ab") as out:
+        worker = subprocess.Popen(command, cwd=ROOT, env=env, stdout=out, stderr=out)
+    try:
+        wait_for(lambda: b" ready." in log.read_bytes(), 90, "worker did not start", worker, log)
+        ref = world.add_frame(one_face)
+        send(redis_url, ref)
+        wait_for(
+            lambda: status_of(world, ref.frame_id) is FrameStatus.DONE,
+            60,
+            "frame not processed",
+            worker,
+            log,
+        )
+        url = f"http://127.0.0.1:{port}/metrics"
+        found = samples(url)
+    finally:
+        stop(worker)
+    # Counted in the pool's child, served by the main process.
+    done = frozenset({("status", "done"), ("reason", "")})
+    assert found[("classpulse_frames_finished_total", done)] == 1
+    for stage in ("decode", "analyze", "store"):
+        assert (
+            found[("classpulse_inference_stage_seconds_count", frozenset({("stage", stage)}))] == 1
+        )
+    assert found[("classpulse_faces_per_frame_sum", frozenset())] == 1
