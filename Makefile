@@ -58,7 +58,7 @@ test: $(VENV)/.installed-dev chromium
 	fi; \
 	$(BIN)/ruff check .; \
 	$(BIN)/ruff format --check .; \
-	$(BIN)/mypy shared services classpulse training bench; \
+	$(BIN)/mypy shared services classpulse training bench ops; \
 	$(BIN)/pytest -q $(PYTEST_ARGS)
 
 # Browser tests drive headless Chromium; without it they are skipped.

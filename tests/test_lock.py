@@ -21,7 +21,7 @@ LOCK = tomllib.loads((ROOT / "uv.lock").read_text())
 MAKEFILE = (ROOT / "Makefile").read_text()
 DOCKERFILE = (ROOT / "Dockerfile").read_text()
 CI = (ROOT / ".ci" / "run").read_text()
-FIRST_PARTY = {"shared", "services", "classpulse", "training", "bench", "tests"}
+FIRST_PARTY = {"shared", "services", "classpulse", "training", "bench", "ops", "tests"}
 
 #: Imported directly, but installed and pinned compatibly by the framework declared for them.
 PROVIDED_BY = {
