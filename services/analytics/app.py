@@ -24,6 +24,7 @@ from services.analytics.deps import Resources
 from services.analytics.errors import install_error_handlers
 from services.api import health
 from services.api.docs import install_docs
+from services.api.live_hub import LiveHub
 from services.api.logs import redact_server_logs
 from services.api.metrics import install_metrics
 from services.api.security import SecurityHeaders
@@ -41,7 +42,11 @@ def _open(config: AnalyticsConfig) -> Resources:
     # No socket_timeout: live streams block on pub/sub reads with their own timeout.
     redis = Redis.from_url(config.redis_url, socket_connect_timeout=READY_TIMEOUT)
     return Resources(
-        config=config, engine=engine, sessions=async_session_factory(engine), redis=redis
+        config=config,
+        engine=engine,
+        sessions=async_session_factory(engine),
+        redis=redis,
+        live_hub=LiveHub(redis),
     )
 
 
@@ -55,6 +60,7 @@ def create_app(config: AnalyticsConfig | None = None) -> FastAPI:
         try:
             yield
         finally:
+            await resources.live_hub.close()
             await resources.redis.aclose()
             await resources.engine.dispose()
 

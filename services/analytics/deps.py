@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from services.analytics.config import AnalyticsConfig
 from services.analytics.ticket_store import purpose_of, redeem
 from services.api.credentials import AuthorizationHeader
+from services.api.live_hub import LiveHub
 from shared.access import authenticate, bearer_token, require_lesson_access
 from shared.auth import Principal
 from shared.db.models import Lesson, SchoolClass, Student
@@ -29,6 +30,8 @@ class Resources:
     engine: AsyncEngine
     sessions: async_sessionmaker[AsyncSession]
     redis: Redis
+    #: Live notices for every open stream of this process, over one subscription.
+    live_hub: LiveHub
 
 
 def get_resources(request: Request) -> Resources:

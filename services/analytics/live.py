@@ -27,8 +27,6 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends
 from fastapi.sse import EventSourceResponse, ServerSentEvent
-from pydantic import ValidationError
-from redis.asyncio.client import PubSub
 from redis.exceptions import RedisError
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -47,14 +45,12 @@ from services.analytics.window import Bucket, TimeWindow, bucket_start, lesson_b
 from shared import metrics
 from shared.access import authenticate, require_lesson_access
 from shared.errors import AuthError, Forbidden, NotFound, ServiceUnavailable
-from shared.schemas import LiveNotice, live_channel
+from shared.schemas import LiveNotice
 
 log = logging.getLogger(__name__)
 router = APIRouter(prefix="/v1/lessons", tags=["live"])
 #: How long one wait for a notice lasts before the loop checks its pending buckets.
 POLL_SECONDS = 0.25
-#: Pause after a failed read before trying Redis again.
-RETRY_SECONDS = 1.0
 #: Reconnection delay (ms) the ``closed`` event asks of EventSource after a
 #: stream reached its maximum lifetime.
 RECONNECT_MS = 1000
@@ -87,33 +83,27 @@ def _bucket_window(buckets: set[dt.datetime], origin: dt.datetime, step: int) ->
 
 async def lesson_channel(
     access: ClassLessonDep, session: SessionDep, resources: ResourcesDep
-) -> AsyncIterator[PubSub]:
-    """A subscription to the lesson's live channel; 503 if Redis does not answer.
+) -> AsyncIterator[asyncio.Queue[LiveNotice]]:
+    """The lesson's live notices through the process's hub; 503 if Redis does not answer.
 
-    Subscribing here, before the stream starts, lets a Redis outage answer with a
+    Listening here, before the stream starts, lets a Redis outage answer with a
     proper error instead of a stream that never sends anything.
     """
     # The stream may last an hour: give the access check's connection back to the pool.
     await session.close()
-    pubsub = resources.redis.pubsub(ignore_subscribe_messages=True)
-    try:
-        await pubsub.subscribe(live_channel(access.lesson.id))
-    except (RedisError, OSError) as exc:
-        await pubsub.aclose()
-        raise ServiceUnavailable(
-            f"live updates unavailable: Redis does not answer ({exc})"
-        ) from None
-    try:
-        # The subscription lives as long as the stream: count it as an open stream.
+    async with contextlib.AsyncExitStack() as stack:
+        try:
+            notices = await stack.enter_async_context(resources.live_hub.listen(access.lesson.id))
+        except (RedisError, OSError) as exc:
+            raise ServiceUnavailable(
+                f"live updates unavailable: Redis does not answer ({exc})"
+            ) from None
+        # The listener lives as long as the stream: count it as an open stream.
         with metrics.OPEN_STREAMS.labels(kind="sse").track_inprogress():
-            yield pubsub
-    finally:
-        with contextlib.suppress(RedisError, OSError):
-            await pubsub.unsubscribe()
-        await pubsub.aclose()
+            yield notices
 
 
-ChannelDep = Annotated[PubSub, Depends(lesson_channel)]
+ChannelDep = Annotated[asyncio.Queue[LiveNotice], Depends(lesson_channel)]
 
 
 @router.get(
@@ -125,7 +115,7 @@ ChannelDep = Annotated[PubSub, Depends(lesson_channel)]
 async def live_timeline(
     access: ClassLessonDep,
     credential: CredentialDep,
-    pubsub: ChannelDep,
+    notices: ChannelDep,
     resources: ResourcesDep,
     bucket: BucketQuery = Bucket.M1,
     smooth: SmoothQuery = 0,
@@ -167,25 +157,19 @@ async def live_timeline(
                 return
             next_check = time.monotonic() + config.live_recheck_seconds
         try:
-            message = await pubsub.get_message(timeout=POLL_SECONDS)
-        except (RedisError, OSError) as exc:
-            # redis-py reconnects and resubscribes on the next read; wait a little.
-            log.warning("live channel read failed: %s", exc)
-            await asyncio.sleep(RETRY_SECONDS)
-            message = None
-        if message is not None and message.get("type") == "message":
-            try:
-                notice = LiveNotice.model_validate_json(message["data"])
-                at = notice.captured_at
-                if at.tzinfo is None:  # workers send UTC; be lenient with a naive one
-                    at = at.replace(tzinfo=dt.UTC)
-                start = lesson_bucket(at, access.lesson, step)
-                if start is None:
-                    log.warning("ignored a live notice of a time outside the lesson: %s", at)
-                else:
-                    pending.add(start)
-            except ValidationError:
-                log.warning("ignored a malformed live notice")
+            # The hub reads Redis (and rides out its outages); here only waits.
+            notice: LiveNotice | None = await asyncio.wait_for(notices.get(), POLL_SECONDS)
+        except TimeoutError:
+            notice = None
+        if notice is not None:
+            at = notice.captured_at
+            if at.tzinfo is None:  # workers send UTC; be lenient with a naive one
+                at = at.replace(tzinfo=dt.UTC)
+            start = lesson_bucket(at, access.lesson, step)
+            if start is None:
+                log.warning("ignored a live notice of a time outside the lesson: %s", at)
+            else:
+                pending.add(start)
         open_bucket = bucket_start(dt.datetime.now(dt.UTC), origin, step)
         closed = {start for start in pending if start < open_bucket}
         if closed and time.monotonic() - last_push >= interval:

@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from services.api import health
 from services.api.docs import install_docs
+from services.api.live_hub import LiveHub
 from services.api.logs import redact_server_logs
 from services.api.metrics import install_metrics
 from services.api.security import SecurityHeaders
@@ -21,7 +22,6 @@ from services.ingest import routes_classroom, routes_frames, routes_setup, route
 from services.ingest.config import IngestConfig
 from services.ingest.deps import Resources
 from services.ingest.errors import install_error_handlers
-from services.ingest.live import LiveHub
 from services.ingest.queue import FrameQueue
 from services.ingest.queue_metrics import refresh_queue_metrics
 from services.ingest.ratelimit import AdmissionLimits, FrameAdmission

@@ -15,10 +15,10 @@ from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 from pydantic import AwareDatetime, BaseModel, ValidationError
 from redis.exceptions import RedisError
 
+from services.api.live_hub import LiveHub
 from services.ingest.deps import Resources
 from services.ingest.errors import retry_after_seconds
 from services.ingest.intake import IncomingFrame, accept_frame, require_own_lesson
-from services.ingest.live import LiveHub
 from services.ingest.schemas import Seq
 from shared import metrics
 from shared.errors import ClassPulseError, RateLimited, ServiceUnavailable

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime as dt
 import json
@@ -163,3 +164,24 @@ def test_a_stream_ends_after_its_maximum_lifetime_and_asks_for_a_reconnect(
     assert [kind for kind, _ in events] == ["ready", "closed"]
     assert json.loads(events[-1][1]) == {"reason": "max_duration", "detail": None}
     assert "retry: 1000" in lines  # EventSource reconnects after a second
+
+
+def test_streams_of_one_process_share_one_subscription(
+    api: httpx.Client, lesson: SeededLesson, redis_client: redis_lib.Redis
+) -> None:
+    channel = live_channel(lesson.lesson_id)
+    url = f"/v1/lessons/{lesson.lesson_id}/live"
+    with contextlib.ExitStack() as streams:
+        for _ in range(3):
+            stream = streams.enter_context(
+                api.stream("GET", url, params={"bucket": "1m"}, headers=bearer(lesson.teacher_key))
+            )
+            events = sse_events(stream.iter_lines())
+            assert next(events)[0] == "ready"
+            streams.callback(events.close)
+        # Three dashboards, one subscriber: the API process's hub.
+        assert redis_client.pubsub_numsub(channel) == [(channel.encode(), 1)]
+    deadline = time.monotonic() + 5
+    while redis_client.pubsub_numsub(channel) != [(channel.encode(), 0)]:
+        assert time.monotonic() < deadline, "the hub kept the channel after the last stream"
+        time.sleep(0.1)

@@ -1,9 +1,11 @@
-"""Live results for WebSocket clients: one Redis subscription per process, fanned out.
+"""Live notices for the APIs' open connections: one Redis subscription per process, fanned out.
 
 Workers publish a ``LiveNotice`` on ``live_channel(lesson)`` after committing a
-frame's events. Each ingest process subscribes to the channels of the lessons
-its connected students are in (reference-counted) and hands every notice to the
-listeners of that lesson.
+frame's events. Each API process (ingest for the students' WebSockets,
+analytics for the teachers' SSE streams) subscribes to the channels of the
+lessons its clients follow (reference-counted) and hands every notice to the
+listeners of that lesson: a hundred dashboards cost one Redis connection, not
+a hundred.
 """
 
 from __future__ import annotations
