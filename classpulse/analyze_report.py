@@ -16,7 +16,7 @@ from shared.labels import LABELS
 from shared.palette import EXPRESSION_COLOURS, FACE_PRESENCE_COLOUR, FACING_SCREEN_COLOUR
 
 if TYPE_CHECKING:
-    from classpulse.analyze_commands import Sample
+    from classpulse.analyze_sample import Sample
 
 #: Samples per chart window when the video is long enough.
 SAMPLES_PER_WINDOW = 3

@@ -65,6 +65,10 @@ class FrameSettings(BaseSettings):
     #: minutes; times further out are refused (422), because a time far from the
     #: lesson would escape retention and break the lesson's time buckets.
     clock_skew_seconds: int = Field(300, ge=0, le=3600)
+    #: The classroom page finds, aligns and crops faces itself and sends only
+    #: the crops (``shared.face_crops``); off, it sends whole frames. A browser
+    #: that cannot run the detector sends whole frames either way.
+    client_detection: bool = True
 
 
 class PrivacySettings(BaseSettings):

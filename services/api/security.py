@@ -24,6 +24,13 @@ PAGE_POLICY = (
     "connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; "
     "frame-ancestors 'none'"
 )
+#: The classroom page also compiles WebAssembly: ONNX Runtime runs the face
+#: detector in the page (``services/ingest/static/vendor``). Chromium refuses
+#: ``WebAssembly.instantiate`` under a ``script-src`` without this keyword; it
+#: allows no ``eval`` of JavaScript.
+CLASSROOM_POLICY = PAGE_POLICY.replace(
+    "script-src 'self';", "script-src 'self' 'wasm-unsafe-eval';"
+)
 #: JSON, event streams, files: nothing in them is ever to be run or framed.
 API_POLICY = "default-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
 #: ReDoc: this origin's scripts only, but inline styles (styled-components) and a blob worker.
@@ -46,7 +53,7 @@ def policy_for(path: str, content_type: str) -> str:
     if path == "/redoc":
         return REDOC_POLICY
     if content_type.split(";", 1)[0].strip().lower() == "text/html":
-        return PAGE_POLICY
+        return CLASSROOM_POLICY if path.startswith("/classroom/") else PAGE_POLICY
     return API_POLICY
 
 

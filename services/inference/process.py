@@ -21,10 +21,12 @@ from sqlalchemy import Connection
 from services.inference import store
 from services.inference.orphans import frame_ids_in_broker
 from services.inference.resources import Resources
-from shared import metrics
+from services.inference.store import FrameRow
+from shared import face_crops, metrics
 from shared.db.models import FrameStatus
 from shared.errors import InvalidFrame
 from shared.schemas import FRAME_QUEUE, FrameRef, LiveNotice, frame_key, live_channel
+from shared.vision.crops import aligned_faces
 from shared.vision.decode import decode_reduced
 
 log = logging.getLogger(__name__)
@@ -89,6 +91,8 @@ def _decide(conn: Connection, frame_id: uuid.UUID, res: Resources) -> Outcome:
     if data is None:
         store.finish_frame(conn, frame_id, FrameStatus.EXPIRED, BYTES_EXPIRED)
         return Outcome(FrameStatus.EXPIRED, BYTES_EXPIRED)
+    if face_crops.is_packed(data):
+        return _from_face_crops(conn, frame, data, res)
     try:
         with metrics.STAGE_SECONDS.labels(stage="decode").time():
             decoded = decode_reduced(data, res.min_face_fraction, res.max_pixels)
@@ -101,6 +105,21 @@ def _decide(conn: Connection, frame_id: uuid.UUID, res: Resources) -> Outcome:
     with metrics.STAGE_SECONDS.labels(stage="store").time():
         store.insert_events(conn, store.event_rows(frame, result, res.pipeline.model_version))
         store.finish_frame(conn, frame_id, FrameStatus.DONE)
+    labels = [face.label.label if face.label is not None else None for face in result.faces]
+    return Outcome(FrameStatus.DONE, faces=len(result.faces), labels=labels)
+
+
+def _from_face_crops(conn: Connection, frame: FrameRow, data: bytes, res: Resources) -> Outcome:
+    """A browser's aligned face crops (``shared.face_crops``): no frame to decode, no detection."""
+    try:
+        meta, image = face_crops.unpack(data)
+        faces = aligned_faces(meta, image, res.min_face_fraction)
+    except InvalidFrame as exc:
+        store.finish_frame(conn, frame.id, FrameStatus.FAILED, exc.reason)
+        return Outcome(FrameStatus.FAILED, exc.reason)
+    result = res.pipeline.analyze_aligned(faces, meta.frame_width, meta.frame_height)
+    store.insert_events(conn, store.event_rows(frame, result, res.pipeline.model_version))
+    store.finish_frame(conn, frame.id, FrameStatus.DONE)
     labels = [face.label.label if face.label is not None else None for face in result.faces]
     return Outcome(FrameStatus.DONE, faces=len(result.faces), labels=labels)
 

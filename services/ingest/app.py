@@ -26,8 +26,10 @@ from services.ingest.queue import FrameQueue
 from services.ingest.queue_metrics import refresh_queue_metrics
 from services.ingest.ratelimit import AdmissionLimits, FrameAdmission
 from services.ingest.tokens import StudentTokens
+from shared.client_detection import PAGE_MODEL_FILES
 from shared.db.engine import async_session_factory, make_async_engine, with_driver
 from shared.errors import NotFound
+from shared.settings import DETECTOR_MODELS_DIR
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 CLASSROOM_PAGE = STATIC_DIR / "classroom.html"
@@ -122,5 +124,12 @@ def create_app(config: IngestConfig | None = None) -> FastAPI:
         if not CLASSROOM_PAGE.is_file():
             raise NotFound("the classroom page is not installed")
         return FileResponse(CLASSROOM_PAGE, media_type="text/html")
+
+    @app.get(routes_classroom.MODEL_PATH + "{name}", include_in_schema=False)
+    async def detector_model(name: str) -> FileResponse:
+        # The workers' own BlazeFace weights, so the page detects as they do.
+        if name not in PAGE_MODEL_FILES or not (DETECTOR_MODELS_DIR / name).is_file():
+            raise NotFound("no such detector model")
+        return FileResponse(DETECTOR_MODELS_DIR / name, media_type="application/octet-stream")
 
     return app

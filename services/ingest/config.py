@@ -5,7 +5,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from services.api.stores import required_stores
-from shared.settings import auth_settings, frame_settings
+from shared.client_detection import PageDetector, page_detector
+from shared.settings import (
+    DEFAULT_DETECTOR,
+    DEFAULT_MIN_FACE_FRACTION,
+    auth_settings,
+    frame_settings,
+    worker_settings,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,11 +32,20 @@ class IngestConfig:
     max_batch_frames: int = 16
     #: Frame interval the classroom page is told to use (seconds).
     suggested_interval_seconds: float = 5.0
+    #: The classroom page sends face crops instead of frames (``CLASSPULSE_CLIENT_DETECTION``).
+    client_detection: bool = True
+    #: The workers' detector and smallest face, which the page's detection follows.
+    detector: str = DEFAULT_DETECTOR
+    min_face_fraction: float = DEFAULT_MIN_FACE_FRACTION
+
+    @property
+    def page_detector(self) -> PageDetector:
+        return page_detector(self.detector)
 
     @classmethod
     def from_settings(cls) -> IngestConfig:
         """Read ``CLASSPULSE_*`` settings; ``ConfigError`` names what is missing."""
-        frames, auth = frame_settings(), auth_settings()
+        frames, auth, worker = frame_settings(), auth_settings(), worker_settings()
         stores = required_stores()
         return cls(
             database_url=stores.database_url,
@@ -43,4 +59,7 @@ class IngestConfig:
             student_rate_per_second=frames.student_rate_per_second,
             clock_skew_seconds=frames.clock_skew_seconds,
             suggested_interval_seconds=max(5.0, 1.0 / frames.student_rate_per_second),
+            client_detection=frames.client_detection,
+            detector=worker.detector,
+            min_face_fraction=worker.min_face_fraction,
         )

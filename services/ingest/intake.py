@@ -1,8 +1,9 @@
 """The path of one frame, shared by the HTTP, batch and WebSocket endpoints.
 
 Checks in a fixed order (token → lesson → live → consent → capture time →
-size → type → header → rate → queue), then: bytes to Redis with a TTL, the
-``queued`` row to PostgreSQL (one INSERT, its own transaction), the reference
+size → type → header, or a browser's face crops instead → rate → queue),
+then: bytes to Redis with a TTL, the ``queued`` row to PostgreSQL (one INSERT,
+its own transaction), the reference
 to the queue. A frame is acknowledged only after all three succeed; if the
 queue refuses, the row and bytes are removed and the client is told to retry
 (503), so nothing acknowledged is ever lost.
@@ -21,6 +22,7 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from services.ingest.crop_check import CheckedBody, check_face_crops
 from services.ingest.deps import Resources
 from services.ingest.image_header import read_header
 from shared import metrics
@@ -37,6 +39,7 @@ from shared.errors import (
     ServiceUnavailable,
     UnsupportedMediaType,
 )
+from shared.face_crops import is_packed
 from shared.schemas import FrameRef, frame_key
 
 
@@ -82,6 +85,15 @@ def check_declared_type(declared: str | None, detected: str) -> None:
         raise UnsupportedMediaType(
             f"Content-Type says {declared} but the bytes are {detected}", field="image"
         )
+
+
+def check_body(frame: IncomingFrame, max_pixels: int) -> CheckedBody:
+    """A frame's type and header, or a browser's face crops (``shared.face_crops``)."""
+    if is_packed(frame.data):
+        return check_face_crops(frame.data, frame.declared_type, max_pixels)
+    header = read_header(frame.data, max_pixels)
+    check_declared_type(frame.declared_type, header.media_type)
+    return CheckedBody(frame.data, header.media_type, header.width, header.height)
 
 
 def check_capture_time(
@@ -246,11 +258,10 @@ async def _accept(
     if earlier is not None:
         return AcceptedFrame(earlier, frame.seq)
     check_size(frame.size, config.max_frame_bytes)
-    header = read_header(frame.data, config.max_frame_pixels)
-    check_declared_type(frame.declared_type, header.media_type)
+    body = check_body(frame, config.max_frame_pixels)
 
     frame_id = uuid.uuid4()
-    await resources.admission.admit(student_id, frame_id, frame.data)
+    await resources.admission.admit(student_id, frame_id, body.stored)
     key = {"lesson_id": lesson_id, "student_id": student_id, "seq": frame.seq}
     try:
         inserted = await conn.scalar(
@@ -259,10 +270,10 @@ async def _accept(
                 **key,
                 "frame_id": frame_id,
                 "captured_at": frame.captured_at,
-                "media_type": header.media_type,
+                "media_type": body.media_type,
                 "size_bytes": len(frame.data),
-                "width": header.width,
-                "height": header.height,
+                "width": body.width,
+                "height": body.height,
             },
         )
     except BaseException:

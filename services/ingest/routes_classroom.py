@@ -8,10 +8,12 @@ from fastapi import APIRouter
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.ingest import consent
+from services.ingest.config import IngestConfig
 from services.ingest.deps import ResourcesDep, SessionDep, StudentDep
 from services.ingest.errors import error_responses
 from services.ingest.intake import require_own_lesson
-from services.ingest.schemas import ConsentOut, MeOut
+from services.ingest.schemas import ClientDetectionOut, ConsentOut, MeOut
+from shared import client_detection
 from shared.access import lesson_is_live, lesson_with_class
 from shared.auth import Principal
 from shared.db.models import ConsentParty, Lesson, SchoolClass, Student
@@ -103,4 +105,30 @@ async def me(
         starts_at=lesson.starts_at,
         ends_at=lesson.ends_at,
         frame_interval_seconds=resources.config.suggested_interval_seconds,
+        client_detection=_client_detection(resources.config),
+    )
+
+
+#: Where the page fetches the detector's weights (``create_app`` serves them).
+MODEL_PATH = "/detector-models/"
+
+
+def _client_detection(config: IngestConfig) -> ClientDetectionOut | None:
+    if not config.client_detection:
+        return None
+    spec = config.page_detector
+    return ClientDetectionOut(
+        detector=spec.name,
+        model_url=MODEL_PATH + spec.file,
+        input_size=spec.input_size,
+        strides=list(spec.strides),
+        interpolated_anchor=spec.interpolated_anchor,
+        min_score=spec.min_score,
+        suppression_iou=client_detection.SUPPRESSION_IOU,
+        raw_score_limit=client_detection.RAW_SCORE_LIMIT,
+        min_face_fraction=config.min_face_fraction,
+        fer_keypoints=[list(p) for p in client_detection.FER_KEYPOINTS],
+        model_input_side=client_detection.MODEL_INPUT_SIDE,
+        crop_side=client_detection.CROP_SIDE,
+        max_faces=client_detection.MAX_FACES,
     )

@@ -15,6 +15,7 @@ from starlette.datastructures import FormData, UploadFile
 from starlette.formparsers import MultiPartParser
 
 from services.ingest.body import capped, read_capped, too_large
+from services.ingest.crop_check import MEDIA_TYPE as FACE_CROPS_TYPE
 from services.ingest.deps import ResourcesDep, StudentDep
 from services.ingest.errors import error_responses, retry_after_seconds
 from services.ingest.image_header import MEDIA_TYPES
@@ -69,13 +70,22 @@ _FRAME_BODY: dict[str, Any] = {
     "parameters": _FRAME_QUERY,
     "requestBody": {
         "required": True,
-        "content": {**dict.fromkeys(MEDIA_TYPES, _BINARY), "multipart/form-data": _MULTIPART},
+        "content": {
+            **dict.fromkeys((*MEDIA_TYPES, FACE_CROPS_TYPE), _BINARY),
+            "multipart/form-data": _MULTIPART,
+        },
     },
 }
 _FRAME_ERRORS = error_responses(400, 401, 403, 404, 409, 413, 415, 422, 429, 451, 503)
 #: Room for multipart boundaries and fields around the image.
 _MULTIPART_OVERHEAD = 64 * 1024
 _BODY_NOTE = (
+    " Instead of a frame, a browser that finds faces itself sends its aligned face crops "
+    f"(`{FACE_CROPS_TYPE}`: the bytes `CPFC`, the JSON metadata's length as 4 bytes "
+    "big-endian, the metadata (`frame_width`, `frame_height`, `detector`, and per face its "
+    "`score`, `box` and `keypoints`), then one gray image of the crops stacked, 96 px wide "
+    "and 96 px high per face; no image when no face was found). It is checked like a frame "
+    "(limits, rate, consent) and counted as one."
     " The body is capped while it streams: over `CLASSPULSE_MAX_FRAME_BYTES` (or a "
     "`Content-Length` over it) answers 413 at once, before the lesson checks and "
     "without reading further. A refused body (400, 413, 415, 422) costs the student's "

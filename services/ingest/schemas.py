@@ -131,6 +131,31 @@ class StudentTokenOut(BaseModel):
     classroom_url: str = Field(description="The classroom page, with the token in its fragment")
 
 
+class ClientDetectionOut(BaseModel):
+    """How the classroom page finds and crops faces, so that only crops leave the device.
+
+    The page runs ``model_url`` (the workers' BlazeFace weights) as the workers
+    do and sends each frame's aligned crops as a face-crops body
+    (``shared.face_crops``, Content-Type ``application/vnd.classpulse.face-crops.v1``).
+    """
+
+    detector: str = Field(description="The BlazeFace variant the workers run")
+    model_url: str
+    input_size: int
+    strides: list[int] = Field(description="SSD anchor strides, one per anchor layer")
+    interpolated_anchor: bool = Field(description="Two anchors per cell and layer (short range)")
+    min_score: float
+    suppression_iou: float = Field(description="Weighted NMS merges boxes overlapping above this")
+    raw_score_limit: float = Field(description="Raw scores are clipped to +-this before sigmoid")
+    min_face_fraction: float = Field(description="Smallest face, of the frame's shorter side")
+    fer_keypoints: list[list[float]] = Field(
+        description="Eyes, nose tip, mouth centre of the aligned 48 px face"
+    )
+    model_input_side: int = Field(description="Side of the classifier's input (48)")
+    crop_side: int = Field(description="Side of each crop sent (the 48 px input, supersampled)")
+    max_faces: int = Field(description="Most faces one frame may carry")
+
+
 class MeOut(BaseModel):
     student_external_id: str
     lesson_id: uuid.UUID
@@ -144,6 +169,11 @@ class MeOut(BaseModel):
     starts_at: dt.datetime
     ends_at: dt.datetime
     frame_interval_seconds: float = Field(description="Suggested time between frames")
+    client_detection: ClientDetectionOut | None = Field(
+        None,
+        description="Set when the page should send face crops (`CLASSPULSE_CLIENT_DETECTION`); "
+        "None: whole frames",
+    )
 
 
 class FrameAccepted(BaseModel):

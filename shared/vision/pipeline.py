@@ -21,6 +21,7 @@ import numpy.typing as npt
 from shared.labels import UNCERTAIN, Expression
 from shared.settings import DEFAULT_DETECTOR
 from shared.vision.align import aligned_crop, pose
+from shared.vision.crops import AlignedFace
 from shared.vision.detect import Detection, FaceDetector, Keypoints, make_detector
 from shared.vision.pose import HeadPose, head_pose, is_facing
 from shared.vision.preprocess import Box, GrayImage, crop_face
@@ -188,6 +189,36 @@ class Pipeline:
             face_pose = pose(kp, image.shape[1], image.shape[0])
         quality = assess(detection.box, crop, self.thresholds, face_pose, detection.visible)
         return crop, quality
+
+    def analyze_aligned(self, faces: Sequence[AlignedFace], width: int, height: int) -> FrameResult:
+        """Faces a client already detected and aligned in a ``width`` x ``height`` frame.
+
+        Detection and cropping are skipped; the quality gate, the classifier
+        and the head pose run as in ``analyze``.
+        """
+        analyses: list[FaceAnalysis] = []
+        pending: list[_Pending] = []
+        for face in faces:
+            detection, kp = face.detection, face.detection.keypoints
+            face_pose = pose(kp, width, height) if kp is not None else None
+            quality = assess(
+                detection.box, face.crop, self.thresholds, face_pose, detection.visible
+            )
+            if quality is Quality.OK and self.inference_enabled:
+                pending.append(_Pending(0, len(analyses), face.crop))
+            analyses.append(
+                FaceAnalysis(
+                    detection.box,
+                    quality,
+                    score=detection.score,
+                    keypoints=kp,
+                    head_pose=head_pose(kp) if kp is not None else None,
+                )
+            )
+        frames = [analyses]
+        if pending:
+            self._label(frames, pending)
+        return FrameResult(width, height, tuple(frames[0]))
 
     def _label(self, frames: list[list[FaceAnalysis]], pending: list[_Pending]) -> None:
         assert self.classifier is not None  # guaranteed by __init__

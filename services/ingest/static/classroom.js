@@ -1,5 +1,11 @@
 // ClassPulse classroom page: consent first, then one still frame every N seconds.
 //
+// Where the server asks for it (/me's client_detection) and the browser can,
+// the page finds the faces itself (face_detect.js, face_align.js) and sends
+// only each face's aligned crop (face_crops.js), or a tiny "no face" body:
+// the room and anyone else in view never leave the device. If the detector
+// cannot be loaded, the page says so and sends whole frames.
+//
 // The link carries the student token in its fragment (#token=…&interval=5), so
 // it never reaches server logs or the Referer header. Nothing is captured or
 // sent before the student agrees, and nothing after Stop: every send checks
@@ -33,6 +39,11 @@
     not_found: "This lesson no longer exists.",
   };
   const FRAME_HISTORY = 500;
+  const JPEG_TYPE = "image/jpeg";
+  const FACE_CROPS_TYPE = "application/vnd.classpulse.face-crops.v1";
+  // Detection times kept for the page's own measurement (tests, benchmarks).
+  const TIMING_HISTORY = 200;
+  const vision = window.ClassPulseVision;
 
   const fragment = new URLSearchParams(window.location.hash.slice(1));
   const token = fragment.get("token") || "";
@@ -57,6 +68,9 @@
     lastResult: null,
     frames: [], // {seq, capturedAt, attempts, frameId, ackedAt, result}
     me: null,
+    mode: null, // "crops" (faces found in the page) | "frames" (whole frames), once known
+    modeReason: null, // why whole frames are sent, when the server asked for crops
+    detectMs: [], // time to find and crop the faces of each frame, in ms
   };
   window.classroom = classroom;
 
@@ -74,11 +88,13 @@
     stop: $("stop"),
     withdraw: $("withdraw"),
     status: $("status"),
+    mode: $("mode"),
   };
   const canvas = document.createElement("canvas");
   canvas.width = FRAME_WIDTH;
   canvas.height = FRAME_HEIGHT;
-  const context = canvas.getContext("2d");
+  const context = canvas.getContext("2d", { willReadFrequently: true });
+  let detector = null;
 
   let stream = null;
   let socket = null;
@@ -287,7 +303,7 @@
     try {
       response = await fetch(`${apiUrl("/frames")}?${query}`, {
         method: "POST",
-        headers: authHeaders({ "Content-Type": "image/jpeg" }),
+        headers: authHeaders({ "Content-Type": frame.contentType }),
         body: frame.blob,
         signal: halt.signal,
       });
@@ -364,6 +380,45 @@
     }
   }
 
+  function showMode() {
+    ui.mode.textContent =
+      classroom.mode === "crops"
+        ? "Faces are found on this device: only a small crop of each face is sent."
+        : classroom.modeReason
+          ? `Whole camera images are sent: ${classroom.modeReason}`
+          : "Whole camera images are sent.";
+  }
+
+  /** Crops mode when the server asks for it and the detector loads; whole frames otherwise. */
+  async function chooseMode() {
+    const config = classroom.me && classroom.me.client_detection;
+    if (!config) {
+      classroom.mode = "frames";
+    } else {
+      try {
+        if (!vision || !vision.createDetector) throw new Error("the face finder is not installed");
+        detector = detector || (await vision.createDetector(config));
+        classroom.mode = "crops";
+      } catch (err) {
+        detector = null;
+        classroom.mode = "frames";
+        classroom.modeReason = `the face finder could not be loaded (${err.message}).`;
+      }
+    }
+    showMode();
+  }
+
+  /** The faces of the current picture as a face-crops body (only crops leave the device). */
+  async function faceCrops(config) {
+    const started = performance.now();
+    const pixels = context.getImageData(0, 0, FRAME_WIDTH, FRAME_HEIGHT).data;
+    const faces = (await detector.detect(pixels, FRAME_WIDTH, FRAME_HEIGHT)).slice(0, config.max_faces);
+    const crops = faces.map((f) => vision.alignedCrop(pixels, FRAME_WIDTH, FRAME_HEIGHT, f.keypoints, config));
+    classroom.detectMs.push(performance.now() - started);
+    if (classroom.detectMs.length > TIMING_HISTORY) classroom.detectMs.shift();
+    return vision.faceCropsBody(faces, crops, FRAME_WIDTH, FRAME_HEIGHT, config.detector, config.crop_side);
+  }
+
   function grab() {
     const video = ui.video;
     const width = video.videoWidth;
@@ -376,7 +431,8 @@
     if (width / height > target) sw = height * target;
     else sh = width / target;
     context.drawImage(video, (width - sw) / 2, (height - sh) / 2, sw, sh, 0, 0, FRAME_WIDTH, FRAME_HEIGHT);
-    return new Promise((resolve) => canvas.toBlob(resolve, "image/jpeg", JPEG_QUALITY));
+    if (classroom.mode === "crops") return faceCrops(classroom.me.client_detection);
+    return new Promise((resolve) => canvas.toBlob(resolve, JPEG_TYPE, JPEG_QUALITY));
   }
 
   async function tick() {
@@ -400,6 +456,9 @@
         frameId: null,
         ackedAt: null,
         result: null,
+        kind: classroom.mode,
+        contentType: classroom.mode === "crops" ? FACE_CROPS_TYPE : JPEG_TYPE,
+        bytes: blob.size,
         blob,
       };
       remember(frame);
@@ -484,6 +543,8 @@
       return;
     }
     ui.video.srcObject = stream;
+    await chooseMode();
+    if (classroom.state !== "starting") return; // stopped while the detector loaded
     await new Promise((resolve) => {
       if (ui.video.readyState >= 1) resolve();
       else ui.video.addEventListener("loadedmetadata", resolve, { once: true });
@@ -566,6 +627,8 @@
       : `Lesson: ${me.lesson_title} (not live now: nothing can be sent until it starts)`;
     setState("ready");
     ui.refuse.disabled = false;
+    classroom.mode = me.client_detection ? null : "frames";
+    if (!me.client_detection) showMode();
     if (me.school_permission === false) {
       // Both parts are needed: the student's agreement alone would send frames
       // that are all refused.

@@ -1,0 +1,193 @@
+"""Only face crops leave the device: the classroom page in crop mode and its fallback.
+
+Chromium's fake webcam plays video_01.mp4 (a face in every frame). The page
+runs the workers' BlazeFace in WebAssembly, served by ingest like every other
+file it loads; what it sends is recorded and measured, and
+the real worker stores the faces. With the detector's model missing, the page
+says so and sends whole frames.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+import statistics
+import time
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from sqlalchemy import Engine, text
+
+from shared import face_crops
+from tests.e2e.conftest import ARTIFACTS, Stack
+from tests.e2e.test_classroom_e2e import (
+    FRAME_TIMEOUT,
+    Lesson,
+    classroom_state,
+    frame_rows,
+    lesson,  # noqa: F401  (fixture)
+    organisation,  # noqa: F401  (fixture)
+    page_factory,  # noqa: F401  (fixture)
+)
+
+pytestmark = pytest.mark.slow
+
+FRAMES = 6
+JPEG_MAGIC = b"\xff\xd8\xff"
+#: A face-crops body of one face: about 8 bytes, 300 of JSON and a 96x96 gray PNG.
+MAX_CROPS_BODY = 16_000
+
+
+# Records every body the page hands to WebSocket.send or fetch (POST), before any
+# page script runs: Playwright reports neither binary socket messages nor Blob
+# request bodies reliably, so the bytes are taken where the page gives them away.
+RECORD_SENT = """
+(() => {
+  window.__sent = [];
+  const keep = async (body) => {
+    const bytes = new Uint8Array(await new Response(body).arrayBuffer());
+    let text = "";
+    for (const b of bytes) text += String.fromCharCode(b);
+    window.__sent.push(btoa(text));
+  };
+  const send = WebSocket.prototype.send;
+  WebSocket.prototype.send = function (data) {
+    if (typeof data !== "string") keep(data);
+    return send.call(this, data);
+  };
+  const fetch = window.fetch;
+  window.fetch = (url, init) => {
+    if (init && init.method === "POST" && init.body) keep(init.body);
+    return fetch(url, init);
+  };
+})();
+"""
+
+
+def record_traffic(page: Any, origin: str) -> list[str]:
+    """Requests to any origin but ClassPulse's; the bodies sent are in window.__sent."""
+    elsewhere: list[str] = []
+    page.add_init_script(RECORD_SENT)
+    page.on(
+        "request",
+        lambda r: None if r.url.startswith((origin, "data:", "blob:")) else elsewhere.append(r.url),
+    )
+    return elsewhere
+
+
+def sent_bodies(page: Any) -> list[bytes]:
+    return [base64.b64decode(b) for b in page.evaluate("() => window.__sent")]
+
+
+def face_events(engine: Engine, lesson_id: Any) -> int:
+    with engine.connect() as conn:
+        return int(
+            conn.scalar(
+                text("SELECT count(*) FROM face_events WHERE lesson_id = :l AND kind = 'face'"),
+                {"l": lesson_id},
+            )
+        )
+
+
+def media_types(engine: Engine, lesson_id: Any) -> set[str]:
+    with engine.connect() as conn:
+        rows = conn.execute(
+            text("SELECT DISTINCT media_type FROM frames WHERE lesson_id = :l"), {"l": lesson_id}
+        )
+        return {r[0] for r in rows}
+
+
+def share(page: Any, url: str, engine: Engine, live: Lesson, student_id: Any) -> dict[str, Any]:
+    page.goto(url)
+    page.get_by_role("button", name=re.compile("I agree")).click()
+    deadline = time.monotonic() + FRAME_TIMEOUT + FRAMES
+    while time.monotonic() < deadline:
+        rows = frame_rows(engine, live.lesson_id, student_id)
+        if len([r for r in rows if r.status == "done"]) >= FRAMES:
+            break
+        # Waiting through Playwright lets it deliver the page's events meanwhile.
+        page.wait_for_timeout(250)
+    else:
+        raise AssertionError(f"timed out waiting for {FRAMES} processed frames")
+    state = classroom_state(page)
+    page.get_by_role("button", name="Stop", exact=True).click()
+    return state
+
+
+def test_only_face_crops_leave_the_page(
+    lesson: Lesson,  # noqa: F811
+    stack: Stack,
+    sync_engine: Engine,
+    page_factory: Callable[..., Any],  # noqa: F811
+    worker: None,
+) -> None:
+    student_id = lesson.enrol("e2e-crops")
+    page = page_factory("classroom-crops")
+    elsewhere = record_traffic(page, stack.ingest_url)
+    state = share(
+        page,
+        lesson.classroom_url("e2e-crops", interval="1"),
+        sync_engine,
+        lesson,
+        student_id,
+    )
+
+    sent = sent_bodies(page)
+    assert state["mode"] == "crops"
+    assert "only a small crop of each face" in page.locator("#mode").inner_text()
+    assert elsewhere == [], "the page loads nothing from any other origin"
+    assert len(sent) >= FRAMES
+    assert all(body.startswith(face_crops.MAGIC) for body in sent), "no whole frame is sent"
+    with_faces = [b for b in sent if len(face_crops.unpack(b)[0].faces) > 0]
+    assert len(with_faces) >= FRAMES // 2, "video_01 shows a face in every frame"
+    assert max(len(b) for b in sent) <= MAX_CROPS_BODY
+    for body in with_faces:
+        meta, strip = face_crops.unpack(body)
+        assert (meta.frame_width, meta.frame_height) == (640, 480)
+        assert strip.startswith(b"\x89PNG")
+    assert media_types(sync_engine, lesson.lesson_id) <= {"crops.v1/png", "crops.v1/none"}
+    assert face_events(sync_engine, lesson.lesson_id) > 0
+    detect_ms = state["detectMs"]
+    figures = {
+        "bodies": len(sent),
+        "bytes_p50": statistics.median(len(b) for b in sent),
+        "bytes_max": max(len(b) for b in sent),
+        "bytes_with_face_p50": statistics.median(len(b) for b in with_faces),
+        "detect_ms_p50": round(statistics.median(detect_ms), 1),
+        "detect_ms_max": round(max(detect_ms), 1),
+    }
+    (ARTIFACTS / "classroom-crops.json").write_text(json.dumps(figures, indent=2))
+    print(f"\ncrop mode: {figures}")
+
+
+def test_without_the_detector_the_page_says_so_and_sends_whole_frames(
+    lesson: Lesson,  # noqa: F811
+    stack: Stack,
+    sync_engine: Engine,
+    page_factory: Callable[..., Any],  # noqa: F811
+    worker: None,
+) -> None:
+    student_id = lesson.enrol("e2e-fallback")
+    page = page_factory("classroom-fallback")
+    record_traffic(page, stack.ingest_url)
+    page.route("**/detector-models/**", lambda route: route.fulfill(status=404, body="gone"))
+    state = share(
+        page,
+        lesson.classroom_url("e2e-fallback", interval="1"),
+        sync_engine,
+        lesson,
+        student_id,
+    )
+
+    sent = sent_bodies(page)
+    assert state["mode"] == "frames"
+    assert "could not be loaded" in page.locator("#mode").inner_text()
+    assert sent
+    assert all(body.startswith(JPEG_MAGIC) for body in sent)
+    assert media_types(sync_engine, lesson.lesson_id) == {"image/jpeg"}
+    assert face_events(sync_engine, lesson.lesson_id) > 0
+    figures = {"bodies": len(sent), "bytes_p50": statistics.median(len(b) for b in sent)}
+    (ARTIFACTS / "classroom-frames.json").write_text(json.dumps(figures, indent=2))
+    print(f"\nwhole frames: {figures}")

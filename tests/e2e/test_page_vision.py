@@ -1,0 +1,122 @@
+"""The classroom page's face detector and alignment against the worker's, on real photos.
+
+The page's own scripts (face_detect.js, face_align.js, ONNX Runtime Web from
+this server) run in headless Chromium on the same lossless pixels the
+Python BlazeFace and ``aligned_crop`` get; faces, boxes, keypoints and the
+48 px inputs the classifier would see must agree.
+"""
+
+from __future__ import annotations
+
+import base64
+from typing import Any
+
+import cv2
+import numpy as np
+import pytest
+
+from services.ingest.config import IngestConfig
+from services.ingest.routes_classroom import _client_detection
+from shared.vision.align import aligned_crop
+from shared.vision.blazeface import FULL_RANGE, BlazeFace
+from shared.vision.preprocess import INPUT_SIZE
+from tests.conftest import MEDIA
+from tests.e2e.conftest import Stack
+
+pytestmark = pytest.mark.slow
+
+#: Photos at their own sizes (910x1137 to 970x2204: each letterbox path) and a webcam frame.
+PHOTOS = ("obama.jpg", "biden.jpg", "two_people.jpg", "meds-aa-S001-01.jpg", "video_01.mp4")
+
+# Runs the page's detector and cropper on a PNG given as base64; keypoints may be
+# forced (the server's) to compare the alignment alone.
+RUN_PAGE_VISION = """async ({ png, config, forced }) => {
+  const vision = window.ClassPulseVision;
+  const bytes = Uint8Array.from(atob(png), (c) => c.charCodeAt(0));
+  const bitmap = await createImageBitmap(new Blob([bytes], { type: "image/png" }));
+  const canvas = new OffscreenCanvas(bitmap.width, bitmap.height);
+  const context = canvas.getContext("2d");
+  context.drawImage(bitmap, 0, 0);
+  const pixels = context.getImageData(0, 0, bitmap.width, bitmap.height).data;
+  const detector = await vision.createDetector(config);
+  const faces = await detector.detect(pixels, bitmap.width, bitmap.height);
+  const crops = forced.map((kp) =>
+    Array.from(vision.alignedCrop(pixels, bitmap.width, bitmap.height, kp, config)));
+  return { faces, crops };
+}"""
+
+
+def read_frame(name: str) -> np.ndarray[Any, np.dtype[np.uint8]]:
+    if name.endswith(".mp4"):
+        capture = cv2.VideoCapture(str(MEDIA / name))
+        capture.set(cv2.CAP_PROP_POS_FRAMES, 30)
+        ok, image = capture.read()
+        capture.release()
+        assert ok
+        return np.ascontiguousarray(image)
+    image = cv2.imread(str(MEDIA / name))
+    assert image is not None
+    return image
+
+
+@pytest.fixture(scope="module")
+def page(browser: Any, stack: Stack) -> Any:
+    context = browser.new_context()
+    page = context.new_page()
+    page.goto(f"{stack.ingest_url}/classroom/vision-test")
+    page.wait_for_function(
+        "() => window.ClassPulseVision && window.ClassPulseVision.createDetector"
+    )
+    yield page
+    context.close()
+
+
+@pytest.mark.parametrize("name", PHOTOS)
+def test_page_finds_and_crops_faces_as_the_worker_does(page: Any, name: str) -> None:
+    image = read_frame(name)
+    height, width = image.shape[:2]
+    server = BlazeFace(FULL_RANGE).detect(image)
+    assert server, f"{name}: the worker's detector finds no face"
+    config = _client_detection(IngestConfig("postgresql://unused", "redis://unused", "x" * 32))
+    assert config is not None
+    png = base64.b64encode(cv2.imencode(".png", image)[1].tobytes()).decode()
+    forced = [
+        [
+            list(p)
+            for p in (
+                d.keypoints.right_eye,
+                d.keypoints.left_eye,
+                d.keypoints.nose,
+                d.keypoints.mouth,
+            )
+        ]
+        for d in server
+        if d.keypoints is not None
+    ]
+    result = page.evaluate(
+        RUN_PAGE_VISION, {"png": png, "config": config.model_dump(), "forced": forced}
+    )
+    faces = result["faces"]
+    assert len(faces) == len(server)
+    for page_face, detection in zip(faces, server, strict=True):
+        box = detection.box
+        x0, y0, x1, y1 = page_face["box"]
+        # Boxes and keypoints within 2 px of the worker's.
+        assert abs(max(0, x0) - box.x) <= 2
+        assert abs(max(0, y0) - box.y) <= 2
+        assert abs(min(width, x1) - (box.x + box.w)) <= 2
+        assert abs(min(height, y1) - (box.y + box.h)) <= 2
+        assert detection.keypoints is not None
+        expected = np.asarray(forced[server.index(detection)])
+        assert np.abs(np.asarray(page_face["keypoints"]) - expected).max() <= 2
+        assert abs(page_face["score"] - (detection.score or 0)) < 0.02
+    for crop, detection in zip(result["crops"], server, strict=True):
+        side = config.crop_side
+        strip = np.asarray(crop, dtype=np.uint8).reshape(side, side)
+        page_input = cv2.resize(strip, (INPUT_SIZE, INPUT_SIZE), interpolation=cv2.INTER_AREA)
+        assert detection.keypoints is not None
+        worker_input = aligned_crop(image, detection.keypoints)
+        difference = np.abs(page_input.astype(int) - worker_input.astype(int))
+        # OpenCV warps in fixed point (1/32 px, 15-bit weights), the page in floats.
+        assert difference.mean() < 0.6, f"{name}: mean difference {difference.mean():.2f}"
+        assert difference.max() <= 6, f"{name}: largest difference {difference.max()}"
