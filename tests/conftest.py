@@ -42,13 +42,8 @@ def send_task(redis_url: str, name: str, **kwargs: object) -> None:
 
 def _migrate(url: str) -> None:
     """Build the schema the way production does: Alembic migrations to head."""
-    try:
-        from shared.db.migrate import upgrade
-    except ImportError:  # before migrations exist, fall back to the models
-        engine = make_sync_engine(url)
-        Base.metadata.create_all(engine)
-        engine.dispose()
-        return
+    from shared.db.migrate import upgrade
+
     upgrade(url)
 
 
