@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import re
 import statistics
 import time
@@ -34,7 +35,9 @@ from tests.e2e.test_classroom_e2e import (
 
 pytestmark = pytest.mark.slow
 
-FRAMES = 6
+#: Frames each test waits for; a longer measurement of the page's detection time
+#: sets it through the environment (docs/benchmarks.md, "Face crops in the browser").
+FRAMES = int(os.environ.get("CLASSPULSE_E2E_CROP_FRAMES", "6"))
 JPEG_MAGIC = b"\xff\xd8\xff"
 #: A face-crops body of one face: about 8 bytes, 300 of JSON and a 96x96 gray PNG.
 MAX_CROPS_BODY = 16_000
@@ -155,8 +158,10 @@ def test_only_face_crops_leave_the_page(
         "bytes_p50": statistics.median(len(b) for b in sent),
         "bytes_max": max(len(b) for b in sent),
         "bytes_with_face_p50": statistics.median(len(b) for b in with_faces),
-        "detect_ms_p50": round(statistics.median(detect_ms), 1),
-        "detect_ms_max": round(max(detect_ms), 1),
+        # The first frame also compiles the model: reported apart.
+        "detect_ms_first": round(detect_ms[0], 1),
+        "detect_ms_p50": round(statistics.median(detect_ms[1:]), 1),
+        "detect_ms_p95": round(sorted(detect_ms[1:])[int(0.95 * (len(detect_ms) - 2))], 1),
     }
     (ARTIFACTS / "classroom-crops.json").write_text(json.dumps(figures, indent=2))
     print(f"\ncrop mode: {figures}")

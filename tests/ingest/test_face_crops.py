@@ -13,13 +13,14 @@ import redis as redis_lib
 import websockets
 from sqlalchemy import Engine
 
+from services.ingest.config import IngestConfig
 from services.ingest.crop_check import MEDIA_TYPE
 from shared import face_crops
 from shared.schemas import frame_key
 from shared.vision.blazeface import FULL_RANGE, BlazeFace
 from tests import face_crops_body
-from tests.conftest import MEDIA
-from tests.ingest.conftest import World, frame_params
+from tests.conftest import MEDIA, ROOT
+from tests.ingest.conftest import Servers, World, frame_params, replace
 from tests.ingest.test_frames import frames_of
 from tests.ingest.test_stream import next_of, ws_url
 
@@ -133,3 +134,27 @@ async def test_crops_over_the_websocket_are_acknowledged(
     assert ack["type"] == "ack", ack
     (row,) = frames_of(clean_db, world)
     assert row.media_type == "crops.v1/png"
+
+
+@pytest.mark.parametrize("on", [True, False])
+async def test_the_page_is_told_to_send_crops_only_when_the_setting_says_so(
+    servers: Servers, config: IngestConfig, world: World, redis_client: redis_lib.Redis, on: bool
+) -> None:
+    base_url = servers.start(replace(config, client_detection=on, detector="blazeface-short"))
+    async with httpx.AsyncClient(base_url=base_url, timeout=10) as client:
+        me = await client.get(
+            f"/v1/lessons/{world.lesson_id}/me",
+            headers={"Authorization": f"Bearer {world.token()}"},
+        )
+        detection = me.json()["client_detection"]
+        if not on:
+            assert detection is None
+            return
+        # The workers' BlazeFace variant, and its weights are served to the page.
+        assert detection["detector"] == "blazeface-short"
+        assert detection["input_size"] == 128
+        model = await client.get(detection["model_url"])
+        missing = await client.get("/detector-models/retinaface_mnet025.onnx")
+    assert model.status_code == 200
+    assert model.content == (ROOT / "models/detectors/blazeface_short_range.onnx").read_bytes()
+    assert missing.status_code == 404
