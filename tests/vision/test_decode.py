@@ -12,7 +12,8 @@ import pytest
 from PIL import Image
 
 from shared.errors import InvalidFrame
-from shared.vision.decode import decode_image, read_info
+from shared.image_header import read_header
+from shared.vision.decode import decode_image
 from tests.conftest import MEDIA
 
 MAX = 4096 * 4096
@@ -126,9 +127,9 @@ def test_zero_size_png_is_empty() -> None:
     assert caught.value.reason in {"empty", "undecodable"}
 
 
-def test_read_info_reads_only_the_header(photo: np.ndarray) -> None:
+def test_read_header_reads_only_the_header(photo: np.ndarray) -> None:
     data = encode(photo, ".webp")
-    info = read_info(data, MAX)
+    info = read_header(data, MAX)
     assert (info.format, info.width, info.height) == ("webp", photo.shape[1], photo.shape[0])
 
 
