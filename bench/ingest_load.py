@@ -22,7 +22,6 @@ import io
 import multiprocessing as mp
 import os
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -43,6 +42,7 @@ from sqlalchemy.orm import Session
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from classpulse.ports import free_port  # noqa: E402
 from shared.auth import issue_student_token  # noqa: E402
 from shared.db.base import Base  # noqa: E402
 from shared.db.engine import make_sync_engine  # noqa: E402
@@ -64,12 +64,6 @@ PHOTOS = ("obama.jpg", "biden.jpg", "two_people.jpg", "meds-aa-S001-01.jpg")
 SECRET = "bench-secret-of-at-least-thirty-two-bytes"
 #: Status recorded for a request that got no HTTP answer (connection reset, …).
 TRANSPORT_ERROR = 0
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def photos() -> list[bytes]:

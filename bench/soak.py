@@ -51,7 +51,8 @@ from sqlalchemy import select  # noqa: E402
 from sqlalchemy.orm import Session  # noqa: E402
 
 from bench.analytics_seed import add_key  # noqa: E402
-from bench.ingest_load import SECRET, close_stores, free_port, open_stores, photos, seed  # noqa: E402
+from bench.ingest_load import SECRET, close_stores, open_stores, photos, seed  # noqa: E402
+from classpulse.ports import free_port  # noqa: E402
 from services.inference.process import REQUEUED_LOG  # noqa: E402
 from shared.db.engine import make_sync_engine  # noqa: E402
 from shared.db.models import Frame, KeyRole, Lesson, SchoolClass  # noqa: E402

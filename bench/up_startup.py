@@ -13,18 +13,13 @@ from __future__ import annotations
 import argparse
 import os
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+from classpulse.ports import free_port
 
 
 def one_run(data_dir: Path, workers: bool) -> tuple[float, float, str]:

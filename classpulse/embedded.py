@@ -20,13 +20,13 @@ import importlib.util
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
 import warnings
 from pathlib import Path
 
+from classpulse.ports import answers, pick_port, port_is_free
 from shared.errors import ConfigError
 
 HOST = "127.0.0.1"
@@ -40,37 +40,6 @@ POSTGRES_SYSTEM_USER = "embedded_postgres"
 START_TIMEOUT = 30.0
 #: umask of the servers we start: their logs, pid files and data are the owner's alone.
 PRIVATE_UMASK = 0o077
-
-
-def port_is_free(port: int, host: str = HOST) -> bool:
-    """True when nothing listens on ``host:port`` and we may bind it."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        # As the servers do: connections of a stopped server in TIME_WAIT do
-        # not keep the next one from listening on the same port.
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind((host, port))
-        except OSError:
-            return False
-    return True
-
-
-def answers(port: int, host: str = HOST) -> bool:
-    """True when something accepts TCP connections on ``host:port``."""
-    try:
-        with socket.create_connection((host, port), timeout=1):
-            return True
-    except OSError:
-        return False
-
-
-def pick_port(preferred: int, host: str = HOST) -> int:
-    """``preferred`` when it is free, else a free port the system chooses."""
-    if port_is_free(preferred, host):
-        return preferred
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((host, 0))
-        return int(sock.getsockname()[1])
 
 
 def private_dir(path: Path) -> None:

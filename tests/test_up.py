@@ -8,7 +8,6 @@ import os
 import queue
 import re
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -22,17 +21,12 @@ import pytest
 from sqlalchemy import text
 
 from classpulse.embedded import answers
+from classpulse.ports import free_port
 from classpulse.processes import Child, stop_all
 from shared.db.engine import make_sync_engine
 
 START_TIMEOUT = 60.0
 CLASSPULSE = [sys.executable, "-c", "from classpulse.cli import main; main()"]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def up_env(**extra: str) -> dict[str, str]:

@@ -14,7 +14,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.test_up import CLASSPULSE, free_port, up_env
+from classpulse.ports import free_port
+from tests.test_up import CLASSPULSE, up_env
 
 START_TIMEOUT = 90.0
 

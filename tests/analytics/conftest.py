@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -14,17 +13,12 @@ import uvicorn
 from sqlalchemy import Engine
 
 from bench.analytics_seed import TOKEN_SECRET, SeededLesson, seed_lesson
+from classpulse.ports import free_port
 from services.analytics.app import create_app
 from services.analytics.config import AnalyticsConfig
 
 #: The default minimum group size; class-level tests seed around it.
 K = 5
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @pytest.fixture(scope="session")

@@ -94,7 +94,7 @@ def test_a_committed_frame_reaches_the_stream_coalesced(
 def test_live_and_readiness_answer_503_when_redis_is_down(
     analytics_config, lesson: SeededLesson
 ) -> None:
-    from tests.analytics.conftest import free_port
+    from classpulse.ports import free_port
 
     no_redis = dataclasses.replace(analytics_config, redis_url=f"redis://127.0.0.1:{free_port()}/0")
     with running_app(no_redis) as url, httpx.Client(base_url=url, timeout=10) as client:

@@ -11,7 +11,6 @@ import contextlib
 import dataclasses
 import os
 import secrets
-import socket
 import subprocess
 import sys
 import time
@@ -22,17 +21,12 @@ import httpx
 import pytest
 import redis as redis_lib
 
+from classpulse.ports import free_port
 from tests.conftest import MEDIA, ROOT
 
 CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = ROOT / "test-artifacts"
 START_TIMEOUT = 60.0
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @dataclasses.dataclass

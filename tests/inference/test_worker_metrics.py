@@ -10,12 +10,12 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from classpulse.ports import free_port
 from shared.db.models import FrameStatus
 from shared.schemas import FRAME_QUEUE
 from tests.conftest import ROOT
 from tests.inference.conftest import World
 from tests.inference.test_worker import send, status_of, stop, wait_for, worker_env
-from tests.ingest.conftest import free_port
 
 pytestmark = pytest.mark.slow
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import io
-import socket
 import threading
 import time
 import uuid
@@ -18,6 +17,7 @@ from PIL import Image
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
+from classpulse.ports import free_port
 from services.ingest.app import create_app
 from services.ingest.config import IngestConfig
 from services.ingest.keys import new_api_key
@@ -35,12 +35,6 @@ from shared.db.models import (
 from tests.conftest import MEDIA
 
 SECRET = "ingest-test-secret-of-at-least-32-bytes"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def jpeg_640x480(name: str = "obama.jpg", quality: int = 85) -> bytes:

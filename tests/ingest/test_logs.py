@@ -20,8 +20,9 @@ import pytest
 import redis as redis_lib
 import websockets
 
+from classpulse.ports import free_port
 from classpulse.up import ANALYTICS_APP, INGEST_APP, uvicorn_args
-from tests.ingest.conftest import SECRET, World, free_port
+from tests.ingest.conftest import SECRET, World
 from tests.ingest.test_stream import send_frame, ws_url
 
 pytestmark = pytest.mark.asyncio

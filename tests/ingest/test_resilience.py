@@ -13,12 +13,13 @@ import redis as redis_lib
 from redis.asyncio import Redis
 from sqlalchemy import Engine
 
+from classpulse.ports import free_port
 from services.ingest.app import _open
 from services.ingest.config import IngestConfig
 from services.ingest.intake import IncomingFrame, accept_frame
 from services.ingest.queue import FrameQueue
 from shared.errors import ServiceUnavailable
-from tests.ingest.conftest import Servers, World, free_port, replace
+from tests.ingest.conftest import Servers, World, replace
 from tests.ingest.test_frames import frames_of, post_jpeg
 
 pytestmark = pytest.mark.asyncio

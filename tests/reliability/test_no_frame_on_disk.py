@@ -21,10 +21,11 @@ import yaml
 from sqlalchemy import text
 from websockets.sync.client import connect as ws_connect
 
+from classpulse.ports import free_port
 from shared.db.engine import make_sync_engine
 from tests.conftest import ROOT
 from tests.reliability.privacy_scan import image_in
-from tests.test_up import CLASSPULSE, free_port, up_env
+from tests.test_up import CLASSPULSE, up_env
 
 pytestmark = pytest.mark.slow
 
