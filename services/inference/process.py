@@ -1,10 +1,16 @@
 """The body of the frame task: bytes from Redis → pipeline → events in PostgreSQL.
 
-One transaction per frame, which is the task's commit point. The frame row is
-locked first, so a redelivered message waits for the first delivery and then
-finds the frame no longer queued. Consent is checked before any pixel is
-decoded. After the commit the bytes are deleted and a notice is published for
-live views; the notice is best effort, the stored events are the truth.
+Two short transactions around the work, none during it. The first claims the
+frame: it locks the row, settles what needs no pixel (the frame erased or
+already finished, a capture time outside the lesson, consent withdrawn, the
+bytes gone) and reads the bytes, then lets go. Decoding, detection and
+classification run with no lock and no connection held. The second locks the
+row again and records the result only if the frame is still queued and its
+consent still active: a second delivery that ran meanwhile, an expiry or an
+erasure wins, and the result is dropped, so each frame still ends in exactly
+one state with one set of events (inserts skip rows already stored). After the
+commit the bytes are deleted and a notice is published for live views; the
+notice is best effort, the stored events are the truth.
 """
 
 from __future__ import annotations
@@ -14,6 +20,7 @@ import logging
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from redis.exceptions import RedisError
 from sqlalchemy import Connection
@@ -28,6 +35,9 @@ from shared.errors import InvalidFrame
 from shared.schemas import FRAME_QUEUE, FrameRef, LiveNotice, frame_key, live_channel
 from shared.vision.crops import aligned_faces
 from shared.vision.decode import decode_reduced
+
+if TYPE_CHECKING:
+    from shared.vision.pipeline import FrameResult
 
 log = logging.getLogger(__name__)
 
@@ -58,10 +68,25 @@ class Outcome:
     changed: bool = True
 
 
+@dataclass(frozen=True)
+class _Analysis:
+    """What the pipeline made of a frame's bytes: a result, or why there is none."""
+
+    result: FrameResult | None = None
+    failure: str | None = None
+
+
 def process_frame(ref: FrameRef, res: Resources) -> Outcome:
     """Process one queued frame; idempotent, safe to run again after any failure."""
     with res.engine.begin() as conn:
-        outcome = _decide(conn, ref.frame_id, res)
+        claim = _claim(conn, ref.frame_id, res)
+    if isinstance(claim, Outcome):
+        outcome = claim
+    else:
+        frame, data = claim
+        analysis = _analyze(data, res)
+        with res.engine.begin() as conn:
+            outcome = _record(conn, frame, analysis, res)
     if outcome.changed and outcome.status is not None:
         metrics.FRAMES_FINISHED.labels(
             status=outcome.status.value, reason=outcome.reason or ""
@@ -73,8 +98,8 @@ def process_frame(ref: FrameRef, res: Resources) -> Outcome:
     return outcome
 
 
-def _decide(conn: Connection, frame_id: uuid.UUID, res: Resources) -> Outcome:
-    frame = store.lock_frame(conn, frame_id, res.clock_skew)
+def _settled(conn: Connection, frame_id: uuid.UUID, frame: FrameRow | None) -> Outcome | None:
+    """The outcome of a locked frame that needs no pixel, or None when it is to be processed."""
     if frame is None:
         # Erased (student data deletion) or never committed: nothing to record.
         log.warning("frame %s: no such frame row; bytes dropped", frame_id)
@@ -87,39 +112,60 @@ def _decide(conn: Connection, frame_id: uuid.UUID, res: Resources) -> Outcome:
     if not store.consent_active(conn, frame.student_id, frame.lesson_id):
         store.finish_frame(conn, frame_id, FrameStatus.FAILED, CONSENT_WITHDRAWN)
         return Outcome(FrameStatus.FAILED, CONSENT_WITHDRAWN)
+    return None
+
+
+def _claim(
+    conn: Connection, frame_id: uuid.UUID, res: Resources
+) -> Outcome | tuple[FrameRow, bytes]:
+    """Settle what needs no pixel (consent before any pixel is decoded), else the bytes."""
+    frame = store.lock_frame(conn, frame_id, res.clock_skew)
+    settled = _settled(conn, frame_id, frame)
+    if settled is not None:
+        return settled
+    assert frame is not None  # settled otherwise
     data: bytes | None = res.redis.get(frame_key(frame_id))  # type: ignore[assignment]
     if data is None:
         store.finish_frame(conn, frame_id, FrameStatus.EXPIRED, BYTES_EXPIRED)
         return Outcome(FrameStatus.EXPIRED, BYTES_EXPIRED)
-    if face_crops.is_packed(data):
-        return _from_face_crops(conn, frame, data, res)
+    return frame, data
+
+
+def _analyze(data: bytes, res: Resources) -> _Analysis:
+    """Faces of a frame's bytes, outside any transaction."""
     try:
-        with metrics.STAGE_SECONDS.labels(stage="decode").time():
-            decoded = decode_reduced(data, res.min_face_fraction, res.max_pixels)
+        if face_crops.is_packed(data):
+            # A browser's aligned face crops (shared.face_crops): no frame, no detection.
+            meta, image = face_crops.unpack(data)
+            faces = aligned_faces(meta, image, res.min_face_fraction)
+            with metrics.STAGE_SECONDS.labels(stage="analyze").time():
+                result = res.pipeline.analyze_aligned(faces, meta.frame_width, meta.frame_height)
+        else:
+            with metrics.STAGE_SECONDS.labels(stage="decode").time():
+                decoded = decode_reduced(data, res.min_face_fraction, res.max_pixels)
+            with metrics.STAGE_SECONDS.labels(stage="analyze").time():
+                result = res.pipeline.analyze(decoded.image, (decoded.width, decoded.height))
     except InvalidFrame as exc:
-        store.finish_frame(conn, frame_id, FrameStatus.FAILED, exc.reason)
-        return Outcome(FrameStatus.FAILED, exc.reason)
-    with metrics.STAGE_SECONDS.labels(stage="analyze").time():
-        result = res.pipeline.analyze(decoded.image, (decoded.width, decoded.height))
+        return _Analysis(failure=exc.reason)
     metrics.FACES_PER_FRAME.observe(len(result.faces))
+    return _Analysis(result=result)
+
+
+def _record(conn: Connection, claimed: FrameRow, analysis: _Analysis, res: Resources) -> Outcome:
+    """Store the analysis if the frame is still the claimed, queued, consented one."""
+    frame = store.lock_frame(conn, claimed.id, res.clock_skew)
+    settled = _settled(conn, claimed.id, frame)
+    if settled is not None:
+        return settled
+    assert frame is not None  # settled otherwise
+    if analysis.failure is not None:
+        store.finish_frame(conn, frame.id, FrameStatus.FAILED, analysis.failure)
+        return Outcome(FrameStatus.FAILED, analysis.failure)
+    result = analysis.result
+    assert result is not None  # a failure otherwise
     with metrics.STAGE_SECONDS.labels(stage="store").time():
         store.insert_events(conn, store.event_rows(frame, result, res.pipeline.model_version))
-        store.finish_frame(conn, frame_id, FrameStatus.DONE)
-    labels = [face.label.label if face.label is not None else None for face in result.faces]
-    return Outcome(FrameStatus.DONE, faces=len(result.faces), labels=labels)
-
-
-def _from_face_crops(conn: Connection, frame: FrameRow, data: bytes, res: Resources) -> Outcome:
-    """A browser's aligned face crops (``shared.face_crops``): no frame to decode, no detection."""
-    try:
-        meta, image = face_crops.unpack(data)
-        faces = aligned_faces(meta, image, res.min_face_fraction)
-    except InvalidFrame as exc:
-        store.finish_frame(conn, frame.id, FrameStatus.FAILED, exc.reason)
-        return Outcome(FrameStatus.FAILED, exc.reason)
-    result = res.pipeline.analyze_aligned(faces, meta.frame_width, meta.frame_height)
-    store.insert_events(conn, store.event_rows(frame, result, res.pipeline.model_version))
-    store.finish_frame(conn, frame.id, FrameStatus.DONE)
+        store.finish_frame(conn, frame.id, FrameStatus.DONE)
     labels = [face.label.label if face.label is not None else None for face in result.faces]
     return Outcome(FrameStatus.DONE, faces=len(result.faces), labels=labels)
 
