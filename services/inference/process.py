@@ -210,8 +210,9 @@ def expire_stale(
     With ``received_before`` (after the Redis of the bytes restarted empty), every
     queued frame received before it whose bytes are gone, however young: ingest
     stores the bytes before the row, and a worker deletes them only after its
-    commit (the row lock orders this update after it), so a queued row without
-    bytes can never be processed. Queued frames whose capture time lies outside
+    commit, so a queued row without bytes can never be processed (a worker that
+    read them before they went finds the frame expired when it records, and
+    drops its result). Queued frames whose capture time lies outside
     their lesson are marked ``failed`` on the way (``fail_bad_capture_times``).
     """
     now = now or dt.datetime.now(dt.UTC)
