@@ -119,19 +119,21 @@ def share(page: Any, url: str, engine: Engine, live: Lesson, student_id: Any) ->
     return state
 
 
+@pytest.mark.parametrize("transport", ["websocket", "http"])
 def test_only_face_crops_leave_the_page(
     lesson: Lesson,  # noqa: F811
     stack: Stack,
     sync_engine: Engine,
     page_factory: Callable[..., Any],  # noqa: F811
     worker: None,
+    transport: str,
 ) -> None:
     student_id = lesson.enrol("e2e-crops")
-    page = page_factory("classroom-crops")
+    page = page_factory(f"classroom-crops-{transport}")
     elsewhere = record_traffic(page, stack.ingest_url)
     state = share(
         page,
-        lesson.classroom_url("e2e-crops", interval="1"),
+        lesson.classroom_url("e2e-crops", interval="1", transport=transport),
         sync_engine,
         lesson,
         student_id,
@@ -139,6 +141,7 @@ def test_only_face_crops_leave_the_page(
 
     sent = sent_bodies(page)
     assert state["mode"] == "crops"
+    assert state["transport"] == transport
     assert "only a small crop of each face" in page.locator("#mode").inner_text()
     assert elsewhere == [], "the page loads nothing from any other origin"
     assert len(sent) >= FRAMES
@@ -163,8 +166,8 @@ def test_only_face_crops_leave_the_page(
         "detect_ms_p50": round(statistics.median(detect_ms[1:]), 1),
         "detect_ms_p95": round(sorted(detect_ms[1:])[int(0.95 * (len(detect_ms) - 2))], 1),
     }
-    (ARTIFACTS / "classroom-crops.json").write_text(json.dumps(figures, indent=2))
-    print(f"\ncrop mode: {figures}")
+    (ARTIFACTS / f"classroom-crops-{transport}.json").write_text(json.dumps(figures, indent=2))
+    print(f"\ncrop mode over {transport}: {figures}")
 
 
 def test_without_the_detector_the_page_says_so_and_sends_whole_frames(
@@ -196,3 +199,33 @@ def test_without_the_detector_the_page_says_so_and_sends_whole_frames(
     figures = {"bodies": len(sent), "bytes_p50": statistics.median(len(b) for b in sent)}
     (ARTIFACTS / "classroom-frames.json").write_text(json.dumps(figures, indent=2))
     print(f"\nwhole frames: {figures}")
+
+
+def test_a_detector_failing_mid_lesson_turns_the_page_to_whole_frames_and_says_so(
+    lesson: Lesson,  # noqa: F811
+    stack: Stack,
+    sync_engine: Engine,
+    page_factory: Callable[..., Any],  # noqa: F811
+    worker: None,
+) -> None:
+    student_id = lesson.enrol("e2e-breaks")
+    page = page_factory("classroom-breaks")
+    record_traffic(page, stack.ingest_url)
+    page.goto(lesson.classroom_url("e2e-breaks", interval="1"))
+    page.get_by_role("button", name=re.compile("I agree")).click()
+    page.wait_for_function("() => window.classroom.acked >= 2", timeout=FRAME_TIMEOUT * 1000)
+    assert classroom_state(page)["mode"] == "crops"
+    page.evaluate(
+        "() => { window.ClassPulseVision.alignedCrop = () => { throw new Error('broken'); }; }"
+    )
+    page.wait_for_function("() => window.classroom.mode === 'frames'", timeout=10_000)
+    acked = classroom_state(page)["acked"]
+    page.wait_for_function(f"() => window.classroom.acked >= {acked + 2}", timeout=15_000)
+    page.get_by_role("button", name="Stop", exact=True).click()
+
+    assert "stopped working (broken)" in page.locator("#mode").inner_text()
+    sent = sent_bodies(page)
+    assert sent[0].startswith(face_crops.MAGIC)
+    assert sent[-1].startswith(JPEG_MAGIC)
+    assert {"crops.v1/png", "image/jpeg"} <= media_types(sync_engine, lesson.lesson_id)
+    assert frame_rows(sync_engine, lesson.lesson_id, student_id)

@@ -431,7 +431,16 @@
     if (width / height > target) sw = height * target;
     else sh = width / target;
     context.drawImage(video, (width - sw) / 2, (height - sh) / 2, sw, sh, 0, 0, FRAME_WIDTH, FRAME_HEIGHT);
-    if (classroom.mode === "crops") return faceCrops(classroom.me.client_detection);
+    if (classroom.mode === "crops") {
+      return faceCrops(classroom.me.client_detection).catch((err) => {
+        // The detector broke mid-lesson: say so and send whole frames from now on.
+        detector = null;
+        classroom.mode = "frames";
+        classroom.modeReason = `the face finder stopped working (${err.message}).`;
+        showMode();
+        return null;
+      });
+    }
     return new Promise((resolve) => canvas.toBlob(resolve, JPEG_TYPE, JPEG_QUALITY));
   }
 
