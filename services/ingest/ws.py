@@ -1,7 +1,9 @@
 """WebSocket intake: a JSON header then a binary image per frame, one JSON answer each.
 
-Same checks and code path as ``POST /frames``. The socket also carries the
-results of this student's frames as the workers finish them.
+Same checks and code path as ``POST /frames``: the binary message may be a
+browser's face-crops body (``shared.face_crops``) instead of an image. The
+socket also carries the results of this student's frames as the workers
+finish them.
 """
 
 from __future__ import annotations

@@ -91,3 +91,35 @@ def test_crops_of_the_wrong_size_fail_with_the_reason(
     assert outcome.status is FrameStatus.FAILED
     assert world.frame(ref.frame_id).failure_reason == "bad_face_crops"
     assert world.events(ref.frame_id) == []
+
+
+def test_broken_crops_fail_with_a_reason_never_a_crash(
+    world: World, resources: Resources, photo: np.ndarray
+) -> None:
+    detections = BlazeFace(FULL_RANGE).detect(photo)[:1]
+    whole = face_crops_body.body(photo, detections)
+    meta, strip = face_crops.unpack(whole)
+    cases = {
+        "undecodable": face_crops.pack(meta, strip[: len(strip) // 2]),
+        "bad_face_crops": face_crops.MAGIC + b"\x00\x00\x00\x05{oops" + strip,
+    }
+    for reason, data in cases.items():
+        ref = world.add_frame(data)
+        assert process.process_frame(ref, resources).status is FrameStatus.FAILED
+        assert world.frame(ref.frame_id).failure_reason == reason
+
+
+def test_keypoints_on_one_point_are_flagged_not_labelled(
+    world: World, resources: Resources, photo: np.ndarray
+) -> None:
+    (first, *_) = BlazeFace(FULL_RANGE).detect(photo)
+    data = face_crops_body.body(photo, [first])
+    meta, strip = face_crops.unpack(data)
+    point = meta.faces[0].keypoints[0]
+    odd = meta.faces[0].model_copy(update={"keypoints": (point, point, point, point)})
+    ref = world.add_frame(face_crops.pack(meta.model_copy(update={"faces": [odd]}), strip))
+    assert process.process_frame(ref, resources).status is FrameStatus.DONE
+    (event,) = world.events(ref.frame_id)
+    assert event.kind is EventKind.FACE
+    assert event.quality is not FaceQuality.OK
+    assert event.label is None
