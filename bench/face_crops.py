@@ -30,7 +30,7 @@ from shared.vision.align import alignment_matrix
 from shared.vision.classify import ExpressionClassifier
 from shared.vision.crops import aligned_faces
 from shared.vision.decode import decode_reduced
-from shared.vision.detect import make_detector
+from shared.vision.detect import FaceDetector, make_detector
 from shared.vision.pipeline import Pipeline
 
 MEDIA = Path(__file__).resolve().parents[1] / "media"
@@ -58,10 +58,10 @@ def frames() -> list[np.ndarray]:
     return out
 
 
-def crops_body(image: np.ndarray, pipeline: Pipeline) -> bytes:
+def crops_body(image: np.ndarray, detector: FaceDetector) -> bytes:
     """The body the page would send for ``image``: its faces' 96 px aligned crops."""
     height, width = image.shape[:2]
-    detections = pipeline.detector.detect(image)[: face_crops.MAX_FACES]
+    detections = detector.detect(image)[: face_crops.MAX_FACES]
     gray = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
     faces, tiles = [], []
     for d in detections:
@@ -108,7 +108,7 @@ def main() -> None:
         cv2.imencode(".jpg", im, [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])[1].tobytes()
         for im in images
     ]
-    bodies = [crops_body(im, pipeline) for im in images]
+    bodies = [crops_body(im, pipeline.detector) for im in images]
     has_face = [bool(face_crops.unpack(b)[0].faces) for b in bodies]
     # CPU seconds per (kind, frame has a face), over every round.
     cpu: dict[tuple[str, bool], list[float]] = {}

@@ -4,9 +4,13 @@ Starts one real inference worker (Celery, solo pool) on a throwaway database
 and Redis server, then enqueues real 640x480 webcam-sized JPEGs exactly as
 ingest does (bytes with a TTL, a ``queued`` row, the Celery message) at a
 steady rate, and times each frame from its enqueue to the live notice the
-worker publishes after its commit. Usage:
+worker publishes after its commit. With ``--crops`` it enqueues what the
+classroom page sends instead: each photo's face-crops body
+(``bench.face_crops``). The worker process's CPU time over the run, per frame
+done, says what one frame costs it with the database and queue work included.
+Usage:
 
-    python -m bench.worker_latency [--rate 20] [--duration 30]
+    python -m bench.worker_latency [--rate 20] [--duration 30] [--crops]
 """
 
 from __future__ import annotations
@@ -20,15 +24,21 @@ import time
 import uuid
 from pathlib import Path
 
+import cv2
+import numpy as np
+import psutil
 import redis
 from sqlalchemy import insert
 
+from bench.face_crops import crops_body
 from bench.ingest_load import close_stores, open_stores, photos, seed
 from bench.soak import service_env, start_worker, stop
 from services.ingest.queue import celery_message
 from shared.db.engine import make_sync_engine
 from shared.db.models import Frame, FrameStatus, Student
+from shared.face_crops import media_type
 from shared.schemas import FRAME_QUEUE, FrameRef, frame_key, live_channel
+from shared.vision.detect import make_detector
 
 FRAME_TTL_SECONDS = 600
 
@@ -38,10 +48,17 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q / 100 * len(ordered)))]
 
 
+def decoded(jpeg: bytes) -> np.ndarray:
+    image = cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR)
+    assert image is not None
+    return np.asarray(image, dtype=np.uint8)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--rate", type=float, default=20.0, help="frames per second")
     parser.add_argument("--duration", type=float, default=30.0, help="seconds of load")
+    parser.add_argument("--crops", action="store_true", help="face-crops bodies, not frames")
     args = parser.parse_args()
 
     stores = open_stores(argparse.Namespace(database_url=None, redis_url=None))
@@ -73,7 +90,13 @@ def main() -> None:
 
         thread = threading.Thread(target=listen, daemon=True)
         thread.start()
-        images = photos()
+        images, kind = photos(), "image/jpeg"
+        if args.crops:
+            detector = make_detector("blazeface-full")
+            images = [crops_body(decoded(jpeg), detector) for jpeg in images]
+            kind = media_type("image/png")
+        cpu = psutil.Process(worker.pid)
+        cpu_before = sum(cpu.cpu_times()[:2])
         total = int(args.rate * args.duration)
         start = time.perf_counter()
         for n in range(total):
@@ -93,7 +116,7 @@ def main() -> None:
             with engine.begin() as conn:
                 conn.execute(insert(Frame).values(
                     id=frame_id, lesson_id=lesson_id, student_id=student, seq=n,
-                    captured_at=now, status=FrameStatus.QUEUED, media_type="image/jpeg",
+                    captured_at=now, status=FrameStatus.QUEUED, media_type=kind,
                     size_bytes=len(image), width=640, height=480))  # fmt: skip
             client.set(frame_key(frame_id), image, ex=FRAME_TTL_SECONDS)
             sent[str(frame_id)] = time.perf_counter()
@@ -101,9 +124,14 @@ def main() -> None:
         deadline = time.perf_counter() + 60
         while len(done) < total and time.perf_counter() < deadline:
             time.sleep(0.1)
+        cpu_seconds = sum(cpu.cpu_times()[:2]) - cpu_before
         latencies = [(done[f] - t) * 1000 for f, t in sent.items() if f in done]
-        print(f"worker end to end at {args.rate:g} frames/s for {args.duration:g} s: "
+        print(f"worker end to end at {args.rate:g} frames/s for {args.duration:g} s "
+              f"({'face crops' if args.crops else 'whole frames'}, median body "
+              f"{sorted(map(len, images))[len(images) // 2]} bytes): "
               f"{len(latencies)} of {total} frames done")  # fmt: skip
+        if done:
+            print(f"  worker CPU {cpu_seconds / len(done) * 1000:.2f} ms per frame done")
         if latencies:
             figures = {q: percentile(latencies, q) for q in (50, 95, 99)}
             print(
