@@ -229,3 +229,37 @@ def test_a_detector_failing_mid_lesson_turns_the_page_to_whole_frames_and_says_s
     assert sent[-1].startswith(JPEG_MAGIC)
     assert {"crops.v1/png", "image/jpeg"} <= media_types(sync_engine, lesson.lesson_id)
     assert frame_rows(sync_engine, lesson.lesson_id, student_id)
+
+
+def test_with_client_detection_off_the_page_loads_no_detector_and_sends_frames(
+    lesson: Lesson,  # noqa: F811
+    stack: Stack,
+    sync_engine: Engine,
+    page_factory: Callable[..., Any],  # noqa: F811
+    worker: None,
+) -> None:
+    student_id = lesson.enrol("e2e-frames")
+    page = page_factory("classroom-frames")
+    record_traffic(page, stack.ingest_url)
+    requested: list[str] = []
+    page.on("request", lambda r: requested.append(r.url))
+
+    def without_client_detection(route: Any) -> None:
+        # /me as ingest answers it with CLASSPULSE_CLIENT_DETECTION=false.
+        answer = route.fetch()
+        body = answer.json()
+        body["client_detection"] = None
+        route.fulfill(response=answer, json=body)
+
+    page.route("**/me", without_client_detection)
+    state = share(
+        page, lesson.classroom_url("e2e-frames", interval="1"), sync_engine, lesson, student_id
+    )
+
+    sent = sent_bodies(page)
+    assert state["mode"] == "frames"
+    assert page.locator("#mode").inner_text() == "Whole camera images are sent."
+    assert all(body.startswith(JPEG_MAGIC) for body in sent)
+    # A deployment of whole frames never downloads the runtime or the model.
+    assert not [u for u in requested if "onnxruntime" in u or "detector-models" in u]
+    assert media_types(sync_engine, lesson.lesson_id) == {"image/jpeg"}

@@ -308,6 +308,7 @@ def test_frames_flow_from_browser_to_live_dashboard(
     state = classroom_state(classroom)
     assert state["state"] == "running"
     assert state["transport"] == "websocket"
+    assert state["mode"] == "crops"  # the default: only face crops leave the page
     assert state["errors"] == []
     # Every frame the page had acknowledged is stored once, under the id it was given.
     rows = frame_rows(sync_engine, lesson.lesson_id, student_id)
