@@ -17,8 +17,10 @@ import pytest
 
 from services.ingest.config import IngestConfig
 from services.ingest.routes_classroom import _client_detection
+from shared import face_crops
 from shared.vision.align import aligned_crop
 from shared.vision.blazeface import FULL_RANGE, BlazeFace
+from shared.vision.crops import decode_strip
 from shared.vision.preprocess import INPUT_SIZE
 from tests.conftest import MEDIA
 from tests.e2e.conftest import Stack
@@ -128,3 +130,57 @@ def test_page_finds_and_crops_faces_as_the_worker_does(page: Any, name: str) -> 
         )
         assert difference.mean() < 0.25, f"{name}: mean difference {difference.mean():.2f}"
         assert difference.max() <= 2, f"{name}: largest difference {difference.max()}"
+
+
+# The page's face-crops bodies for the faces it finds in a PNG, and for no face.
+PAGE_BODIES = """async ({ png, config }) => {
+  const vision = window.ClassPulseVision;
+  const bytes = Uint8Array.from(atob(png), (c) => c.charCodeAt(0));
+  const bitmap = await createImageBitmap(new Blob([bytes], { type: "image/png" }));
+  const canvas = new OffscreenCanvas(bitmap.width, bitmap.height);
+  const context = canvas.getContext("2d");
+  context.drawImage(bitmap, 0, 0);
+  const pixels = context.getImageData(0, 0, bitmap.width, bitmap.height).data;
+  const detector = await vision.createDetector(config);
+  const faces = await detector.detect(pixels, bitmap.width, bitmap.height);
+  const crops = faces.map((f) =>
+    vision.alignedCrop(pixels, bitmap.width, bitmap.height, f.keypoints, config));
+  const encode = async (blob) => {
+    let text = "";
+    for (const b of new Uint8Array(await blob.arrayBuffer())) text += String.fromCharCode(b);
+    return btoa(text);
+  };
+  const side = config.crop_side;
+  return {
+    crops: crops.map((c) => Array.from(c)),
+    faces: await encode(await vision.faceCropsBody(
+      faces, crops, bitmap.width, bitmap.height, config.detector, side)),
+    none: await encode(await vision.faceCropsBody(
+      [], [], bitmap.width, bitmap.height, config.detector, side)),
+  };
+}"""
+
+
+def test_page_bodies_are_what_ingest_and_the_worker_read(page: Any) -> None:
+    image = read_frame("two_people.jpg")
+    height, width = image.shape[:2]
+    config = _client_detection(IngestConfig("postgresql://unused", "redis://unused", "x" * 32))
+    assert config is not None
+    png = base64.b64encode(cv2.imencode(".png", image)[1].tobytes()).decode()
+    result = page.evaluate(PAGE_BODIES, {"png": png, "config": config.model_dump()})
+
+    meta, strip = face_crops.unpack(base64.b64decode(result["faces"]))
+    assert (meta.frame_width, meta.frame_height, len(meta.faces)) == (width, height, 2)
+    # The page's own PNG encoder (CompressionStream, CRC-32) read back by OpenCV:
+    # one 8-bit gray image of the crops stacked, pixel for pixel.
+    decoded = decode_strip(strip, len(meta.faces))
+    side = config.crop_side
+    expected = np.vstack(
+        [np.asarray(c, dtype=np.uint8).reshape(side, side) for c in result["crops"]]
+    )
+    assert np.array_equal(decoded, expected)
+    none = base64.b64decode(result["none"])
+    empty, no_image = face_crops.unpack(none)
+    assert empty.faces == []
+    assert no_image == b""
+    assert len(none) < 200
