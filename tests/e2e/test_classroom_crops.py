@@ -142,6 +142,8 @@ def test_only_face_crops_leave_the_page(
     sent = sent_bodies(page)
     assert state["mode"] == "crops"
     assert state["transport"] == transport
+    # The consent text promised crops (it is hidden once sharing starts).
+    assert page.evaluate("() => document.getElementById('crop-note').hidden") is False
     assert "only a small crop of each face" in page.locator("#mode").inner_text()
     assert elsewhere == [], "the page loads nothing from any other origin"
     assert len(sent) >= FRAMES
@@ -259,6 +261,7 @@ def test_with_client_detection_off_the_page_loads_no_detector_and_sends_frames(
     sent = sent_bodies(page)
     assert state["mode"] == "frames"
     assert page.locator("#mode").inner_text() == "Whole camera images are sent."
+    assert page.evaluate("() => document.getElementById('crop-note').hidden") is True
     assert all(body.startswith(JPEG_MAGIC) for body in sent)
     # A deployment of whole frames never downloads the runtime or the model.
     assert not [u for u in requested if "onnxruntime" in u or "detector-models" in u]

@@ -89,6 +89,7 @@
     withdraw: $("withdraw"),
     status: $("status"),
     mode: $("mode"),
+    cropNote: $("crop-note"),
   };
   const canvas = document.createElement("canvas");
   canvas.width = FRAME_WIDTH;
@@ -637,6 +638,7 @@
     setState("ready");
     ui.refuse.disabled = false;
     classroom.mode = me.client_detection ? null : "frames";
+    ui.cropNote.hidden = !me.client_detection; // promise crops only where the server asks
     if (!me.client_detection) showMode();
     if (me.school_permission === false) {
       // Both parts are needed: the student's agreement alone would send frames
