@@ -129,6 +129,13 @@ class WorkerSettings(BaseSettings):
     worker_metrics_port: int = Field(0, ge=0, lt=65536)
 
 
+class LogSettings(BaseSettings):
+    model_config = _config()
+    #: ``text`` lines for people, or ``json``: one object per line for a log pipeline.
+    log_format: Literal["text", "json"] = "text"
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+
 class ApiSettings(BaseSettings):
     model_config = _config()
     host: str = "127.0.0.1"
@@ -185,6 +192,11 @@ def api_settings() -> ApiSettings:
     return _load(ApiSettings)
 
 
+@lru_cache
+def log_settings() -> LogSettings:
+    return _load(LogSettings)
+
+
 def clear_cache() -> None:
     """Forget cached settings (tests, and ``up`` after it sets embedded URLs)."""
     for getter in (
@@ -195,5 +207,6 @@ def clear_cache() -> None:
         live_settings,
         worker_settings,
         api_settings,
+        log_settings,
     ):
         getter.cache_clear()

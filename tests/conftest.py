@@ -93,6 +93,21 @@ def _claim(client: redis_lib.Redis) -> bool:
     return bool(client.set(REDIS_CLAIM_KEY, os.getpid(), nx=True, ex=3600))
 
 
+#: Deletes every key but the claim in one step: a FLUSHDB would drop the claim, and
+#: another session starting in the moment before it was set again could take the
+#: same database.
+_EMPTY_BUT_CLAIM = """
+for _, key in ipairs(redis.call('KEYS', '*')) do
+  if key ~= ARGV[1] then redis.call('DEL', key) end
+end
+"""
+
+
+def empty_but_the_claim(client: redis_lib.Redis) -> None:
+    """Empty the session's Redis database, keeping the session's claim on it."""
+    client.eval(_EMPTY_BUT_CLAIM, 0, REDIS_CLAIM_KEY)
+
+
 @pytest.fixture(scope="session")
 def redis_url() -> Iterator[str]:
     """A Redis database number (1..15) no other running test session uses.
@@ -114,7 +129,6 @@ def redis_url() -> Iterator[str]:
 def redis_client(redis_url: str) -> Iterator[redis_lib.Redis]:
     """A client on the session's Redis database, flushed before the test."""
     client = redis_lib.Redis.from_url(redis_url)
-    client.flushdb()
-    _claim(client)  # flushing dropped the session's claim
+    empty_but_the_claim(client)
     yield client
     client.close()

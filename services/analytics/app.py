@@ -29,6 +29,7 @@ from services.api.logs import redact_server_logs
 from services.api.metrics import install_metrics
 from services.api.security import SecurityHeaders
 from shared.db.engine import async_session_factory, make_async_engine
+from shared.logs import configure_logging
 from shared.palette import palette
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
@@ -81,6 +82,7 @@ def create_app(config: AnalyticsConfig | None = None) -> FastAPI:
     install_metrics(app)
     app.add_middleware(SecurityHeaders)
     redact_server_logs()
+    configure_logging("analytics")
     app.include_router(routes_lessons.router)
     app.include_router(routes_timeline.router)
     app.include_router(routes_summary.router)

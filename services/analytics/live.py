@@ -136,7 +136,8 @@ async def live_timeline(
     config = resources.config
     k, interval = config.min_group_size, config.live_interval_seconds
     yield ServerSentEvent(event="ready", data={"lesson_id": str(lesson_id), "bucket": bucket})
-    pending: set[dt.datetime] = set()
+    # Buckets touched by notices, with the frames that touched them (for the log).
+    pending: dict[dt.datetime, list[str]] = {}
     last_push = 0.0
     opened = time.monotonic()
     next_check = opened + config.live_recheck_seconds
@@ -169,12 +170,12 @@ async def live_timeline(
             if start is None:
                 log.warning("ignored a live notice of a time outside the lesson: %s", at)
             else:
-                pending.add(start)
+                pending.setdefault(start, []).append(str(notice.frame_id))
         open_bucket = bucket_start(dt.datetime.now(dt.UTC), origin, step)
         closed = {start for start in pending if start < open_bucket}
         if closed and time.monotonic() - last_push >= interval:
             window = _bucket_window(closed, origin, step)
-            pending -= closed
+            frames = [frame for start in sorted(closed) for frame in pending.pop(start)]
             async with resources.sessions() as fresh:
                 rows = await timeline_buckets(
                     fresh, lesson_id, window, min_group_size=k, smooth=smooth
@@ -185,4 +186,14 @@ async def live_timeline(
                 for r in rows
                 if r["start"] in closed
             ]
+            log.debug(
+                "live: %d bucket(s) of lesson %s pushed",
+                len(changed),
+                lesson_id,
+                extra={
+                    "lesson_id": str(lesson_id),
+                    "buckets": [b["start"] for b in changed],
+                    "frame_ids": frames,
+                },
+            )
             yield ServerSentEvent(event="buckets", data=changed)

@@ -115,6 +115,14 @@ def _serve_metrics(**_: object) -> None:
         start_http_server(port, registry=metrics.registry())
 
 
+def _log_format(logger: Any, **_: object) -> None:
+    """Celery's handlers in the configured format (CLASSPULSE_LOG_FORMAT), with the
+    credential filter."""
+    from shared.logs import reformat_handlers
+
+    reformat_handlers(logger, "worker")
+
+
 def _forget_dead_child(pid: int, **_: object) -> None:
     """A child that exits takes its live gauges with it (multiprocess mode)."""
     from shared import metrics
@@ -129,4 +137,6 @@ app.on_configure.connect(_configure, weak=False)
 signals.worker_init.connect(_load_in_main_process, weak=False)
 signals.worker_process_init.connect(_load_in_child_process, weak=False)
 signals.worker_init.connect(_serve_metrics, weak=False)
+signals.after_setup_logger.connect(_log_format, weak=False)
+signals.after_setup_task_logger.connect(_log_format, weak=False)
 signals.worker_process_shutdown.connect(_forget_dead_child, weak=False)

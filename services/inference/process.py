@@ -91,6 +91,22 @@ def process_frame(ref: FrameRef, res: Resources) -> Outcome:
         metrics.FRAMES_FINISHED.labels(
             status=outcome.status.value, reason=outcome.reason or ""
         ).inc()
+        # Done frames at DEBUG (one a frame); the others say why they ended.
+        level = logging.DEBUG if outcome.status is FrameStatus.DONE else logging.INFO
+        log.log(
+            level,
+            "frame %s %s%s",
+            ref.frame_id,
+            outcome.status.value,
+            f" ({outcome.reason})" if outcome.reason else "",
+            extra={
+                "frame_id": str(ref.frame_id),
+                "lesson_id": str(ref.lesson_id),
+                "status": outcome.status.value,
+                "reason": outcome.reason,
+                "faces": outcome.faces,
+            },
+        )
     # Whatever happened, the bytes are no longer needed once the outcome is stored.
     res.redis.delete(frame_key(ref.frame_id))
     if outcome.changed and outcome.status is not None:

@@ -29,6 +29,7 @@ from services.ingest.tokens import StudentTokens
 from shared.client_detection import PAGE_MODEL_FILES
 from shared.db.engine import async_session_factory, make_async_engine, with_driver
 from shared.errors import NotFound
+from shared.logs import configure_logging
 from shared.settings import DETECTOR_MODELS_DIR
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
@@ -110,6 +111,7 @@ def create_app(config: IngestConfig | None = None) -> FastAPI:
     install_metrics(app, refresh_queue_metrics)
     app.add_middleware(SecurityHeaders)
     redact_server_logs()
+    configure_logging("ingest")
     app.include_router(routes_setup.router)
     app.include_router(routes_students.router)
     app.include_router(routes_classroom.router)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import logging
 import uuid
 from dataclasses import dataclass
 
@@ -41,6 +42,8 @@ from shared.errors import (
 )
 from shared.face_crops import is_packed
 from shared.schemas import FrameRef, frame_key
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -305,4 +308,10 @@ async def _accept(
             await resources.admission.discard(frame_id)
         raise
     metrics.FRAMES_ACCEPTED.inc()
+    log.debug(
+        "frame %s accepted (seq %d)",
+        frame_id,
+        frame.seq,
+        extra={"frame_id": str(frame_id), "lesson_id": str(lesson_id), "seq": frame.seq},
+    )
     return AcceptedFrame(frame_id, frame.seq)

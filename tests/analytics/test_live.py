@@ -6,11 +6,13 @@ import contextlib
 import dataclasses
 import datetime as dt
 import json
+import logging
 import time
 from collections.abc import Iterator
 from typing import Any
 
 import httpx
+import pytest
 import redis as redis_lib
 from sqlalchemy import Engine, update
 
@@ -185,3 +187,34 @@ def test_streams_of_one_process_share_one_subscription(
     while redis_client.pubsub_numsub(channel) != [(channel.encode(), 0)]:
         assert time.monotonic() < deadline, "the hub kept the channel after the last stream"
         time.sleep(0.1)
+
+
+def test_a_push_is_logged_with_the_frames_that_caused_it(
+    api: httpx.Client,
+    lesson: SeededLesson,
+    clean_db: Engine,
+    redis_client: redis_lib.Redis,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    url = f"/v1/lessons/{lesson.lesson_id}/live"
+    students = [f"s{i}" for i in range(1, 7)]
+    insert_events(
+        clean_db,
+        lesson.lesson_id,
+        [SeedEvent(lesson.students[s], lesson.at(125), Expression.HAPPY) for s in students],
+    )
+    with (
+        caplog.at_level(logging.DEBUG, logger="services.analytics.live"),
+        api.stream(
+            "GET", url, params={"bucket": "1m"}, headers=bearer(lesson.teacher_key)
+        ) as stream,
+    ):
+        events = sse_events(stream.iter_lines())
+        assert next(events)[0] == "ready"
+        message = notice(lesson, "s1", lesson.at(125))
+        redis_client.publish(live_channel(lesson.lesson_id), message)
+        assert next(events)[0] == "buckets"
+    frame_id = json.loads(message)["frame_id"]
+    (pushed,) = [r for r in caplog.records if hasattr(r, "frame_ids")]
+    assert pushed.frame_ids == [frame_id]  # type: ignore[attr-defined]
+    assert pushed.buckets == ["2024-05-06T08:02:00Z"]  # type: ignore[attr-defined]

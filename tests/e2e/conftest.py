@@ -22,7 +22,7 @@ import pytest
 import redis as redis_lib
 
 from classpulse.ports import free_port
-from tests.conftest import MEDIA, ROOT
+from tests.conftest import MEDIA, ROOT, empty_but_the_claim
 
 CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = ROOT / "test-artifacts"
@@ -86,7 +86,7 @@ def _stop(procs: list[subprocess.Popen[bytes]]) -> None:
 @pytest.fixture(scope="module")
 def stack(pg_url: str, redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     """Ingest and analytics on free ports, stopped at the end of the module."""
-    redis_lib.Redis.from_url(redis_url).flushdb()
+    empty_but_the_claim(redis_lib.Redis.from_url(redis_url))
     logs_dir = tmp_path_factory.mktemp("stack-logs")
     env = {
         **os.environ,

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 
 import numpy as np
+import pytest
 from sqlalchemy import text, update
 from sqlalchemy.orm import Session
 
@@ -86,3 +88,15 @@ def test_consent_withdrawn_while_the_pipeline_runs_stores_nothing(
     assert outcome.status is FrameStatus.FAILED
     assert world.frame(ref.frame_id).failure_reason == "consent_withdrawn"
     assert world.events(ref.frame_id) == []
+
+
+def test_the_workers_log_line_carries_the_frame_id(
+    world: World, resources: Resources, one_face: bytes, caplog: pytest.LogCaptureFixture
+) -> None:
+    ref = world.add_frame(one_face)
+    with caplog.at_level(logging.DEBUG, logger="services.inference.process"):
+        process.process_frame(ref, resources)
+    (record,) = [r for r in caplog.records if getattr(r, "frame_id", None) == str(ref.frame_id)]
+    assert record.status == "done"  # type: ignore[attr-defined]
+    assert record.lesson_id == str(world.lesson_id)  # type: ignore[attr-defined]
+    assert record.levelno == logging.DEBUG

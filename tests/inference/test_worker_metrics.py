@@ -1,7 +1,9 @@
-"""A prefork worker's /metrics adds up what its pool processes did (multiprocess mode)."""
+"""A prefork worker's /metrics adds up what its pool processes did (multiprocess mode),
+and its log lines come out as JSON when asked."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -39,6 +41,7 @@ def test_a_prefork_workers_metrics_count_what_its_child_processed(
         redis_url,
         PROMETHEUS_MULTIPROC_DIR=str(folder),
         CLASSPULSE_WORKER_METRICS_PORT=str(port),
+        CLASSPULSE_LOG_FORMAT="json",
     )
     command = [
         sys.executable, "-m", "celery", "-A", "services.inference.celery_app:app", "worker",
@@ -70,3 +73,10 @@ def test_a_prefork_workers_metrics_count_what_its_child_processed(
             found[("classpulse_inference_stage_seconds_count", frozenset({("stage", stage)}))] == 1
         )
     assert found[("classpulse_faces_per_frame_sum", frozenset())] == 1
+    # Celery's own lines in JSON too (its banner is printed, not logged), the task's
+    # arguments (the frame reference) among their fields.
+    records = [json.loads(line) for line in log.read_text().splitlines() if line.startswith("{")]
+    (done,) = [
+        r for r in records if "succeeded" in r["message"] and str(ref.frame_id) in json.dumps(r)
+    ]
+    assert done["service"] == "worker"

@@ -7,6 +7,7 @@ a deployment may turn it on) writes ``?access_token=`` of SSE and export links.
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -103,3 +104,30 @@ async def test_an_access_log_does_not_keep_access_tokens(
     assert world.lms_key not in text
     # The secret part of cp_<id>_<secret> (the secret may itself hold underscores).
     assert world.lms_key.split("_", 2)[2] not in text
+
+
+async def test_json_logs_follow_a_frame_and_keep_out_the_token(
+    world: World, env: dict[str, str], photo: bytes, tmp_path: Path
+) -> None:
+    port, log = free_port(), tmp_path / "ingest.log"
+    json_env = {**env, "CLASSPULSE_LOG_FORMAT": "json", "CLASSPULSE_LOG_LEVEL": "DEBUG"}
+    token = world.token()
+    with served(uvicorn_args(INGEST_APP, "127.0.0.1", port), port, json_env, log) as url:
+        async with websockets.connect(ws_url(url, world, token)) as ws:
+            ack = await send_frame(ws, 1, photo)
+            assert ack["type"] == "ack"
+    lines = [line for line in log.read_text().splitlines() if line.strip()]
+    records = [json.loads(line) for line in lines]  # every line is one JSON object
+    assert all(r["service"] == "ingest" and "level" in r and "time" in r for r in records)
+    (accepted,) = [r for r in records if r.get("frame_id") == ack["frame_id"]]
+    assert accepted["lesson_id"] == str(world.lesson_id)
+    assert accepted["seq"] == 1
+    # uvicorn's own lines come through the same formatter, the socket's URL redacted.
+    sockets = [
+        r for r in records if r["logger"].startswith("uvicorn") and "WebSocket" in r["message"]
+    ]
+    assert sockets
+    assert all("token=[redacted]" in r["message"] for r in sockets)
+    text = log.read_text()
+    assert token not in text
+    assert token.split(".")[2] not in text
