@@ -23,6 +23,9 @@ COPY shared ./shared
 COPY services ./services
 COPY classpulse ./classpulse
 COPY training ./training
+# The face detectors' weights: the workers run them, and ingest serves BlazeFace
+# to the classroom page, which finds faces with them as the workers do.
+COPY models/detectors ./models/detectors
 
 FROM base AS api
 # Editable install: the code, migrations and static pages are used from /app.

@@ -130,6 +130,8 @@ def test_api_images_install_no_tensorflow_and_workers_get_the_model(
     assert "uv sync --locked --extra api\n" in by_target["api"]
     assert "uv sync --locked --extra worker\n" in by_target["worker"]
     assert "models/default" in by_target["worker"]
+    # Workers detect with these weights and ingest serves them to the classroom page.
+    assert "COPY models/detectors" in by_target["base"]
     dockerfile = DOCKERFILE.read_text()
     for extra in ("training", "embedded", "dev"):
         assert f"--extra {extra}" not in dockerfile
