@@ -67,6 +67,13 @@ def test_the_class_chart_draws_facing_beside_presence_and_names_the_turn(
     _until(page, "window.classpulse.studentPoints() === 36")
     # s1 turned away for 12 of its 36 frames.
     assert page.inner_text("#student-note") == "s1: 36 labelled frames, facing the screen 67%."
+    # The student's chart draws its presence and facing too: away through the Proof.
+    student = page.evaluate(
+        """() => Object.fromEntries(window.classpulse.studentChart.data.datasets
+             .filter((d) => d.yAxisID === "y2").map((d) => [d.label, d.data.map((p) => p.y)]))"""
+    )
+    assert student["face presence"] == [1.0] * 6
+    assert student["facing the screen"] == [1.0, 1.0, 0.0, 0.0, 1.0, 1.0]
     shown = page.inner_text("main").lower()
     assert "attention" not in shown
     assert "engagement" not in shown

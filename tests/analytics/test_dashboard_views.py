@@ -263,8 +263,7 @@ def test_the_charts_use_the_palette_served_to_the_page(
             f"window.classpulse.{chart}.data.datasets.map((d) => [d.label, d.borderColor])"
         )
         expected = [[label, EXPRESSION_COLOURS[label]] for label in LABELS]
-        if chart == "chart":
-            expected.append(["face presence", palette()["face_presence"]])
-            expected.append(["facing the screen", palette()["facing_screen"]])
+        expected.append(["face presence", palette()["face_presence"]])
+        expected.append(["facing the screen", palette()["facing_screen"]])
         assert colours == expected
     assert errors == []

@@ -308,7 +308,11 @@
       return;
     }
     state.student = body;
-    LABELS.forEach((label, i) => { chart.data.datasets[i].data = seriesFor(body.buckets.filter((b) => b.frames > 0), label); });
+    const seen = body.buckets.filter((b) => b.frames > 0);
+    LABELS.forEach((label, i) => { chart.data.datasets[i].data = seriesFor(seen, label); });
+    // The student's presence and facing the screen, as the class chart draws the class's.
+    chart.data.datasets[LABELS.length].data = seen.map((b) => ({ x: minutesOf(b.start), y: b.face_share }));
+    chart.data.datasets[LABELS.length + 1].data = seen.map((b) => ({ x: minutesOf(b.start), y: b.facing_share }));
     chart.options.plugins.lessonMarkers.markers = window.classpulse.chart.options.plugins.lessonMarkers.markers;
     chart.update();
     $("student-chart").dataset.student = body.external_id;
@@ -493,7 +497,7 @@
   document.addEventListener("DOMContentLoaded", guard(async () => {
     await loadPalette();
     window.classpulse.chart = makeChart($("class-chart"), true);
-    window.classpulse.studentChart = makeChart($("student-chart"), false);
+    window.classpulse.studentChart = makeChart($("student-chart"), true);
     $("key-form").addEventListener("submit", (event) => {
       event.preventDefault();
       sessionStorage.setItem(KEY_STORAGE, $("key-input").value.trim());
