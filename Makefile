@@ -17,7 +17,14 @@ export UV_PROJECT_ENVIRONMENT := $(abspath $(VENV))
 # what the other installed.
 UV_SYNC := $(BIN)/uv sync --locked --inexact
 
-.PHONY: up test lock chromium clean-test-servers
+.PHONY: up test lock lock-lrs chromium clean-test-servers
+
+# The tests' Learning Record Store, Ralph (tests/xapi/lrs_server.py), in a virtualenv of its
+# own: ralph-malph pins FastAPI 0.114 and Starlette 0.38, older than ClassPulse's, so the two
+# cannot share .venv. uv.lock covers .venv only; Ralph installs from its own hashed pins
+# (`make lock-lrs` writes them again from ralph-requirements.in).
+LRS_VENV := .venv-lrs
+LRS_PINS := tests/xapi/ralph-requirements.txt
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -36,6 +43,16 @@ $(VENV)/.installed-dev: pyproject.toml uv.lock | $(BIN)/uv
 	$(UV_SYNC) --extra dev
 	touch $@
 
+$(LRS_VENV)/.installed: $(LRS_PINS) | $(BIN)/uv
+	$(BIN)/uv venv --quiet --allow-existing --python $(PYTHON) $(LRS_VENV)
+	$(BIN)/uv pip sync --quiet --require-hashes --python $(LRS_VENV)/bin/python $(LRS_PINS)
+	touch $@
+
+## lock-lrs: pin the tests' LRS (Ralph) again, with hashes.
+lock-lrs: | $(BIN)/uv
+	$(BIN)/uv pip compile --quiet --generate-hashes --python-version 3.11 \
+	  $(LRS_PINS:.txt=.in) -o $(LRS_PINS)
+
 ## lock: write uv.lock again after a change to the dependencies in pyproject.toml, keeping
 ## the other pins; LOCK_ARGS=--upgrade moves every package to its newest allowed release.
 lock: | $(BIN)/uv
@@ -49,7 +66,7 @@ up: $(VENV)/.installed-run
 ## (PYTEST_ARGS="tests/test_up.py -x" narrows the run.)
 # The machine's servers on 5432 / 6379 when they answer, else embedded ones
 # (started for this run, stopped at its end).
-test: $(VENV)/.installed-dev chromium
+test: $(VENV)/.installed-dev $(LRS_VENV)/.installed chromium
 	trap '$(BIN)/python -m classpulse.embedded stop-test-servers' EXIT; \
 	exports="$$($(BIN)/python -m classpulse.embedded test-servers)"; \
 	if [ -n "$$exports" ]; then \

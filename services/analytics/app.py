@@ -17,6 +17,7 @@ from services.analytics import (
     routes_lessons,
     routes_summary,
     routes_timeline,
+    routes_xapi,
     tickets,
 )
 from services.analytics.config import AnalyticsConfig
@@ -86,6 +87,7 @@ def create_app(config: AnalyticsConfig | None = None) -> FastAPI:
     app.include_router(routes_lessons.router)
     app.include_router(routes_timeline.router)
     app.include_router(routes_summary.router)
+    app.include_router(routes_xapi.router)
     app.include_router(live.router)
     app.include_router(export.router)
     app.include_router(tickets.router)

@@ -22,7 +22,7 @@ from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 
 from services.inference import process
-from services.inference.celery_app import app
+from services.inference.celery_app import XAPI_EVERY_SECONDS, app
 from services.inference.resources import get_resources
 from shared import metrics
 from shared.schemas import FRAME_QUEUE, FrameRef
@@ -34,6 +34,7 @@ PROCESS_FRAME_TASK = "classpulse.process_frame"
 EXPIRE_FRAMES_TASK = "classpulse.expire_frames"
 PURGE_OLD_EVENTS_TASK = "classpulse.purge_old_events"
 REQUEUE_ORPHANS_TASK = "classpulse.requeue_orphaned_frames"
+SEND_XAPI_TASK = "classpulse.send_xapi_statements"
 #: Sent by ``classpulse up`` when it restarted its embedded Redis (which keeps nothing).
 EXPIRE_LOST_FRAMES_TASK = "classpulse.expire_lost_frames"
 #: Queued frames one recovery looks at: more than a single machine's queue holds.
@@ -121,6 +122,25 @@ def purge_old_events_task() -> list[int]:
     return list(process.purge_old(get_resources()))
 
 
+def send_xapi_statements_task() -> dict[str, int]:
+    """Build finished lessons' xAPI statements and send the waiting ones to each LRS."""
+    from services.xapi.deliver import deliver
+
+    resources = get_resources()
+    done = deliver(
+        resources.engine,
+        settle=resources.clock_skew,
+        retention=dt.timedelta(days=resources.retention_days),
+    )
+    return {
+        "lessons_built": done.lessons_built,
+        "sent": done.sent,
+        "rejected": done.rejected,
+        "deferred": done.deferred,
+        "purged": done.purged,
+    }
+
+
 # Registered by call rather than decorator: Celery ships no type hints, and the
 # plain functions stay importable and typed for tests.
 process_frame = app.task(name=PROCESS_FRAME_TASK, bind=True, max_retries=MAX_RETRIES)(
@@ -130,3 +150,7 @@ expire_frames = app.task(name=EXPIRE_FRAMES_TASK)(expire_frames_task)
 expire_lost_frames = app.task(name=EXPIRE_LOST_FRAMES_TASK)(expire_lost_frames_task)
 purge_old_events = app.task(name=PURGE_OLD_EVENTS_TASK)(purge_old_events_task)
 requeue_orphaned_frames = app.task(name=REQUEUE_ORPHANS_TASK)(requeue_orphaned_frames_task)
+# One round at a time: a round that outlasts the schedule is not joined by the next.
+send_xapi_statements = app.task(name=SEND_XAPI_TASK, expires=XAPI_EVERY_SECONDS)(
+    send_xapi_statements_task
+)

@@ -18,7 +18,14 @@ from services.api.live_hub import LiveHub
 from services.api.logs import redact_server_logs
 from services.api.metrics import install_metrics
 from services.api.security import SecurityHeaders
-from services.ingest import routes_classroom, routes_frames, routes_setup, routes_students, ws
+from services.ingest import (
+    routes_classroom,
+    routes_frames,
+    routes_lrs,
+    routes_setup,
+    routes_students,
+    ws,
+)
 from services.ingest.config import IngestConfig
 from services.ingest.deps import Resources
 from services.ingest.errors import install_error_handlers
@@ -114,6 +121,7 @@ def create_app(config: IngestConfig | None = None) -> FastAPI:
     configure_logging("ingest")
     app.include_router(routes_setup.router)
     app.include_router(routes_students.router)
+    app.include_router(routes_lrs.router)
     app.include_router(routes_classroom.router)
     app.include_router(routes_frames.router)
     app.include_router(ws.router)

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from pydantic import SecretStr
+
 from services.api.stores import required_stores
 from shared.client_detection import PageDetector, page_detector
+from shared.secret_box import secrets_settings
 from shared.settings import (
     DEFAULT_DETECTOR,
     DEFAULT_MIN_FACE_FRACTION,
@@ -37,6 +40,8 @@ class IngestConfig:
     #: The workers' detector and smallest face, which the page's detection follows.
     detector: str = DEFAULT_DETECTOR
     min_face_fraction: float = DEFAULT_MIN_FACE_FRACTION
+    #: Encrypts the LRS passwords set through ``PUT /v1/lrs`` (``CLASSPULSE_SECRETS_KEY``).
+    secrets_key: SecretStr | None = None
 
     @property
     def page_detector(self) -> PageDetector:
@@ -62,4 +67,5 @@ class IngestConfig:
             client_detection=frames.client_detection,
             detector=worker.detector,
             min_face_fraction=worker.min_face_fraction,
+            secrets_key=secrets_settings().secrets_key,
         )

@@ -13,6 +13,7 @@ from __future__ import annotations
 import datetime as dt
 import enum
 import uuid
+from typing import Any
 
 from sqlalchemy import (
     BigInteger,
@@ -304,3 +305,73 @@ class AuditEntry(Base):
     action: Mapped[str] = mapped_column(String(100))
     subject: Mapped[str] = mapped_column(String(200))
     details: Mapped[dict[str, object]] = mapped_column(JSONB, default=dict)
+
+
+class LrsConfig(Base):
+    """An organisation's Learning Record Store, where its xAPI statements go (migration 0007).
+
+    The password must be sent, so it cannot be hashed like an API key: it is
+    encrypted with ``CLASSPULSE_SECRETS_KEY`` (``shared.secret_box``) and never
+    returned or logged.
+    """
+
+    __tablename__ = "lrs_configs"
+    organisation_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("organisations.id", ondelete="CASCADE"), primary_key=True
+    )
+    #: The LRS's xAPI base URL; statements go to ``{endpoint}/statements``.
+    endpoint: Mapped[str] = mapped_column(String(500))
+    username: Mapped[str] = mapped_column(String(200))
+    password_encrypted: Mapped[str] = mapped_column(String(1000))
+    #: The LMS's URL: the ``homePage`` of every actor's xAPI account.
+    lms_url: Mapped[str] = mapped_column(String(500))
+    created_at: Mapped[dt.datetime] = created_at_column()
+    updated_at: Mapped[dt.datetime] = created_at_column()
+
+
+class XapiStatement(Base):
+    """One xAPI statement waiting for, or already accepted by, the organisation's LRS.
+
+    The id is the statement's own (UUIDv5 of lesson, student and segment), so
+    building a lesson's statements twice inserts nothing new, and the LRS sees
+    the same id again if a send must be repeated.
+    """
+
+    __tablename__ = "xapi_statements"
+    __table_args__ = (
+        Index(
+            "ix_xapi_statements_pending",
+            "organisation_id",
+            "next_attempt_at",
+            postgresql_where="sent_at IS NULL AND rejected_at IS NULL",
+        ),
+        Index("ix_xapi_statements_lesson", "lesson_id"),
+        Index("ix_xapi_statements_student", "student_id"),
+    )
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    organisation_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("organisations.id", ondelete="CASCADE")
+    )
+    lesson_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("lessons.id", ondelete="CASCADE"))
+    #: Erasing the student deletes its statements that have not left yet.
+    student_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("students.id", ondelete="CASCADE"))
+    body: Mapped[dict[str, Any]] = mapped_column(JSONB)
+    created_at: Mapped[dt.datetime] = created_at_column()
+    next_attempt_at: Mapped[dt.datetime] = created_at_column()
+    attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    #: Why the last attempt failed (an HTTP status or error class; never a credential).
+    last_error: Mapped[str | None] = mapped_column(String(300))
+    sent_at: Mapped[dt.datetime | None]
+    #: The LRS refused this statement on its own (a 4xx): kept, not retried.
+    rejected_at: Mapped[dt.datetime | None]
+
+
+class XapiLesson(Base):
+    """A lesson whose statements were built (once it ended and no frame of it waited)."""
+
+    __tablename__ = "xapi_lessons"
+    lesson_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("lessons.id", ondelete="CASCADE"), primary_key=True
+    )
+    statements: Mapped[int] = mapped_column(Integer)
+    built_at: Mapped[dt.datetime] = created_at_column()

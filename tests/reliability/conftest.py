@@ -1,7 +1,7 @@
 """Two organisations on the real PostgreSQL and Redis, and both APIs served by uvicorn.
 
 Organisation A has a live lesson with enrolled, consenting students, an LMS
-key, a teacher key and a revoked key; organisation B has its own LMS key,
+key, a teacher key, a revoked key and an LRS; organisation B has its own LMS key,
 class, lesson and student. Both APIs verify student tokens with one secret.
 """
 
@@ -19,6 +19,7 @@ import httpx
 import pytest
 import redis as redis_lib
 from PIL import Image
+from pydantic import SecretStr
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
@@ -26,6 +27,7 @@ from bench.analytics_seed import TOKEN_SECRET, SeededLesson, add_key, seed_lesso
 from services.analytics.config import AnalyticsConfig
 from services.inference.tasks import EXPIRE_FRAMES_TASK, REQUEUE_ORPHANS_TASK
 from services.ingest.config import IngestConfig
+from services.xapi.lrs_config import set_lrs
 from shared.auth import issue_student_token
 from shared.db.models import Consent, ConsentParty, Enrolment, KeyRole
 from tests.analytics.conftest import running_app
@@ -33,6 +35,8 @@ from tests.conftest import MEDIA, send_task
 from tests.ingest.conftest import Servers
 
 STUDENTS = ("s1", "s2", "s3")
+#: Encrypts the LRS passwords of these tests (``CLASSPULSE_SECRETS_KEY``).
+SECRETS_KEY = SecretStr("reliability-secrets-key-0123456789")
 
 
 @dataclass
@@ -78,6 +82,15 @@ def seed_realm(engine: Engine) -> Realm:
     enrol_with_consent(engine, b)
     with Session(engine) as session:
         revoked = add_key(session, a.organisation_id, KeyRole.LMS, revoked=True)
+        set_lrs(
+            session,
+            a.organisation_id,
+            endpoint="http://127.0.0.1:9/xAPI",
+            username="lrs-user",
+            password="lrs-password",
+            lms_url="https://lms.example.org",
+            secrets_key=SECRETS_KEY,
+        )
         session.commit()
     return Realm(a, b, revoked)
 
@@ -94,6 +107,7 @@ def ingest_config(pg_url: str, redis_url: str) -> IngestConfig:
         redis_url=redis_url,
         token_secret=TOKEN_SECRET,
         student_rate_per_second=1000.0,
+        secrets_key=SECRETS_KEY,
     )
 
 

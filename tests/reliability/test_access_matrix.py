@@ -96,6 +96,17 @@ def lesson_request(realm: Realm) -> Kwargs:
     return {"json": {"title": "Next", "starts_at": start.isoformat(), "ends_at": end.isoformat()}}
 
 
+def lrs_request(_: Realm) -> Kwargs:
+    return {
+        "json": {
+            "endpoint": "https://lrs.example.org/xAPI",
+            "username": "u",
+            "password": "p",
+            "lms_url": "https://lms.example.org",
+        }
+    }
+
+
 @dataclass(frozen=True)
 class Row:
     expect: dict[str, int]
@@ -133,6 +144,10 @@ INGEST: dict[str, Row] = {
     "GET /v1/lessons/{lesson_id}/me": Row(student_self(200)),
     "POST /v1/lessons/{lesson_id}/frames": Row(student_self(202), frame_request),
     "POST /v1/lessons/{lesson_id}/frames:batch": Row(student_self(207), batch_request),
+    # Organisation A has an LRS, B none; setting one needs the per-student permission.
+    "PUT /v1/lrs": Row(statuses(403, lms=200, other_org=200), lrs_request),
+    "GET /v1/lrs": Row(statuses(403, lms=200, other_org=404)),
+    "DELETE /v1/lrs": Row(statuses(403, lms=204, other_org=404)),
     "GET /healthz": Row(PUBLIC),
     "GET /readyz": Row(PUBLIC),
 }
@@ -147,6 +162,7 @@ ANALYTICS: dict[str, Row] = {
     "GET /v1/lessons/{lesson}/summary": Row(class_readers()),
     "GET /v1/lessons/{lesson}/live": Row(class_readers(), stream=True),
     "GET /v1/lessons/{lesson}/export": Row(class_readers(), extra={"format": "csv"}),
+    "GET /v1/lessons/{lesson}/xapi/statements": Row(statuses(403, lms=200)),
     "POST /v1/tickets": Row(
         class_readers(),
         lambda realm: {"json": {"purpose": "live", "lesson_id": str(realm.a.lesson_id)}},

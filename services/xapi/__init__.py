@@ -1,0 +1,1 @@
+"""xAPI statements to an organisation's Learning Record Store (see docs/integration.md)."""
