@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import logging
 from typing import Any
 
 import pytest
@@ -161,8 +162,9 @@ def test_an_unreachable_lrs_loses_nothing_and_sends_nothing_twice(
 
 
 def test_wrong_credentials_keep_statements_waiting(
-    clean_db: Engine, lrs: Ralph, secrets_key: str
+    clean_db: Engine, lrs: Ralph, secrets_key: str, caplog: pytest.LogCaptureFixture
 ) -> None:
+    caplog.set_level(logging.DEBUG)
     lesson = ended_lesson(clean_db)
     seed_events(clean_db, lesson)
     configure(clean_db, lesson, lrs, password="not-the-password")
@@ -175,6 +177,10 @@ def test_wrong_credentials_keep_statements_waiting(
     }
     configure(clean_db, lesson, lrs)
     assert run(clean_db, now=dt.datetime.now(dt.UTC) + dt.timedelta(hours=2)).sent == 3
+    # Every library's debug lines included, no password and no Authorization value.
+    assert "LRS of organisation" in caplog.text
+    for secret in ("not-the-password", LRS_PASSWORD, "Basic "):
+        assert secret not in caplog.text
 
 
 @pytest.mark.parametrize("why", ["running", "settling", "frame queued"])
