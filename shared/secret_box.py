@@ -11,28 +11,15 @@ from __future__ import annotations
 
 import base64
 import hashlib
-from functools import lru_cache
 
 from cryptography.fernet import Fernet, InvalidToken
 from pydantic import SecretStr
-from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from shared.errors import ConfigError
+from shared.settings import secrets_settings
 
 #: Separates this use of the key from any other that might derive from it later.
 _KEY_CONTEXT = b"classpulse/secret-box/v1:"
-
-
-class SecretsSettings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="CLASSPULSE_", extra="ignore", env_file=None)
-    #: Any long random string (``openssl rand -hex 32``); changing it makes stored
-    #: LRS passwords unreadable, so they must be set again.
-    secrets_key: SecretStr | None = None
-
-
-@lru_cache
-def secrets_settings() -> SecretsSettings:
-    return SecretsSettings()
 
 
 def _fernet(key: SecretStr | None) -> Fernet:

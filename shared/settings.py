@@ -90,6 +90,15 @@ class AuthSettings(BaseSettings):
     token_ttl_seconds: int = Field(3 * 3600, gt=0)
 
 
+class SecretsSettings(BaseSettings):
+    """The key that encrypts secrets ClassPulse must send on (``shared.secret_box``)."""
+
+    model_config = _config()
+    #: Any long random string (``openssl rand -hex 32``); needed to set and use an
+    #: organisation's LRS. Changing it makes stored LRS passwords unreadable.
+    secrets_key: SecretStr | None = None
+
+
 class LiveSettings(BaseSettings):
     """Bounds on the analytics API's live streams (Server-Sent Events)."""
 
@@ -178,6 +187,11 @@ def auth_settings() -> AuthSettings:
 
 
 @lru_cache
+def secrets_settings() -> SecretsSettings:
+    return _load(SecretsSettings)
+
+
+@lru_cache
 def live_settings() -> LiveSettings:
     return _load(LiveSettings)
 
@@ -204,6 +218,7 @@ def clear_cache() -> None:
         frame_settings,
         privacy_settings,
         auth_settings,
+        secrets_settings,
         live_settings,
         worker_settings,
         api_settings,

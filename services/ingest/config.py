@@ -8,12 +8,12 @@ from pydantic import SecretStr
 
 from services.api.stores import required_stores
 from shared.client_detection import PageDetector, page_detector
-from shared.secret_box import secrets_settings
 from shared.settings import (
     DEFAULT_DETECTOR,
     DEFAULT_MIN_FACE_FRACTION,
     auth_settings,
     frame_settings,
+    secrets_settings,
     worker_settings,
 )
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from shared.secret_box import secrets_settings
+from shared.settings import secrets_settings
 from tests.xapi.lrs_server import RALPH, Ralph
 
 #: Encrypts LRS passwords in these tests (``CLASSPULSE_SECRETS_KEY``).

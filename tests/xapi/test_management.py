@@ -108,7 +108,7 @@ def test_cli_refuses_bad_urls_and_a_missing_secrets_key(
     not_http = cli.invoke(app, [*base, "--endpoint", "ftp://lrs.example/xAPI"])
     assert not_http.exit_code == 2
     monkeypatch.delenv("CLASSPULSE_SECRETS_KEY")
-    from shared.secret_box import secrets_settings
+    from shared.settings import secrets_settings
 
     secrets_settings.cache_clear()
     no_key = cli.invoke(app, [*base, "--endpoint", ENDPOINT])
