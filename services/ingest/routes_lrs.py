@@ -25,13 +25,15 @@ from shared.db.models import AuditEntry
 from shared.errors import Forbidden, NotFound
 
 router = APIRouter(
-    prefix="/v1/lrs", tags=["xAPI (LMS key)"], responses=error_responses(401, 403, 422)
+    prefix="/v1/lrs", tags=["xAPI (LMS key)"], responses=error_responses(400, 401, 403, 422)
 )
 
 
 class LrsIn(BaseModel):
     endpoint: str = Field(
-        max_length=500, description="The LRS's xAPI base URL (statements go to …/statements)"
+        max_length=500,
+        pattern=TEXT_PATTERN,
+        description="The LRS's xAPI base URL (statements go to …/statements)",
     )
     username: str = Field(min_length=1, max_length=200, pattern=r"^[^\x00:]*$")
     password: SecretStr = Field(

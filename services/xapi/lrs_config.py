@@ -46,8 +46,13 @@ class LrsStatus:
 
 def check_url(value: str, field: str) -> str:
     """An http(s) URL without credentials, query or fragment, without its trailing slash."""
-    parts = urlsplit(value.strip())
-    if parts.scheme not in ("http", "https") or not parts.hostname:
+    try:
+        parts = urlsplit(value.strip())
+        host = parts.hostname
+        _ = parts.port  # raises for a port outside 0-65535
+    except ValueError:  # e.g. an unclosed IPv6 bracket, a bad port
+        host = None
+    if host is None or parts.scheme not in ("http", "https"):
         raise InvalidValue(f"{field} must be an http:// or https:// URL", field=field)
     if parts.username is not None or parts.password is not None:
         raise InvalidValue(

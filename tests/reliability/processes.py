@@ -21,6 +21,7 @@ from bench.analytics_seed import TOKEN_SECRET
 from classpulse.ports import free_port
 from shared.schemas import FRAME_QUEUE
 from tests.conftest import ROOT
+from tests.reliability.conftest import SECRETS_KEY
 
 START_TIMEOUT = 90.0
 
@@ -43,6 +44,7 @@ class Scratch:
             "CLASSPULSE_DATABASE_URL": database_url,
             "CLASSPULSE_REDIS_URL": redis_url,
             "CLASSPULSE_TOKEN_SECRET": TOKEN_SECRET,
+            "CLASSPULSE_SECRETS_KEY": SECRETS_KEY.get_secret_value(),
             "CLASSPULSE_STUDENT_RATE_PER_SECOND": "1000",
             "PYTHONPATH": str(ROOT),
             "PYTHONUNBUFFERED": "1",
