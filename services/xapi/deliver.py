@@ -16,7 +16,7 @@ from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
 from services.xapi.lrs_config import LrsCredentials, credentials
-from services.xapi.outbox import build_lesson, lessons_ready, purge_sent
+from services.xapi.outbox import build_lesson, lessons_ready, purge_old
 from services.xapi.sender import lrs_client, send_pending
 from shared.db.models import LrsConfig
 from shared.errors import ConfigError
@@ -51,7 +51,7 @@ def deliver(
             build_lesson(session, lesson_id, now)
             session.commit()
     with Session(engine) as session:
-        purged = purge_sent(session, now - retention)
+        purged = purge_old(session, now - retention)
         session.commit()
         configs = list(session.scalars(select(LrsConfig)))
     sent = rejected = deferred = 0

@@ -11,7 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 
-from sqlalchemy import delete, exists, select
+from sqlalchemy import and_, delete, exists, or_, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
@@ -42,6 +42,8 @@ def lessons_ready(
         .where(
             Lesson.ends_at < now - settle,
             Lesson.ends_at > now - retention,
+            # Simulated students of `classpulse demo` never reach a real LRS.
+            Lesson.is_demo.is_(False),
             ~queued,
             ~built,
         )
@@ -84,8 +86,15 @@ def build_lesson(session: Session, lesson_id: uuid.UUID, now: dt.datetime) -> in
     return len(values)
 
 
-def purge_sent(session: Session, before: dt.datetime) -> int:
-    """Delete statements the LRS accepted before ``before`` (the retention period):
-    they hold per-student figures, which ClassPulse keeps no longer than events."""
-    statement = delete(XapiStatement).where(XapiStatement.sent_at < before)
+def purge_old(session: Session, before: dt.datetime) -> int:
+    """Delete statements that hold per-student figures longer than events are kept
+    (``before``: now less the retention period): those the LRS accepted or refused
+    before then, and those of an organisation that has no LRS any more. Statements
+    waiting for an LRS that is set stay until it takes them: none is lost to an outage.
+    """
+    s = XapiStatement
+    orphaned = ~exists().where(LrsConfig.organisation_id == s.organisation_id)
+    statement = delete(s).where(
+        or_(s.sent_at < before, s.rejected_at < before, and_(s.created_at < before, orphaned))
+    )
     return session.connection().execute(statement).rowcount

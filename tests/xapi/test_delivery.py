@@ -7,7 +7,7 @@ import logging
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine, select, text, update
+from sqlalchemy import Engine, delete, select, text, update
 from sqlalchemy.orm import Session
 
 from bench.analytics_seed import SeededLesson, SeedEvent, add_marker, insert_events, seed_lesson
@@ -20,7 +20,7 @@ from services.xapi.statements import (
     EXT_SEGMENT,
     lesson_activity_id,
 )
-from shared.db.models import Frame, FrameStatus, LrsConfig, XapiLesson, XapiStatement
+from shared.db.models import Frame, FrameStatus, Lesson, LrsConfig, XapiLesson, XapiStatement
 from tests.xapi.lrs_server import LRS_PASSWORD, LRS_USER, Ralph, validate
 
 LMS_URL = "https://moodle.example.org"
@@ -183,12 +183,18 @@ def test_wrong_credentials_keep_statements_waiting(
         assert secret not in caplog.text
 
 
-@pytest.mark.parametrize("why", ["running", "settling", "frame queued"])
+@pytest.mark.parametrize("why", ["running", "settling", "frame queued", "demo"])
 def test_a_lesson_is_built_only_once_final(
     clean_db: Engine, lrs: Ralph, secrets_key: str, why: str
 ) -> None:
-    minutes_ago = {"running": -5, "settling": 2, "frame queued": 30}[why]
+    minutes_ago = {"running": -5, "settling": 2, "frame queued": 30, "demo": 30}[why]
     lesson = ended_lesson(clean_db, minutes_ago=minutes_ago)
+    if why == "demo":
+        with Session(clean_db) as session:
+            session.execute(
+                update(Lesson).where(Lesson.id == lesson.lesson_id).values(is_demo=True)
+            )
+            session.commit()
     seed_events(clean_db, lesson)
     configure(clean_db, lesson, lrs)
     if why == "frame queued":
@@ -240,3 +246,42 @@ def test_erasing_a_student_drops_its_waiting_statements(
     assert {r.student_id for r in outbox(clean_db, lesson)} == {lesson.students["s2"]}
     lrs.start()
     assert run(clean_db, now=dt.datetime.now(dt.UTC) + dt.timedelta(hours=2)).sent == 1
+
+
+def test_retention_purges_what_left_or_has_nowhere_to_go_but_keeps_what_waits(
+    clean_db: Engine, lrs: Ralph, secrets_key: str
+) -> None:
+    lesson = ended_lesson(clean_db)
+    seed_events(clean_db, lesson)
+    configure(clean_db, lesson, lrs)
+    lrs.stop()
+    run(clean_db)  # three statements wait
+    after_retention = dt.datetime.now(dt.UTC) + RETENTION + dt.timedelta(hours=1)
+
+    # The LRS is still down a retention period later: they wait, none is lost.
+    assert run(clean_db, now=after_retention).purged == 0
+    assert len(outbox(clean_db, lesson)) == 3
+
+    lrs.start()
+    back = after_retention + dt.timedelta(hours=2)
+    assert run(clean_db, now=back).sent == 3
+    assert run(clean_db, now=back + RETENTION - dt.timedelta(hours=1)).purged == 0
+    assert run(clean_db, now=back + RETENTION + dt.timedelta(hours=1)).purged == 3
+    assert outbox(clean_db, lesson) == []
+
+
+def test_waiting_statements_of_an_organisation_without_lrs_go_after_retention(
+    clean_db: Engine, lrs: Ralph, secrets_key: str
+) -> None:
+    lesson = ended_lesson(clean_db)
+    seed_events(clean_db, lesson)
+    configure(clean_db, lesson, lrs)
+    lrs.stop()
+    run(clean_db)
+    lrs.start()
+    with Session(clean_db) as session:
+        session.execute(delete(LrsConfig))
+        session.commit()
+    assert run(clean_db).purged == 0
+    later = dt.datetime.now(dt.UTC) + RETENTION + dt.timedelta(hours=1)
+    assert run(clean_db, now=later).purged == 3
