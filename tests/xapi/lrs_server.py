@@ -100,7 +100,10 @@ class Ralph:
             self.process.terminate()
             self.process.wait(timeout=20)
             self.process = None
+        deadline = time.monotonic() + 20
         while answers(self.port):
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"something still answers on Ralph's port {self.port}")
             time.sleep(0.1)
 
     def statements(self) -> list[dict[str, Any]]:

@@ -6,6 +6,7 @@ import datetime as dt
 import uuid
 
 from services.analytics.queries.aggregate import GroupCounts
+from services.xapi.lrs_config import LrsCredentials
 from services.xapi.segments import lesson_segments
 from services.xapi.statements import (
     EXT_EXPRESSIONS,
@@ -114,3 +115,9 @@ def test_inference_off_sends_presence_without_expressions() -> None:
     assert extensions[EXT_FACE_PRESENCE] == 0.5
     assert EXT_EXPRESSIONS not in extensions
     assert EXT_FACING not in extensions
+
+
+def test_credentials_never_show_their_password() -> None:
+    creds = LrsCredentials("https://lrs.example/xAPI", "ops", "pw-in-a-traceback", "https://lms")
+    assert "pw-in-a-traceback" not in repr(creds)
+    assert "pw-in-a-traceback" not in str(creds)
