@@ -184,3 +184,35 @@ def test_page_bodies_are_what_ingest_and_the_worker_read(page: Any) -> None:
     assert empty.faces == []
     assert no_image == b""
     assert len(none) < 200
+
+
+STUDENT_FACE = """async ({ png, config }) => {
+  const vision = window.ClassPulseVision;
+  const bytes = Uint8Array.from(atob(png), (c) => c.charCodeAt(0));
+  const bitmap = await createImageBitmap(new Blob([bytes], { type: "image/png" }));
+  const canvas = new OffscreenCanvas(bitmap.width, bitmap.height);
+  const context = canvas.getContext("2d");
+  context.drawImage(bitmap, 0, 0);
+  const pixels = context.getImageData(0, 0, bitmap.width, bitmap.height).data;
+  const detector = await vision.createDetector(config);
+  const faces = await detector.detect(pixels, bitmap.width, bitmap.height);
+  return { found: faces.map((f) => f.box), sent: vision.studentFace(faces).map((f) => f.box),
+           none: vision.studentFace([]) };
+}"""
+
+
+def test_only_the_students_own_face_leaves_the_page(page: Any) -> None:
+    # Two people in view: the page sends the larger face only, nothing of the other.
+    image = read_frame("two_people.jpg")
+    config = _client_detection(IngestConfig("postgresql://unused", "redis://unused", "x" * 32))
+    assert config is not None
+    png = base64.b64encode(cv2.imencode(".png", image)[1].tobytes()).decode()
+    result = page.evaluate(STUDENT_FACE, {"png": png, "config": config.model_dump()})
+
+    def area(box: list[float]) -> float:
+        return (box[2] - box[0]) * (box[3] - box[1])
+
+    assert len(result["found"]) == 2
+    (sent,) = result["sent"]
+    assert sent == max(result["found"], key=area)
+    assert result["none"] == []

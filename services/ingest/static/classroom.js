@@ -413,7 +413,7 @@
   async function faceCrops(config) {
     const started = performance.now();
     const pixels = context.getImageData(0, 0, FRAME_WIDTH, FRAME_HEIGHT).data;
-    const faces = (await detector.detect(pixels, FRAME_WIDTH, FRAME_HEIGHT)).slice(0, config.max_faces);
+    const faces = vision.studentFace(await detector.detect(pixels, FRAME_WIDTH, FRAME_HEIGHT));
     const crops = faces.map((f) => vision.alignedCrop(pixels, FRAME_WIDTH, FRAME_HEIGHT, f.keypoints, config));
     classroom.detectMs.push(performance.now() - started);
     if (classroom.detectMs.length > TIMING_HISTORY) classroom.detectMs.shift();

@@ -10,6 +10,16 @@
 (() => {
   const vision = (window.ClassPulseVision = window.ClassPulseVision || {});
   const MAGIC = [0x43, 0x50, 0x46, 0x43]; // "CPFC"
+
+  /**
+   * The student's own face among those found: the largest (the one closest to
+   * their webcam). Only it leaves the device; anyone else in view stays there, as
+   * the consent text promises. An empty list when no face was found.
+   */
+  vision.studentFace = (faces) => {
+    const area = (f) => (f.box[2] - f.box[0]) * (f.box[3] - f.box[1]);
+    return faces.length ? [faces.reduce((best, f) => (area(f) > area(best) ? f : best))] : [];
+  };
   const PNG_SIGNATURE = [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a];
 
   const CRC_TABLE = (() => {
