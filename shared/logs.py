@@ -94,7 +94,9 @@ def configure_logging(service: str) -> None:
 
 
 def reformat_handlers(logger: logging.Logger, service: str) -> None:
-    """Give handlers someone else set up (Celery's) the configured format and the filter."""
+    """Give handlers someone else set up (Celery's) the configured format, level and filter."""
+    # CLASSPULSE_LOG_LEVEL decides, not the -l of the command line.
+    logger.setLevel(log_settings().log_level)
     for handler in logger.handlers:
         if log_settings().log_format == "json":
             handler.setFormatter(formatter(service))

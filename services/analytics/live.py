@@ -93,6 +93,8 @@ async def lesson_channel(
     await session.close()
     async with contextlib.AsyncExitStack() as stack:
         try:
+            # The hub may already follow this lesson without asking Redis: ask it now.
+            await resources.redis.ping()
             notices = await stack.enter_async_context(resources.live_hub.listen(access.lesson.id))
         except (RedisError, OSError) as exc:
             raise ServiceUnavailable(

@@ -90,9 +90,19 @@ def check_declared_type(declared: str | None, detected: str) -> None:
         )
 
 
-def check_body(frame: IncomingFrame, max_pixels: int) -> CheckedBody:
-    """A frame's type and header, or a browser's face crops (``shared.face_crops``)."""
+def check_body(frame: IncomingFrame, max_pixels: int, *, crops: bool = True) -> CheckedBody:
+    """A frame's type and header, or a browser's face crops (``shared.face_crops``).
+
+    ``crops`` False (CLASSPULSE_CLIENT_DETECTION=false): the server finds faces itself,
+    so a body of crops, whose faces a client chose, is refused.
+    """
     if is_packed(frame.data):
+        if not crops:
+            raise UnsupportedMediaType(
+                "face crops are off on this server (CLASSPULSE_CLIENT_DETECTION=false): "
+                "send the whole frame",
+                field="image",
+            )
         return check_face_crops(frame.data, frame.declared_type, max_pixels)
     header = read_header(frame.data, max_pixels)
     check_declared_type(frame.declared_type, header.media_type)
@@ -261,7 +271,7 @@ async def _accept(
     if earlier is not None:
         return AcceptedFrame(earlier, frame.seq)
     check_size(frame.size, config.max_frame_bytes)
-    body = check_body(frame, config.max_frame_pixels)
+    body = check_body(frame, config.max_frame_pixels, crops=config.client_detection)
 
     frame_id = uuid.uuid4()
     await resources.admission.admit(student_id, frame_id, body.stored)

@@ -66,8 +66,9 @@ def check_compatible(meta: ModelMetadata, where: Path) -> None:
         )
     if meta.tta not in ("none", "flip"):
         problems.append(f"test-time augmentation {meta.tta!r} (expected 'none' or 'flip')")
-    if not 0.0 <= meta.uncertain_below < 1.0:
-        problems.append(f"uncertain_below {meta.uncertain_below!r} (expected 0 <= value < 1)")
+    if not 0.0 <= meta.uncertain_below <= 1.0:
+        # 1: a model whose labels are more often wrong than right at every confidence.
+        problems.append(f"uncertain_below {meta.uncertain_below!r} (expected 0 to 1)")
     if meta.precision not in PRECISIONS:
         problems.append(f"precision {meta.precision!r} (expected one of {', '.join(PRECISIONS)})")
     if problems:

@@ -42,6 +42,8 @@ def test_a_prefork_workers_metrics_count_what_its_child_processed(
         PROMETHEUS_MULTIPROC_DIR=str(folder),
         CLASSPULSE_WORKER_METRICS_PORT=str(port),
         CLASSPULSE_LOG_FORMAT="json",
+        # Over the command line's -l INFO: the frame trail's DEBUG lines show.
+        CLASSPULSE_LOG_LEVEL="DEBUG",
     )
     command = [
         sys.executable, "-m", "celery", "-A", "services.inference.celery_app:app", "worker",
@@ -80,3 +82,5 @@ def test_a_prefork_workers_metrics_count_what_its_child_processed(
         r for r in records if "succeeded" in r["message"] and str(ref.frame_id) in json.dumps(r)
     ]
     assert done["service"] == "worker"
+    (finished,) = [r for r in records if r.get("frame_id") == str(ref.frame_id)]
+    assert (finished["level"], finished["status"]) == ("DEBUG", "done")

@@ -158,3 +158,14 @@ async def test_the_page_is_told_to_send_crops_only_when_the_setting_says_so(
     assert model.status_code == 200
     assert model.content == (ROOT / "models/detectors/blazeface_short_range.onnx").read_bytes()
     assert missing.status_code == 404
+
+
+async def test_crops_are_refused_where_the_server_finds_faces_itself(
+    servers: Servers, config: IngestConfig, world: World, clean_db: Engine, photo: np.ndarray
+) -> None:
+    base_url = servers.start(replace(config, client_detection=False))
+    data = face_crops_body.body(photo, BlazeFace(FULL_RANGE).detect(photo))
+    response = await post(base_url, world, data)
+    assert response.status_code == 415
+    assert "CLASSPULSE_CLIENT_DETECTION" in response.json()["error"]["message"]
+    assert frames_of(clean_db, world) == []
