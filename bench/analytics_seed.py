@@ -18,6 +18,8 @@ from sqlalchemy.orm import Session
 from shared.auth import generate_api_key, issue_student_token
 from shared.db.models import (
     ApiKey,
+    Consent,
+    ConsentParty,
     EventKind,
     FaceEvent,
     FaceQuality,
@@ -125,6 +127,13 @@ def seed_lesson(
             student = Student(id=uuid.uuid4(), organisation_id=org.id, external_id=external_id)
             session.add(student)
             seeded.students[external_id] = student.id
+        session.flush()
+        # Events exist only for students whose school and selves consented: so do theirs.
+        session.add_all(
+            Consent(student_id=student_id, class_id=school_class.id, party=party)
+            for student_id in seeded.students.values()
+            for party in ConsentParty
+        )
         session.commit()
     return seeded
 

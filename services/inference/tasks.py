@@ -150,7 +150,8 @@ expire_frames = app.task(name=EXPIRE_FRAMES_TASK)(expire_frames_task)
 expire_lost_frames = app.task(name=EXPIRE_LOST_FRAMES_TASK)(expire_lost_frames_task)
 purge_old_events = app.task(name=PURGE_OLD_EVENTS_TASK)(purge_old_events_task)
 requeue_orphaned_frames = app.task(name=REQUEUE_ORPHANS_TASK)(requeue_orphaned_frames_task)
-# One round at a time: a round that outlasts the schedule is not joined by the next.
+# A round not started within its period is dropped (the next one does its work);
+# overlapping rounds are safe: batches are locked SKIP LOCKED and builds insert once.
 send_xapi_statements = app.task(name=SEND_XAPI_TASK, expires=XAPI_EVERY_SECONDS)(
     send_xapi_statements_task
 )

@@ -46,10 +46,15 @@ def deliver(
     now = now or dt.datetime.now(dt.UTC)
     with Session(engine) as session:
         ready = lessons_ready(session, now, settle=settle, retention=retention)
+    built = 0
     for lesson_id in ready:
-        with Session(engine) as session:
-            build_lesson(session, lesson_id, now)
-            session.commit()
+        try:
+            with Session(engine) as session:
+                build_lesson(session, lesson_id, now)
+                session.commit()
+            built += 1
+        except Exception:  # one bad lesson must not hold up the others
+            log.exception("xAPI statements of lesson %s not built; next round retries", lesson_id)
     with Session(engine) as session:
         purged = purge_old(session, now - retention)
         session.commit()
@@ -61,11 +66,15 @@ def deliver(
         except ConfigError as exc:
             log.error("LRS of organisation %s not used: %s", config.organisation_id, exc.message)
             continue
-        with client_for(creds) as client, Session(engine) as session:
-            report = send_pending(session, config.organisation_id, client, now)
+        try:
+            with client_for(creds) as client, Session(engine) as session:
+                report = send_pending(session, config.organisation_id, client, now)
+        except Exception:  # nor one organisation's LRS the other organisations'
+            log.exception("xAPI statements of organisation %s not sent", config.organisation_id)
+            continue
         sent, rejected, deferred = (
             sent + report.sent,
             rejected + report.rejected,
             deferred + report.deferred,
         )
-    return Round(len(ready), sent, rejected, deferred, purged)
+    return Round(built, sent, rejected, deferred, purged)

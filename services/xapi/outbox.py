@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 
 from services.xapi.segments import student_segments
 from services.xapi.statements import LessonRef, build_statement
+from shared.consent import consent_active
 from shared.db.models import (
     Frame,
     FrameStatus,
@@ -52,6 +53,13 @@ def lessons_ready(
     return list(rows)
 
 
+def consenting(
+    session: Session, student_id: uuid.UUID, class_id: uuid.UUID, lesson_id: uuid.UUID
+) -> bool:
+    """Whether the student's consent for the lesson is active now (both parties)."""
+    return bool(session.scalar(select(consent_active(student_id, class_id, lesson_id))))
+
+
 def build_lesson(session: Session, lesson_id: uuid.UUID, now: dt.datetime) -> int:
     """Store the lesson's statements, due at ``now`` (those already stored are kept as
     they are); returns how many the lesson has. The caller commits."""
@@ -63,7 +71,13 @@ def build_lesson(session: Session, lesson_id: uuid.UUID, now: dt.datetime) -> in
     if config is None:
         return 0
     ref = LessonRef(lesson.id, lesson.title, lesson.starts_at, school_class.id, school_class.title)
-    rows = student_segments(session, lesson)
+    # A student (or school) who withdrew consent is no longer processed: nothing of
+    # theirs leaves for an LRS, even of frames taken before.
+    rows = [
+        row
+        for row in student_segments(session, lesson)
+        if consenting(session, row.student_id, lesson.class_id, lesson.id)
+    ]
     values = [
         {
             "id": uuid.UUID(body["id"]),

@@ -24,8 +24,9 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from services.xapi.lrs_config import LrsCredentials
+from services.xapi.outbox import consenting
 from services.xapi.statements import XAPI_VERSION
-from shared.db.models import XapiStatement
+from shared.db.models import Lesson, XapiStatement
 
 log = logging.getLogger(__name__)
 
@@ -96,6 +97,19 @@ def _mark(
             row.next_attempt_at = now + retry_delay(row.attempts)
 
 
+def _still_consented(session: Session, batch: list[XapiStatement]) -> list[XapiStatement]:
+    """The batch less the statements of students who withdrew since they were built,
+    which are deleted: withdrawal stops processing, sending included."""
+    kept = []
+    for row in batch:
+        class_id = session.scalar(select(Lesson.class_id).where(Lesson.id == row.lesson_id))
+        if class_id is not None and consenting(session, row.student_id, class_id, row.lesson_id):
+            kept.append(row)
+        else:
+            session.delete(row)
+    return kept
+
+
 def send_pending(
     session: Session,
     organisation_id: uuid.UUID,
@@ -125,6 +139,10 @@ def send_pending(
         )
         if not batch:
             break
+        batch = _still_consented(session, batch)
+        if not batch:
+            session.commit()
+            continue
         outcome, reason = _post(client, [row.body for row in batch])
         if outcome == "reject" and len(batch) > 1:
             # One bad statement refuses the whole batch: find it by sending each alone.
@@ -134,6 +152,9 @@ def send_pending(
                 sent += one == "sent"
                 rejected += one == "reject"
                 deferred += one == "retry"
+                if one == "retry":  # the LRS went away: the rest waits for the next round
+                    outcome, reason = one, why
+                    break
         else:
             _mark(session, [row.id for row in batch], now, outcome, reason)
             count = len(batch)

@@ -285,3 +285,68 @@ def test_waiting_statements_of_an_organisation_without_lrs_go_after_retention(
     assert run(clean_db).purged == 0
     later = dt.datetime.now(dt.UTC) + RETENTION + dt.timedelta(hours=1)
     assert run(clean_db, now=later).purged == 3
+
+
+def withdraw(engine: Engine, lesson: SeededLesson, student: str) -> None:
+    """The student's own consent withdrawn (the school's stays granted)."""
+    with engine.begin() as conn:
+        conn.execute(
+            text(
+                "UPDATE consents SET withdrawn_at = now() WHERE student_id = :s AND party = 'student'"
+            ),
+            {"s": lesson.students[student]},
+        )
+
+
+def test_a_student_who_withdrew_has_no_statement_built(
+    clean_db: Engine, lrs: Ralph, secrets_key: str
+) -> None:
+    lesson = ended_lesson(clean_db)
+    seed_events(clean_db, lesson)
+    configure(clean_db, lesson, lrs)
+    withdraw(clean_db, lesson, "s1")
+    done = run(clean_db)
+    assert (done.lessons_built, done.sent) == (1, 1)
+    assert {r.student_id for r in outbox(clean_db, lesson)} == {lesson.students["s2"]}
+    names = {s["actor"]["account"]["name"] for s in of_lesson(lrs, lesson).values()}
+    assert names == {"s2"}
+
+
+def test_waiting_statements_of_a_student_who_withdrew_are_dropped_not_sent(
+    clean_db: Engine, lrs: Ralph, secrets_key: str
+) -> None:
+    lesson = ended_lesson(clean_db)
+    seed_events(clean_db, lesson)
+    configure(clean_db, lesson, lrs)
+    lrs.stop()
+    run(clean_db)  # built; the LRS is down, so they wait
+    withdraw(clean_db, lesson, "s1")
+    lrs.start()
+    done = run(clean_db, now=dt.datetime.now(dt.UTC) + dt.timedelta(hours=2))
+    assert done.sent == 1
+    assert {r.student_id for r in outbox(clean_db, lesson)} == {lesson.students["s2"]}
+    names = {s["actor"]["account"]["name"] for s in of_lesson(lrs, lesson).values()}
+    assert names == {"s2"}
+
+
+def test_one_lesson_that_cannot_be_built_holds_up_no_other(
+    clean_db: Engine, lrs: Ralph, secrets_key: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import services.xapi.deliver as deliver_module
+
+    broken, fine = ended_lesson(clean_db), ended_lesson(clean_db)
+    for lesson in (broken, fine):
+        seed_events(clean_db, lesson)
+        configure(clean_db, lesson, lrs)
+    real = deliver_module.build_lesson
+
+    def build(session: Session, lesson_id: Any, now: dt.datetime) -> int:
+        if lesson_id == broken.lesson_id:
+            raise RuntimeError("a lesson the builder chokes on")
+        return real(session, lesson_id, now)
+
+    monkeypatch.setattr(deliver_module, "build_lesson", build)
+    done = run(clean_db)
+    assert done.lessons_built == 1
+    assert len(of_lesson(lrs, fine)) == 3
+    assert outbox(clean_db, broken) == []
