@@ -14,6 +14,7 @@ at start-up (see ``services.inference.resources``).
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from celery import Celery, signals
@@ -118,6 +119,13 @@ def _serve_metrics(**_: object) -> None:
 
         from shared import metrics
 
+        if not metrics.multiprocess():
+            # Prefork children count in their own memory: without the folder this
+            # process would serve zeros for every frame counter.
+            logging.getLogger(__name__).error(
+                "CLASSPULSE_WORKER_METRICS_PORT is set but PROMETHEUS_MULTIPROC_DIR is not: "
+                "/metrics shows this process only, not its pool's"
+            )
         start_http_server(port, registry=metrics.registry())
 
 

@@ -74,6 +74,10 @@ def _post(client: httpx.Client, bodies: list[dict[str, Any]]) -> tuple[str, str 
         return "sent", None
     if response.status_code in TRANSIENT_STATUSES or response.status_code >= 500:
         return "retry", f"HTTP {response.status_code}"
+    if 300 <= response.status_code < 400:
+        # Not followed (credentials would go along): the endpoint is to be set right.
+        where = response.headers.get("location", "elsewhere").split("?")[0]
+        return "retry", f"HTTP {response.status_code}: the LRS endpoint moved to {where}"
     if response.status_code in (401, 403):
         # Our credentials, not the statements: they wait until the LRS is set right.
         return "retry", f"HTTP {response.status_code}: the LRS refused the credentials"

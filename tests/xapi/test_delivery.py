@@ -350,3 +350,48 @@ def test_one_lesson_that_cannot_be_built_holds_up_no_other(
     assert done.lessons_built == 1
     assert len(of_lesson(lrs, fine)) == 3
     assert outbox(clean_db, broken) == []
+
+
+def test_a_moved_lrs_keeps_statements_waiting_and_says_where(
+    clean_db: Engine, secrets_key: str
+) -> None:
+    import http.server
+    import threading
+
+    from classpulse.ports import free_port
+
+    class Moved(http.server.BaseHTTPRequestHandler):
+        def do_POST(self) -> None:  # noqa: N802 (http.server's name)
+            self.send_response(301)
+            self.send_header("Location", "https://lrs.example.org/xapi/statements?x=1")
+            self.end_headers()
+
+        def log_message(self, *_: object) -> None:
+            pass
+
+    port = free_port()
+    server = http.server.HTTPServer(("127.0.0.1", port), Moved)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    lesson = ended_lesson(clean_db)
+    seed_events(clean_db, lesson)
+    with Session(clean_db) as session:
+        set_lrs(
+            session,
+            lesson.organisation_id,
+            endpoint=f"http://127.0.0.1:{port}/xapi",
+            username=LRS_USER,
+            password=LRS_PASSWORD,
+            lms_url=LMS_URL,
+        )
+        session.commit()
+    try:
+        done = run(clean_db)
+    finally:
+        server.shutdown()
+    # Not sent, not thrown away: they wait for the endpoint to be set right.
+    assert (done.sent, done.rejected, done.deferred) == (0, 0, 3)
+    rows = outbox(clean_db, lesson)
+    assert all(r.sent_at is None and r.rejected_at is None for r in rows)
+    assert all(
+        "moved to https://lrs.example.org/xapi/statements" in (r.last_error or "") for r in rows
+    )
