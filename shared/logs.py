@@ -16,6 +16,7 @@ import logging
 import re
 import sys
 from collections.abc import Mapping
+from typing import Any
 
 from pythonjsonlogger.json import JsonFormatter
 
@@ -36,8 +37,13 @@ def _redacted(value: object) -> object:
     return redact(value) if isinstance(value, str) else value
 
 
+#: A record's own attributes; any other is an ``extra`` a line carries.
+_RECORD_FIELDS = frozenset(vars(logging.makeLogRecord({})))
+
+
 class RedactCredentials(logging.Filter):
-    """Redacts credentials in a record's message and arguments; drops nothing."""
+    """Redacts credentials in a record's message, arguments and extra fields; drops nothing.
+    (Tracebacks are redacted by the formatters: they are written at formatting.)"""
 
     def filter(self, record: logging.LogRecord) -> bool:
         if isinstance(record.msg, str):
@@ -46,7 +52,25 @@ class RedactCredentials(logging.Filter):
             record.args = {k: _redacted(v) for k, v in record.args.items()}
         elif isinstance(record.args, tuple):
             record.args = tuple(_redacted(a) for a in record.args)
+        for name, value in list(vars(record).items()):
+            if name not in _RECORD_FIELDS and isinstance(value, str):
+                setattr(record, name, redact(value))
         return True
+
+
+class _RedactedTraceback:
+    """Mixed into a formatter: a traceback can quote a URL with a credential in it."""
+
+    def formatException(self, ei: Any) -> str:  # noqa: N802 (logging's name)
+        return redact(super().formatException(ei))  # type: ignore[misc]
+
+
+class _TextFormatter(_RedactedTraceback, logging.Formatter):
+    pass
+
+
+class _JsonFormatter(_RedactedTraceback, JsonFormatter):
+    pass
 
 
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -68,12 +92,12 @@ class _StderrHandler(logging.Handler):
 def formatter(service: str) -> logging.Formatter:
     """The configured format: text, or JSON objects with the service and a record's ids."""
     if log_settings().log_format == "json":
-        return JsonFormatter(
+        return _JsonFormatter(
             JSON_FIELDS,
             rename_fields={"asctime": "time", "levelname": "level", "name": "logger"},
             static_fields={"service": service},
         )
-    return logging.Formatter(TEXT_FORMAT)
+    return _TextFormatter(TEXT_FORMAT)
 
 
 def configure_logging(service: str) -> None:
