@@ -99,8 +99,10 @@ def seed_lesson(
     minutes: int = 60,
     title: str = "Fractions",
     is_demo: bool = False,
+    consenting: bool = False,
 ) -> SeededLesson:
-    """An organisation, its LMS key, a class, its teacher key, a lesson and students."""
+    """An organisation, its LMS key, a class, its teacher key, a lesson and students;
+    with ``consenting``, the class-wide consent of both parties for each student."""
     starts_at = starts_at or dt.datetime(2024, 5, 6, 8, 0, tzinfo=dt.UTC)
     with Session(engine) as session:
         org = Organisation(id=uuid.uuid4(), name="Test school")
@@ -128,12 +130,12 @@ def seed_lesson(
             session.add(student)
             seeded.students[external_id] = student.id
         session.flush()
-        # Events exist only for students whose school and selves consented: so do theirs.
-        session.add_all(
-            Consent(student_id=student_id, class_id=school_class.id, party=party)
-            for student_id in seeded.students.values()
-            for party in ConsentParty
-        )
+        if consenting:
+            session.add_all(
+                Consent(student_id=student_id, class_id=school_class.id, party=party)
+                for student_id in seeded.students.values()
+                for party in ConsentParty
+            )
         session.commit()
     return seeded
 

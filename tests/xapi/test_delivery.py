@@ -31,7 +31,10 @@ RETENTION = dt.timedelta(days=30)
 def ended_lesson(engine: Engine, *, minutes_ago: int = 30) -> SeededLesson:
     """A 10-minute lesson that ended ``minutes_ago`` minutes ago, students s1..s3."""
     start = dt.datetime.now(dt.UTC).replace(microsecond=0) - dt.timedelta(minutes=10 + minutes_ago)
-    return seed_lesson(engine, students=["s1", "s2", "s3"], starts_at=start, minutes=10)
+    # Consenting: statements leave only for students whose consent is active.
+    return seed_lesson(
+        engine, students=["s1", "s2", "s3"], starts_at=start, minutes=10, consenting=True
+    )
 
 
 def configure(
