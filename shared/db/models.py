@@ -119,6 +119,9 @@ class SchoolClass(Base):
     )
     external_id: Mapped[str] = mapped_column(String(200))
     title: Mapped[str] = mapped_column(String(300))
+    #: The classroom page sends face crops (True) or whole frames (False); None follows
+    #: the deployment's ``CLASSPULSE_CLIENT_DETECTION``.
+    client_detection: Mapped[bool | None] = mapped_column(Boolean, nullable=True)
     created_at: Mapped[dt.datetime] = created_at_column()
 
 
