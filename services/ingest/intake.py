@@ -23,13 +23,14 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from services.ingest.config import IngestConfig
 from services.ingest.crop_check import CheckedBody, check_face_crops
 from services.ingest.deps import Resources
 from services.ingest.image_header import read_header
 from shared import metrics
 from shared.auth import Principal
 from shared.consent import party_consents
-from shared.db.models import ConsentParty, Frame, FrameStatus, Lesson
+from shared.db.models import ConsentParty, Frame, FrameStatus, Lesson, SchoolClass
 from shared.errors import (
     Conflict,
     ConsentRequired,
@@ -90,16 +91,31 @@ def check_declared_type(declared: str | None, detected: str) -> None:
         )
 
 
-def check_body(frame: IncomingFrame, max_pixels: int, *, crops: bool = True) -> CheckedBody:
+@dataclass(frozen=True, slots=True)
+class CropsMode:
+    """Whether a lesson takes face crops, and which setting decided it."""
+
+    on: bool
+    source: str
+
+
+def crops_mode(config: IngestConfig, class_crops: bool | None) -> CropsMode:
+    """The class's own setting, else the deployment's."""
+    if class_crops is not None:
+        return CropsMode(class_crops, "this class's client_detection")
+    return CropsMode(config.client_detection, "CLASSPULSE_CLIENT_DETECTION")
+
+
+def check_body(frame: IncomingFrame, max_pixels: int, *, crops: CropsMode) -> CheckedBody:
     """A frame's type and header, or a browser's face crops (``shared.face_crops``).
 
-    ``crops`` False (CLASSPULSE_CLIENT_DETECTION=false): the server finds faces itself,
-    so a body of crops, whose faces a client chose, is refused.
+    With crops off the server finds faces itself, so a body of crops, whose faces a
+    client chose, is refused.
     """
     if is_packed(frame.data):
-        if not crops:
+        if not crops.on:
             raise UnsupportedMediaType(
-                "face crops are off on this server (CLASSPULSE_CLIENT_DETECTION=false): "
+                f"face crops are off for this lesson ({crops.source} is false): "
                 "send the whole frame",
                 field="image",
             )
@@ -148,20 +164,25 @@ def _iso(at: dt.datetime) -> str:
 
 # Statements are built once (bound parameters per call): building SQLAlchemy
 # expressions per request costs more CPU than PostgreSQL spends answering them.
-_GATE = select(
-    (Lesson.starts_at <= bindparam("now")) & (Lesson.ends_at >= bindparam("now")),
-    Lesson.starts_at,
-    Lesson.ends_at,
-    party_consents(ConsentParty.SCHOOL, bindparam("student_id"), Lesson.class_id, Lesson.id),
-    party_consents(ConsentParty.STUDENT, bindparam("student_id"), Lesson.class_id, Lesson.id),
-    select(Frame.id)
-    .where(
-        Frame.lesson_id == bindparam("lesson_id"),
-        Frame.student_id == bindparam("student_id"),
-        Frame.seq == bindparam("seq"),
+_GATE = (
+    select(
+        (Lesson.starts_at <= bindparam("now")) & (Lesson.ends_at >= bindparam("now")),
+        Lesson.starts_at,
+        Lesson.ends_at,
+        party_consents(ConsentParty.SCHOOL, bindparam("student_id"), Lesson.class_id, Lesson.id),
+        party_consents(ConsentParty.STUDENT, bindparam("student_id"), Lesson.class_id, Lesson.id),
+        select(Frame.id)
+        .where(
+            Frame.lesson_id == bindparam("lesson_id"),
+            Frame.student_id == bindparam("student_id"),
+            Frame.seq == bindparam("seq"),
+        )
+        .scalar_subquery(),
+        SchoolClass.client_detection,
     )
-    .scalar_subquery(),
-).where(Lesson.id == bindparam("lesson_id"))
+    .join_from(Lesson, SchoolClass, SchoolClass.id == Lesson.class_id)
+    .where(Lesson.id == bindparam("lesson_id"))
+)
 _INSERT = (
     insert(Frame)
     .values(
@@ -187,26 +208,36 @@ _EXISTING = select(Frame.id).where(
 _DELETE = delete(Frame).where(Frame.id == bindparam("frame_id"))
 
 
+@dataclass(frozen=True, slots=True)
+class LessonGate:
+    """What the lesson's checks tell the rest of a frame's path."""
+
+    #: The frame already accepted with this seq: an idempotent retry answers with it.
+    earlier: uuid.UUID | None
+    #: The class's own face-crops mode; None follows the deployment's.
+    class_crops: bool | None
+
+
 async def check_lesson(
     conn: AsyncConnection,
     lesson_id: uuid.UUID,
     student_id: uuid.UUID,
     frame: IncomingFrame,
     skew: dt.timedelta,
-) -> uuid.UUID | None:
-    """404/409/422/451 checks in one query; the id of an earlier frame with this seq, if any."""
+) -> LessonGate:
+    """404/409/422/451 checks in one query."""
     now = dt.datetime.now(dt.UTC)
     params = {"now": now, "lesson_id": lesson_id, "student_id": student_id, "seq": frame.seq}
     row = (await conn.execute(_GATE, params)).first()
     if row is None:
         raise NotFound(f"lesson {lesson_id} not found", field="lesson")
-    live, starts_at, ends_at, school, student, earlier = row
+    live, starts_at, ends_at, school, student, earlier, class_crops = row
     if earlier is not None:
         # An idempotent retry: the first answer stands, whatever changed since.
-        return uuid.UUID(str(earlier))
+        return LessonGate(uuid.UUID(str(earlier)), class_crops)
     refuse_closed(live, school, student)
     check_capture_time(frame.captured_at, starts_at, ends_at, now, skew)
-    return None
+    return LessonGate(None, class_crops)
 
 
 def refuse_closed(live: bool, school: bool, student: bool) -> None:
@@ -240,7 +271,7 @@ async def check_lesson_open(
         raise ServiceUnavailable(f"database unavailable ({type(exc).__name__})") from None
     if row is None:
         raise NotFound(f"lesson {lesson_id} not found", field="lesson")
-    live, _, _, school, student, _ = row
+    live, _, _, school, student, _, _ = row
     refuse_closed(live, school, student)
 
 
@@ -267,11 +298,11 @@ async def _accept(
 ) -> AcceptedFrame:
     config = resources.config
     skew = dt.timedelta(seconds=config.clock_skew_seconds)
-    earlier = await check_lesson(conn, lesson_id, student_id, frame, skew)
-    if earlier is not None:
-        return AcceptedFrame(earlier, frame.seq)
+    gate = await check_lesson(conn, lesson_id, student_id, frame, skew)
+    if gate.earlier is not None:
+        return AcceptedFrame(gate.earlier, frame.seq)
     check_size(frame.size, config.max_frame_bytes)
-    body = check_body(frame, config.max_frame_pixels, crops=config.client_detection)
+    body = check_body(frame, config.max_frame_pixels, crops=crops_mode(config, gate.class_crops))
 
     frame_id = uuid.uuid4()
     await resources.admission.admit(student_id, frame_id, body.stored)

@@ -11,7 +11,7 @@ from services.ingest import consent
 from services.ingest.config import IngestConfig
 from services.ingest.deps import ResourcesDep, SessionDep, StudentDep
 from services.ingest.errors import error_responses
-from services.ingest.intake import require_own_lesson
+from services.ingest.intake import crops_mode, require_own_lesson
 from services.ingest.schemas import ClientDetectionOut, ConsentOut, MeOut
 from shared import client_detection
 from shared.access import lesson_is_live, lesson_with_class
@@ -105,7 +105,7 @@ async def me(
         starts_at=lesson.starts_at,
         ends_at=lesson.ends_at,
         frame_interval_seconds=resources.config.suggested_interval_seconds,
-        client_detection=_client_detection(resources.config),
+        client_detection=_client_detection(resources.config, school_class.client_detection),
     )
 
 
@@ -113,8 +113,8 @@ async def me(
 MODEL_PATH = "/detector-models/"
 
 
-def _client_detection(config: IngestConfig) -> ClientDetectionOut | None:
-    if not config.client_detection:
+def _client_detection(config: IngestConfig, class_crops: bool | None) -> ClientDetectionOut | None:
+    if not crops_mode(config, class_crops).on:
         return None
     spec = config.page_detector
     return ClientDetectionOut(

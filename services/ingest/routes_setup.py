@@ -20,6 +20,7 @@ from services.ingest.schemas import (
     TEXT_PATTERN,
     ClassIn,
     ClassOut,
+    ClassPatch,
     ConsentOut,
     EnrolIn,
     EnrolOut,
@@ -103,7 +104,10 @@ async def _enrolled_student(
 )
 async def create_class(body: ClassIn, principal: LmsDep, session: SessionDep) -> ClassOut:
     row = SchoolClass(
-        organisation_id=principal.organisation_id, external_id=body.external_id, title=body.title
+        organisation_id=principal.organisation_id,
+        external_id=body.external_id,
+        title=body.title,
+        client_detection=body.client_detection,
     )
     session.add(row)
     try:
@@ -125,6 +129,17 @@ async def list_classes(principal: PrincipalDep, session: SessionDep) -> list[Cla
     else:
         return []
     return [ClassOut.model_validate(c) for c in await session.scalars(query)]
+
+
+@router.patch("/classes/{class_id}", summary="Change a class's title or face-crops mode")
+async def update_class(
+    class_id: uuid.UUID, body: ClassPatch, principal: LmsDep, session: SessionDep
+) -> ClassOut:
+    school_class = await _class(session, principal, class_id)
+    for field in body.model_fields_set:
+        setattr(school_class, field, getattr(body, field))
+    await session.commit()
+    return ClassOut.model_validate(school_class)
 
 
 @router.post(

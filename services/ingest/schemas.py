@@ -17,9 +17,30 @@ Seq = Annotated[int, Field(ge=0, le=MAX_SEQ)]
 TEXT_PATTERN = r"^[^\x00]*$"
 
 
+_CLIENT_DETECTION = (
+    "The classroom page finds and crops faces itself and sends only the crops (true) or "
+    "sends whole frames (false); null follows the deployment's `CLASSPULSE_CLIENT_DETECTION`"
+)
+
+
 class ClassIn(BaseModel):
     external_id: str = Field(min_length=1, max_length=200, pattern=TEXT_PATTERN)
     title: str = Field(min_length=1, max_length=300, pattern=TEXT_PATTERN)
+    client_detection: bool | None = Field(None, description=_CLIENT_DETECTION)
+
+
+class ClassPatch(BaseModel):
+    """The fields to change; a field left out keeps its value."""
+
+    model_config = ConfigDict(extra="forbid")
+    title: str | None = Field(None, min_length=1, max_length=300, pattern=TEXT_PATTERN)
+    client_detection: bool | None = Field(None, description=_CLIENT_DETECTION)
+
+    @model_validator(mode="after")
+    def _title_not_null(self) -> ClassPatch:
+        if "title" in self.model_fields_set and self.title is None:
+            raise ValueError("title cannot be null")
+        return self
 
 
 class ClassOut(BaseModel):
@@ -27,6 +48,7 @@ class ClassOut(BaseModel):
     id: uuid.UUID
     external_id: str
     title: str
+    client_detection: bool | None = Field(description=_CLIENT_DETECTION)
     created_at: dt.datetime
 
 
@@ -171,8 +193,8 @@ class MeOut(BaseModel):
     frame_interval_seconds: float = Field(description="Suggested time between frames")
     client_detection: ClientDetectionOut | None = Field(
         None,
-        description="Set when the page should send face crops (`CLASSPULSE_CLIENT_DETECTION`); "
-        "None: whole frames",
+        description="Set when the page should send face crops (the class's `client_detection`, "
+        "else `CLASSPULSE_CLIENT_DETECTION`); None: whole frames",
     )
 
 

@@ -34,13 +34,15 @@ def photo() -> np.ndarray:
     return image
 
 
-async def post(base_url: str, world: World, data: bytes, seq: int = 1) -> httpx.Response:
+async def post(
+    base_url: str, world: World, data: bytes, seq: int = 1, content_type: str = MEDIA_TYPE
+) -> httpx.Response:
     async with httpx.AsyncClient(base_url=base_url, timeout=10) as client:
         return await client.post(
             f"/v1/lessons/{world.lesson_id}/frames",
             params=frame_params(seq),
             content=data,
-            headers={"Authorization": f"Bearer {world.token()}", "Content-Type": MEDIA_TYPE},
+            headers={"Authorization": f"Bearer {world.token()}", "Content-Type": content_type},
         )
 
 
@@ -167,5 +169,86 @@ async def test_crops_are_refused_where_the_server_finds_faces_itself(
     data = face_crops_body.body(photo, BlazeFace(FULL_RANGE).detect(photo))
     response = await post(base_url, world, data)
     assert response.status_code == 415
-    assert "CLASSPULSE_CLIENT_DETECTION" in response.json()["error"]["message"]
+    assert "CLASSPULSE_CLIENT_DETECTION is false" in response.json()["error"]["message"]
     assert frames_of(clean_db, world) == []
+
+
+async def set_class_mode(base_url: str, world: World, on: bool | None) -> httpx.Response:
+    async with httpx.AsyncClient(base_url=base_url, timeout=10) as client:
+        return await client.patch(
+            f"/v1/classes/{world.class_id}",
+            json={"client_detection": on},
+            headers=world.lms_headers(),
+        )
+
+
+async def page_detection(base_url: str, world: World) -> object:
+    async with httpx.AsyncClient(base_url=base_url, timeout=10) as client:
+        me = await client.get(
+            f"/v1/lessons/{world.lesson_id}/me",
+            headers={"Authorization": f"Bearer {world.token()}"},
+        )
+    assert me.status_code == 200, me.text
+    return me.json()["client_detection"]
+
+
+@pytest.mark.parametrize("deployment", [True, False])
+async def test_an_lms_sets_a_class_s_mode_over_the_deployment_s(
+    servers: Servers,
+    config: IngestConfig,
+    world: World,
+    clean_db: Engine,
+    photo: np.ndarray,
+    deployment: bool,
+) -> None:
+    """The class's own setting decides the page's mode and what ingest accepts; null
+    hands the decision back to ``CLASSPULSE_CLIENT_DETECTION``."""
+    base_url = servers.start(replace(config, client_detection=deployment))
+    crops = face_crops_body.body(photo, BlazeFace(FULL_RANGE).detect(photo))
+    ok, encoded = cv2.imencode(".jpg", photo)
+    assert ok
+    jpeg = encoded.tobytes()
+
+    changed = await set_class_mode(base_url, world, not deployment)
+    assert changed.status_code == 200, changed.text
+    assert changed.json()["client_detection"] is (not deployment)
+    assert changed.json()["title"] == "Maths"
+    assert (await page_detection(base_url, world) is not None) is (not deployment)
+    first = (crops, MEDIA_TYPE) if deployment else (jpeg, "image/jpeg")
+    refused = await post(base_url, world, first[0], seq=1, content_type=first[1])
+    if deployment:
+        assert refused.status_code == 415
+        assert "this class's client_detection is false" in refused.json()["error"]["message"]
+        assert frames_of(clean_db, world) == []
+    else:
+        # Whole frames stay accepted in crop mode (LMS plug-ins, replays).
+        assert refused.status_code == 202, refused.text
+    second = (jpeg, "image/jpeg") if deployment else (crops, MEDIA_TYPE)
+    accepted = await post(base_url, world, second[0], seq=2, content_type=second[1])
+    assert accepted.status_code == 202, accepted.text
+
+    reset = await set_class_mode(base_url, world, None)
+    assert reset.json()["client_detection"] is None
+    assert (await page_detection(base_url, world) is not None) is deployment
+
+
+async def test_only_the_class_s_lms_changes_it(
+    base_url: str, world: World, clean_db: Engine
+) -> None:
+    async with httpx.AsyncClient(base_url=base_url, timeout=10) as client:
+        made = await client.post(
+            f"/v1/classes/{world.class_id}/teacher-keys", headers=world.lms_headers()
+        )
+        teacher = {"Authorization": f"Bearer {made.json()['key']}"}
+        url = f"/v1/classes/{world.class_id}"
+        by_teacher = await client.patch(url, json={"client_detection": False}, headers=teacher)
+        unknown = await client.patch(url, json={"detector": "haar"}, headers=world.lms_headers())
+        no_title = await client.patch(url, json={"title": None}, headers=world.lms_headers())
+        renamed = await client.patch(url, json={"title": "Algebra"}, headers=world.lms_headers())
+        listed = await client.get("/v1/classes", headers=world.lms_headers())
+    assert by_teacher.status_code == 403
+    assert unknown.status_code == 422
+    assert no_title.status_code == 422
+    # A field left out keeps its value.
+    assert renamed.json() | {"created_at": None} == listed.json()[0] | {"created_at": None}
+    assert (renamed.json()["title"], renamed.json()["client_detection"]) == ("Algebra", None)
