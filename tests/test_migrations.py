@@ -3,6 +3,7 @@ agreement with the models."""
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import subprocess
 import sys
@@ -15,8 +16,10 @@ from sqlalchemy import inspect, text
 from shared.db.base import Base
 from shared.db.engine import make_sync_engine
 from shared.db.migrate import MIGRATIONS_DIR, check, downgrade, upgrade
+from shared.db.partitions import partition_names
 from tests.conftest import SERVER_URL
 
+PARTITIONED = ("frames", "face_events", "face_event_minutes")
 ENUM_TYPES = {"key_role", "frame_status", "event_kind", "face_quality", "consent_party"}
 
 
@@ -51,7 +54,14 @@ def _schema(url: str) -> tuple[set[str], set[str], set[str]]:
 def test_up_from_empty_builds_every_table_and_type(empty_db_url: str) -> None:
     upgrade(empty_db_url)
     tables, enums, checks = _schema(empty_db_url)
-    assert tables == set(Base.metadata.tables) | {"alembic_version"}
+    engine = make_sync_engine(empty_db_url)
+    with engine.connect() as conn:
+        day_partitions = partition_names(conn)
+    engine.dispose()
+    assert tables - day_partitions == set(Base.metadata.tables) | {"alembic_version"}
+    # Each partitioned table has its default partition, today's and the days ahead.
+    for table in PARTITIONED:
+        assert {f"{table}_default", f"{table}_p{dt.datetime.now(dt.UTC):%Y%m%d}"} <= tables
     assert enums == ENUM_TYPES
     assert {"ck_lessons_ends_after_start", "ck_face_events_label_range"} <= checks
     assert "ck_face_events_seven_probabilities" in checks
@@ -159,5 +169,94 @@ def test_consent_parties_keep_who_wrote_each_record(empty_db_url: str) -> None:
         with engine.connect() as conn:
             sources = sorted(conn.scalars(text("SELECT source FROM consents")))
         assert sources == ["lms", "student"]
+    finally:
+        engine.dispose()
+
+
+#: Rows of a database at 0008: an organisation, class, lesson and student, and frames
+#: with one event each captured now, 3 days ago, 40 days ago and in the year 2999.
+_ROWS_AT_0008 = """
+    WITH o AS (INSERT INTO organisations (id, name) VALUES (gen_random_uuid(), 'o') RETURNING id),
+         c AS (INSERT INTO classes (id, organisation_id, external_id, title)
+               SELECT gen_random_uuid(), id, 'c', 't' FROM o RETURNING id),
+         l AS (INSERT INTO lessons (id, class_id, title, starts_at, ends_at)
+               SELECT gen_random_uuid(), id, 'l', now() - interval '50 days', now() + interval '1 hour'
+               FROM c RETURNING id),
+         s AS (INSERT INTO students (id, organisation_id, external_id)
+               SELECT gen_random_uuid(), id, 's' FROM o RETURNING id),
+         f AS (INSERT INTO frames (id, lesson_id, student_id, seq, captured_at, status,
+                                   media_type, size_bytes, width, height)
+               SELECT gen_random_uuid(), l.id, s.id, n, t, 'done', 'image/jpeg', 1, 1, 1
+               FROM l, s, (VALUES (1, now()), (2, now() - interval '3 days'),
+                                  (3, now() - interval '40 days'),
+                                  (4, TIMESTAMPTZ '2999-01-01 00:00+00')) AS v(n, t)
+               RETURNING id, lesson_id, student_id, captured_at)
+    INSERT INTO face_events (frame_id, face_index, lesson_id, student_id, captured_at, kind,
+                             label, confidence, probabilities)
+    SELECT id, 0, lesson_id, student_id, captured_at, 'face', 3, 0.9,
+           ARRAY[0, 0, 0, 0.9, 0.1, 0, 0]::real[]
+    FROM f
+"""
+
+
+def test_0009_partitions_an_existing_database_and_back(empty_db_url: str) -> None:
+    """Rows written at 0008 are all there after 0009, in their day's partitions (or the
+    default one), with the rollup and the event ids kept; downgrade puts them back."""
+    upgrade(empty_db_url, "0008")
+    engine = make_sync_engine(empty_db_url)
+    counts = "SELECT (SELECT count(*) FROM frames), (SELECT count(*) FROM face_events)"
+    rollup = "SELECT minute, frames, labelled FROM face_event_minutes ORDER BY minute"
+    try:
+        with engine.begin() as conn:
+            conn.execute(text(_ROWS_AT_0008))
+            before = conn.execute(text(counts)).one()
+            rollup_before = conn.execute(text(rollup)).all()
+            max_id = conn.scalar(text("SELECT max(id) FROM face_events"))
+        upgrade(empty_db_url, "0009")
+        with engine.begin() as conn:
+            assert conn.execute(text(counts)).one() == before == (4, 4)
+            assert conn.execute(text(rollup)).all() == rollup_before
+            where = dict(
+                conn.execute(
+                    text(
+                        "SELECT to_char(captured_at AT TIME ZONE 'UTC', 'YYYY'),"
+                        " tableoid::regclass::text FROM face_events"
+                        " WHERE captured_at < now() - interval '30 days'"
+                        " OR captured_at > now() + interval '1 day'"
+                    )
+                ).all()
+            )
+            # 40 days back had a day partition made for it; the year 2999 is in the default.
+            assert where["2999"] == "face_events_default"
+            kinds = conn.execute(
+                text(
+                    "SELECT DISTINCT c.relkind::text FROM face_events e"
+                    " JOIN pg_class c ON c.oid = e.tableoid"
+                )
+            ).scalars()
+            assert set(kinds) == {"r"}
+            days = conn.execute(
+                text("SELECT DISTINCT tableoid::regclass::text FROM frames ORDER BY 1")
+            ).scalars()
+            assert sum(1 for name in days if name.startswith("frames_p")) == 3
+            # The sequence goes on after the copied ids; the rollup trigger still works.
+            new_id = conn.scalar(
+                text(
+                    "INSERT INTO face_events (frame_id, face_index, lesson_id, student_id,"
+                    " captured_at, kind) SELECT frame_id, 1, lesson_id, student_id,"
+                    " captured_at, 'no_face' FROM face_events LIMIT 1 RETURNING id"
+                )
+            )
+            assert new_id > max_id
+            assert conn.scalar(text("SELECT sum(labelled) FROM face_event_minutes")) == 4
+        assert check(empty_db_url) == []
+        downgrade(empty_db_url, "0008")
+        with engine.connect() as conn:
+            assert conn.execute(text(counts)).one() == (4, 5)
+            assert conn.scalar(
+                text("SELECT count(*) FROM pg_constraint WHERE conname = :n"),
+                {"n": "fk_face_events_frame_id_frames"},
+            )
+            assert not partition_names(conn)
     finally:
         engine.dispose()

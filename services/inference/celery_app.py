@@ -5,7 +5,7 @@ Run a worker with::
     celery -A services.inference.celery_app:app worker -Q frames
 
 and the periodic tasks (expire frames, queue again frames whose message was
-lost, purge old events, send xAPI statements) with ``celery -A
+lost, create the coming days' partitions, purge old events, send xAPI statements) with ``celery -A
 services.inference.celery_app:app beat``. The configuration is read from
 the settings when Celery first needs it, not at import; the model, the
 database engine and the Redis client are created once per worker process
@@ -28,6 +28,9 @@ from shared.settings import store_settings, worker_settings
 #: Periodic tasks and how often they run (seconds).
 EXPIRE_EVERY_SECONDS = 60.0
 PURGE_EVERY_SECONDS = 3600.0
+#: Day partitions are made a week ahead (``shared.db.partitions``): hourly runs make
+#: each day's long before it starts, and a missed run costs nothing.
+PARTITIONS_EVERY_SECONDS = 3600.0
 REQUEUE_EVERY_SECONDS = 60.0
 #: xAPI statements: finished lessons built and waiting statements sent this often.
 XAPI_EVERY_SECONDS = 30.0
@@ -78,6 +81,10 @@ def celery_config() -> dict[str, Any]:
             "purge-old-events": {
                 "task": "classpulse.purge_old_events",
                 "schedule": PURGE_EVERY_SECONDS,
+            },
+            "create-partitions": {
+                "task": "classpulse.create_partitions",
+                "schedule": PARTITIONS_EVERY_SECONDS,
             },
             "send-xapi-statements": {
                 "task": "classpulse.send_xapi_statements",

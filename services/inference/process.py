@@ -30,6 +30,7 @@ from services.inference.orphans import frame_ids_in_broker
 from services.inference.resources import Resources
 from services.inference.store import FrameRow
 from shared import face_crops, metrics
+from shared.db import partitions
 from shared.db.models import FrameStatus
 from shared.errors import InvalidFrame
 from shared.schemas import FRAME_QUEUE, FrameRef, LiveNotice, frame_key, live_channel
@@ -79,7 +80,7 @@ class _Analysis:
 def process_frame(ref: FrameRef, res: Resources) -> Outcome:
     """Process one queued frame; idempotent, safe to run again after any failure."""
     with res.engine.begin() as conn:
-        claim = _claim(conn, ref.frame_id, res)
+        claim = _claim(conn, ref, res)
     if isinstance(claim, Outcome):
         outcome = claim
     else:
@@ -123,26 +124,25 @@ def _settled(conn: Connection, frame_id: uuid.UUID, frame: FrameRow | None) -> O
     if frame.status is not FrameStatus.QUEUED:
         return Outcome(frame.status, changed=False)
     if frame.captured_at is None:
-        store.finish_frame(conn, frame_id, FrameStatus.FAILED, INVALID_CAPTURE_TIME)
+        store.finish_frame(conn, frame_id, frame.key_time, FrameStatus.FAILED, INVALID_CAPTURE_TIME)
         return Outcome(FrameStatus.FAILED, INVALID_CAPTURE_TIME)
     if not store.consent_active(conn, frame.student_id, frame.lesson_id):
-        store.finish_frame(conn, frame_id, FrameStatus.FAILED, CONSENT_WITHDRAWN)
+        store.finish_frame(conn, frame_id, frame.key_time, FrameStatus.FAILED, CONSENT_WITHDRAWN)
         return Outcome(FrameStatus.FAILED, CONSENT_WITHDRAWN)
     return None
 
 
-def _claim(
-    conn: Connection, frame_id: uuid.UUID, res: Resources
-) -> Outcome | tuple[FrameRow, bytes]:
+def _claim(conn: Connection, ref: FrameRef, res: Resources) -> Outcome | tuple[FrameRow, bytes]:
     """Settle what needs no pixel (consent before any pixel is decoded), else the bytes."""
-    frame = store.lock_frame(conn, frame_id, res.clock_skew)
+    frame_id = ref.frame_id
+    frame = store.lock_frame(conn, frame_id, ref.captured_at, res.clock_skew)
     settled = _settled(conn, frame_id, frame)
     if settled is not None:
         return settled
     assert frame is not None  # settled otherwise
     data: bytes | None = res.redis.get(frame_key(frame_id))  # type: ignore[assignment]
     if data is None:
-        store.finish_frame(conn, frame_id, FrameStatus.EXPIRED, BYTES_EXPIRED)
+        store.finish_frame(conn, frame_id, frame.key_time, FrameStatus.EXPIRED, BYTES_EXPIRED)
         return Outcome(FrameStatus.EXPIRED, BYTES_EXPIRED)
     return frame, data
 
@@ -169,19 +169,19 @@ def _analyze(data: bytes, res: Resources) -> _Analysis:
 
 def _record(conn: Connection, claimed: FrameRow, analysis: _Analysis, res: Resources) -> Outcome:
     """Store the analysis if the frame is still the claimed, queued, consented one."""
-    frame = store.lock_frame(conn, claimed.id, res.clock_skew)
+    frame = store.lock_frame(conn, claimed.id, claimed.key_time, res.clock_skew)
     settled = _settled(conn, claimed.id, frame)
     if settled is not None:
         return settled
     assert frame is not None  # settled otherwise
     if analysis.failure is not None:
-        store.finish_frame(conn, frame.id, FrameStatus.FAILED, analysis.failure)
+        store.finish_frame(conn, frame.id, frame.key_time, FrameStatus.FAILED, analysis.failure)
         return Outcome(FrameStatus.FAILED, analysis.failure)
     result = analysis.result
     assert result is not None  # a failure otherwise
     with metrics.STAGE_SECONDS.labels(stage="store").time():
         store.insert_events(conn, store.event_rows(frame, result, res.pipeline.model_version))
-        store.finish_frame(conn, frame.id, FrameStatus.DONE)
+        store.finish_frame(conn, frame.id, frame.key_time, FrameStatus.DONE)
     labels = [face.label.label if face.label is not None else None for face in result.faces]
     return Outcome(FrameStatus.DONE, faces=len(result.faces), labels=labels)
 
@@ -208,7 +208,12 @@ def give_up(ref: FrameRef, res: Resources) -> bool:
     """Best effort after the last retry: mark the frame failed so it is not left queued."""
     try:
         with res.engine.begin() as conn:
-            return store.finish_frame(conn, ref.frame_id, FrameStatus.FAILED, RETRIES_EXHAUSTED)
+            # The message's capture time finds the row in its partition; the id alone
+            # finds one whose time changed since.
+            return any(
+                store.finish_frame(conn, ref.frame_id, key, FrameStatus.FAILED, RETRIES_EXHAUSTED)
+                for key in (ref.captured_at, None)
+            )
     except Exception as exc:  # the store may well still be down; expiry catches it later
         log.error("frame %s: could not be marked failed after retries: %s", ref.frame_id, exc)
         return False
@@ -311,10 +316,17 @@ def requeue_orphans(
     return [ref.frame_id for ref in lost]
 
 
-def purge_old(res: Resources, now: dt.datetime | None = None) -> tuple[int, int]:
-    """Delete events and frames older than the retention period, or captured
-    impossibly far ahead (``FUTURE_CAPTURE_LIMIT``): (events, frames)."""
+def purge_old(res: Resources, now: dt.datetime | None = None) -> store.Purged:
+    """Drop the days older than the retention period, and delete the rows outside any
+    day partition that are older or captured impossibly far ahead
+    (``FUTURE_CAPTURE_LIMIT``)."""
     now = now or dt.datetime.now(dt.UTC)
     cutoff = now - dt.timedelta(days=res.retention_days)
     with res.engine.begin() as conn:
         return store.purge_outside(conn, cutoff, now + FUTURE_CAPTURE_LIMIT)
+
+
+def create_partitions(res: Resources, now: dt.datetime | None = None) -> list[str]:
+    """Day partitions from today to ``partitions.DAYS_AHEAD`` days ahead; the ones created."""
+    with res.engine.begin() as conn:
+        return partitions.ensure_ahead(conn, now or dt.datetime.now(dt.UTC))

@@ -3,8 +3,13 @@
 Every function takes an open connection inside the caller's transaction and
 never commits: the task is the one commit point. Writes are safe to repeat
 (a redelivered message, a retry after a lost connection): events are inserted
-with ``ON CONFLICT (frame_id, face_index) DO NOTHING`` and a frame's status
-moves only out of ``queued``.
+with ``ON CONFLICT (frame_id, face_index, captured_at) DO NOTHING`` (a
+frame's events copy its capture time, so that is one row per frame and face)
+and a frame's status moves only out of ``queued``.
+
+The tables are partitioned by day of capture time (``shared.db.partitions``):
+a frame is looked up by its id *and* the capture time its queue message
+carries, so PostgreSQL reads one partition's index instead of every day's.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ from sqlalchemy import ColumnElement, Connection, and_, case, delete, func, or_,
 from sqlalchemy.dialects.postgresql import insert
 
 from shared.consent import consent_active as shared_consent_active
+from shared.db import partitions
 from shared.db.models import (
     EventKind,
     FaceEvent,
@@ -42,6 +48,9 @@ class FrameRow:
     #: None: the capture time lies outside the frame's lesson (see ``lesson_capture_time``).
     captured_at: dt.datetime | None
     status: FrameStatus
+    #: The capture time that found the row (its partition key), for the writes that
+    #: follow; None when only the id found it (a message whose time is not the row's).
+    key_time: dt.datetime | None = None
 
 
 def lesson_capture_time(skew: dt.timedelta) -> ColumnElement[dt.datetime | None]:
@@ -59,15 +68,34 @@ def lesson_capture_time(skew: dt.timedelta) -> ColumnElement[dt.datetime | None]
     return case((within, Frame.captured_at), else_=None).label("captured_at")
 
 
-def lock_frame(conn: Connection, frame_id: uuid.UUID, skew: dt.timedelta) -> FrameRow | None:
-    """The frame row, locked until commit so two deliveries of it run one after the other."""
-    row = conn.execute(
+def lock_frame(
+    conn: Connection, frame_id: uuid.UUID, captured_at: dt.datetime | None, skew: dt.timedelta
+) -> FrameRow | None:
+    """The frame row, locked until commit so two deliveries of it run one after the other.
+
+    Looked up by id and ``captured_at`` (the message's: one partition), then, if
+    that finds nothing, by id alone (every partition): a row whose capture time
+    was changed after its message was sent is still found and finished.
+    """
+    query = (
         select(Frame.id, Frame.lesson_id, Frame.student_id, lesson_capture_time(skew), Frame.status)
         .join(Lesson, Lesson.id == Frame.lesson_id)
         .where(Frame.id == frame_id)
         .with_for_update(of=Frame)
-    ).one_or_none()
+    )
+    if captured_at is not None:
+        row = conn.execute(query.where(Frame.captured_at == captured_at)).one_or_none()
+        if row is not None:
+            return FrameRow(*row, key_time=captured_at)
+    row = conn.execute(query).one_or_none()
     return None if row is None else FrameRow(*row)
+
+
+def _frame_is(frame_id: uuid.UUID, key_time: dt.datetime | None) -> ColumnElement[bool]:
+    """The frame with this id, in the partition of ``key_time`` when it is known."""
+    if key_time is None:
+        return Frame.id == frame_id
+    return and_(Frame.id == frame_id, Frame.captured_at == key_time)
 
 
 def consent_active(conn: Connection, student_id: uuid.UUID, lesson_id: uuid.UUID) -> bool:
@@ -121,18 +149,25 @@ def insert_events(conn: Connection, rows: Sequence[dict[str, Any]]) -> int:
     statement = (
         insert(FaceEvent)
         .values(list(rows))
-        .on_conflict_do_nothing(index_elements=["frame_id", "face_index"])
+        .on_conflict_do_nothing(index_elements=["frame_id", "face_index", "captured_at"])
     )
     return conn.execute(statement).rowcount
 
 
 def finish_frame(
-    conn: Connection, frame_id: uuid.UUID, status: FrameStatus, reason: str | None = None
+    conn: Connection,
+    frame_id: uuid.UUID,
+    key_time: dt.datetime | None,
+    status: FrameStatus,
+    reason: str | None = None,
 ) -> bool:
-    """Move a still-queued frame to its final status; False if it had already left ``queued``."""
+    """Move a still-queued frame to its final status; False if it had already left ``queued``.
+
+    ``key_time``: the frame's capture time, to read one partition (None: search all).
+    """
     result = conn.execute(
         update(Frame)
-        .where(Frame.id == frame_id, Frame.status == FrameStatus.QUEUED)
+        .where(_frame_is(frame_id, key_time), Frame.status == FrameStatus.QUEUED)
         .values(status=status, failure_reason=reason, processed_at=dt.datetime.now(dt.UTC))
     )
     return result.rowcount == 1
@@ -196,17 +231,32 @@ def expire_frames(conn: Connection, frame_ids: Sequence[uuid.UUID], reason: str)
     return finish_frames(conn, frame_ids, FrameStatus.EXPIRED, reason)
 
 
-def purge_outside(conn: Connection, cutoff: dt.datetime, ahead: dt.datetime) -> tuple[int, int]:
-    """Delete events and frames captured before ``cutoff`` or after ``ahead``: (events, frames).
+def purge_outside(conn: Connection, cutoff: dt.datetime, ahead: dt.datetime) -> Purged:
+    """Drop the day partitions older than ``cutoff``, then delete the rows captured before
+    it or after ``ahead`` that lie elsewhere (in the default partition).
 
-    Nothing of a lesson is captured after ``ahead``: such rows come from before
-    ingest checked capture times (a year 2999, PostgreSQL's infinity) and would
-    otherwise outlive every retention period.
+    Whole days go with ``DROP TABLE``. The row deletes read only what no day
+    partition wholly below ``cutoff`` holds: their bound is the start of
+    ``cutoff``'s day, so the day that straddles ``cutoff`` (kept until it is all
+    older) is not scanned. Nothing of a lesson is captured after ``ahead``: such
+    rows come from before ingest checked capture times (a year 2999,
+    PostgreSQL's infinity) and would otherwise outlive every retention period.
     """
+    dropped = partitions.drop_before(conn, cutoff)
+    floor = partitions.day_start(cutoff)
     events = conn.execute(
-        delete(FaceEvent).where(or_(FaceEvent.captured_at < cutoff, FaceEvent.captured_at > ahead))
+        delete(FaceEvent).where(or_(FaceEvent.captured_at < floor, FaceEvent.captured_at > ahead))
     ).rowcount
     frames = conn.execute(
-        delete(Frame).where(or_(Frame.captured_at < cutoff, Frame.captured_at > ahead))
+        delete(Frame).where(or_(Frame.captured_at < floor, Frame.captured_at > ahead))
     ).rowcount
-    return events, frames
+    return Purged(dropped, events, frames)
+
+
+@dataclass(frozen=True, slots=True)
+class Purged:
+    """What a retention purge removed: whole partitions, and rows deleted one by one."""
+
+    partitions: list[str]
+    events: int
+    frames: int

@@ -33,6 +33,7 @@ log = logging.getLogger(__name__)
 PROCESS_FRAME_TASK = "classpulse.process_frame"
 EXPIRE_FRAMES_TASK = "classpulse.expire_frames"
 PURGE_OLD_EVENTS_TASK = "classpulse.purge_old_events"
+CREATE_PARTITIONS_TASK = "classpulse.create_partitions"
 REQUEUE_ORPHANS_TASK = "classpulse.requeue_orphaned_frames"
 SEND_XAPI_TASK = "classpulse.send_xapi_statements"
 #: Sent by ``classpulse up`` when it restarted its embedded Redis (which keeps nothing).
@@ -117,9 +118,21 @@ def requeue_orphaned_frames_task() -> int:
     return requeued
 
 
-def purge_old_events_task() -> list[int]:
-    """Delete face events and frames older than the retention period."""
-    return list(process.purge_old(get_resources()))
+def purge_old_events_task() -> dict[str, Any]:
+    """Drop the days of face events, rollup and frames older than the retention period
+    (and delete such rows outside any day partition)."""
+    purged = process.purge_old(get_resources())
+    if purged.partitions:
+        log.info("retention dropped %s", ", ".join(purged.partitions))
+    return {"partitions": purged.partitions, "events": purged.events, "frames": purged.frames}
+
+
+def create_partitions_task() -> list[str]:
+    """Create the day partitions of the coming days that do not exist yet."""
+    created = process.create_partitions(get_resources())
+    if created:
+        log.info("created partitions %s", ", ".join(created))
+    return created
 
 
 def send_xapi_statements_task() -> dict[str, int]:
@@ -149,6 +162,7 @@ process_frame = app.task(name=PROCESS_FRAME_TASK, bind=True, max_retries=MAX_RET
 expire_frames = app.task(name=EXPIRE_FRAMES_TASK)(expire_frames_task)
 expire_lost_frames = app.task(name=EXPIRE_LOST_FRAMES_TASK)(expire_lost_frames_task)
 purge_old_events = app.task(name=PURGE_OLD_EVENTS_TASK)(purge_old_events_task)
+create_partitions = app.task(name=CREATE_PARTITIONS_TASK)(create_partitions_task)
 requeue_orphaned_frames = app.task(name=REQUEUE_ORPHANS_TASK)(requeue_orphaned_frames_task)
 # A round not started within its period is dropped (the next one does its work);
 # overlapping rounds are safe: batches are locked SKIP LOCKED and builds insert once.

@@ -17,7 +17,7 @@ import logging
 import uuid
 from dataclasses import dataclass
 
-from sqlalchemy import bindparam, delete, select
+from sqlalchemy import Interval, bindparam, delete, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
@@ -176,6 +176,12 @@ _GATE = (
             Frame.lesson_id == bindparam("lesson_id"),
             Frame.student_id == bindparam("student_id"),
             Frame.seq == bindparam("seq"),
+            # Accepted frames lie within their lesson give or take the skew: this
+            # reads that day's partition (or two), not every day's.
+            Frame.captured_at.between(
+                Lesson.starts_at - bindparam("skew", type_=Interval),
+                Lesson.ends_at + bindparam("skew", type_=Interval),
+            ),
         )
         .scalar_subquery(),
         SchoolClass.client_detection,
@@ -197,15 +203,21 @@ _INSERT = (
         width=bindparam("width"),
         height=bindparam("height"),
     )
-    .on_conflict_do_nothing(index_elements=["lesson_id", "student_id", "seq"])
+    # The partitioned table's unique key holds the capture time (``shared.db.partitions``):
+    # a retry of the frame (same seq, same time) conflicts; the gate above finds an
+    # earlier frame of the seq whatever its time.
+    .on_conflict_do_nothing(index_elements=["lesson_id", "student_id", "seq", "captured_at"])
     .returning(Frame.id)
 )
 _EXISTING = select(Frame.id).where(
     Frame.lesson_id == bindparam("lesson_id"),
     Frame.student_id == bindparam("student_id"),
     Frame.seq == bindparam("seq"),
+    Frame.captured_at == bindparam("captured_at"),
 )
-_DELETE = delete(Frame).where(Frame.id == bindparam("frame_id"))
+_DELETE = delete(Frame).where(
+    Frame.id == bindparam("frame_id"), Frame.captured_at == bindparam("captured_at")
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -227,7 +239,13 @@ async def check_lesson(
 ) -> LessonGate:
     """404/409/422/451 checks in one query."""
     now = dt.datetime.now(dt.UTC)
-    params = {"now": now, "lesson_id": lesson_id, "student_id": student_id, "seq": frame.seq}
+    params = {
+        "now": now,
+        "lesson_id": lesson_id,
+        "student_id": student_id,
+        "seq": frame.seq,
+        "skew": skew,
+    }
     row = (await conn.execute(_GATE, params)).first()
     if row is None:
         raise NotFound(f"lesson {lesson_id} not found", field="lesson")
@@ -266,7 +284,8 @@ async def check_lesson_open(
     try:
         async with resources.frames_engine.connect() as conn:
             # seq -1 matches no frame: no earlier frame short-cuts the checks.
-            row = (await conn.execute(_GATE, {**params, "seq": -1})).first()
+            gate = {**params, "seq": -1, "skew": dt.timedelta(0)}
+            row = (await conn.execute(_GATE, gate)).first()
     except (OperationalError, DBAPIError, PoolTimeout, OSError) as exc:
         raise ServiceUnavailable(f"database unavailable ({type(exc).__name__})") from None
     if row is None:
@@ -326,7 +345,7 @@ async def _accept(
     if inserted is None:
         # A concurrent request with the same seq won the race: answer with its frame.
         await resources.admission.discard(frame_id)
-        winner = await conn.scalar(_EXISTING, key)
+        winner = await conn.scalar(_EXISTING, {**key, "captured_at": frame.captured_at})
         if winner is None:
             raise ServiceUnavailable("a concurrent request with this seq did not finish; retry")
         return AcceptedFrame(winner, frame.seq)
@@ -344,7 +363,7 @@ async def _accept(
     except ServiceUnavailable:
         # Not queued: undo so that no row stays "queued" for a frame nobody will process.
         try:
-            await conn.execute(_DELETE, {"frame_id": frame_id})
+            await conn.execute(_DELETE, {"frame_id": frame_id, "captured_at": frame.captured_at})
         finally:
             await resources.admission.discard(frame_id)
         raise

@@ -21,6 +21,7 @@ from alembic.runtime.migration import MigrationContext
 import shared.db.models  # noqa: F401
 from shared.db.base import Base
 from shared.db.engine import make_sync_engine, with_driver
+from shared.db.partitions import models_only, partition_names
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 
@@ -57,7 +58,13 @@ def check(url: str) -> list[Any]:
     try:
         with engine.connect() as conn:
             context = MigrationContext.configure(
-                conn, opts={"compare_type": True, "compare_server_default": True}
+                conn,
+                opts={
+                    "compare_type": True,
+                    "compare_server_default": True,
+                    # Day partitions are made at run time, not declared by the models.
+                    "include_name": models_only(partition_names(conn)),
+                },
             )
             return list(compare_metadata(context, Base.metadata))
     finally:

@@ -5,7 +5,9 @@ A lesson is one session of a class. A frame is one image a student sent: its
 status moves queued → done | failed | expired, with a reason when not done. A
 face event is one face of a frame (or one ``no_face`` row), with its label and
 all seven probabilities; ``(frame_id, face_index)`` is unique so workers write
-idempotently.
+idempotently. Frames, face events and their per-minute rollup are partitioned
+by day of capture time (``shared.db.partitions`` says why): their unique keys
+carry the capture time, which is the partition key.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    PrimaryKeyConstraint,
     SmallInteger,
     String,
     UniqueConstraint,
@@ -202,12 +205,17 @@ class Frame(Base):
 
     __tablename__ = "frames"
     __table_args__ = (
-        UniqueConstraint("lesson_id", "student_id", "seq"),
+        PrimaryKeyConstraint("id", "captured_at"),
+        UniqueConstraint("lesson_id", "student_id", "seq", "captured_at"),
         Index("ix_frames_lesson_status", "lesson_id", "status"),
         Index("ix_frames_status_received", "status", "received_at"),
         Index("ix_frames_student", "student_id"),
+        {"postgresql_partition_by": "RANGE (captured_at)"},
     )
-    id: Mapped[uuid.UUID] = _uuid_pk()
+    #: The frame id alone identifies a frame (born once in ingest); the table's key
+    #: adds the capture time only because a partitioned table's keys must hold it.
+    __mapper_args__ = {"primary_key": ["id"]}
+    id: Mapped[uuid.UUID] = mapped_column(default=uuid.uuid4)
     lesson_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("lessons.id", ondelete="CASCADE"))
     student_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("students.id", ondelete="CASCADE"))
     #: The client's sequence number; a repeat is an idempotent retry.
@@ -230,7 +238,9 @@ class FaceEvent(Base):
 
     __tablename__ = "face_events"
     __table_args__ = (
-        UniqueConstraint("frame_id", "face_index"),
+        PrimaryKeyConstraint("id", "captured_at"),
+        # A frame's events copy its capture time: unique per frame and face as before.
+        UniqueConstraint("frame_id", "face_index", "captured_at"),
         # "Events of lesson L between t0 and t1" and "of student S in lesson L".
         Index("ix_face_events_lesson_time", "lesson_id", "captured_at"),
         Index("ix_face_events_lesson_student_time", "lesson_id", "student_id", "captured_at"),
@@ -241,9 +251,14 @@ class FaceEvent(Base):
             "(yaw IS NULL) = (pitch IS NULL) AND (yaw IS NULL) = (facing IS NULL)",
             name="pose_complete",
         ),
+        {"postgresql_partition_by": "RANGE (captured_at)"},
     )
-    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
-    frame_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("frames.id", ondelete="CASCADE"))
+    __mapper_args__ = {"primary_key": ["id"]}
+    id: Mapped[int] = mapped_column(BigInteger, autoincrement=True)
+    #: No foreign key to ``frames`` (migration 0009): a frame's events live in the
+    #: same day partition and leave with it (retention), or with the frame (erasure
+    #: deletes both), and the key would block moving a day out of the default.
+    frame_id: Mapped[uuid.UUID]
     face_index: Mapped[int] = mapped_column(SmallInteger)
     # Denormalised from the frame so time-range queries need no join.
     lesson_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("lessons.id", ondelete="CASCADE"))
@@ -279,6 +294,7 @@ class FaceEventMinute(Base):
     """
 
     __tablename__ = "face_event_minutes"
+    __table_args__ = ({"postgresql_partition_by": "RANGE (minute)"},)
     lesson_id: Mapped[uuid.UUID] = mapped_column(
         ForeignKey("lessons.id", ondelete="CASCADE"), primary_key=True
     )

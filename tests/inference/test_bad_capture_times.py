@@ -113,7 +113,8 @@ def test_purge_deletes_rows_captured_impossibly_far_ahead(
         assert process.process_frame(ref, resources).status is FrameStatus.DONE
         set_captured_at(world, ref.frame_id, value)  # done with events, as before the check
         ahead[value] = ref.frame_id
-    assert process.purge_old(resources) == (3, 3)
+    purged = process.purge_old(resources)
+    assert (purged.partitions, purged.events, purged.frames) == ([], 3, 3)
     with world.engine.connect() as conn:
         assert set(conn.scalars(select(Frame.id))) == {kept.frame_id}
         assert set(conn.scalars(select(FaceEvent.frame_id))) == {kept.frame_id}

@@ -327,9 +327,17 @@ def test_purge_deletes_what_is_older_than_the_retention(
 ) -> None:
     ref = world.add_frame(one_face)
     process.process_frame(ref, resources)
-    assert process.purge_old(resources) == (0, 0)
+    nothing = process.purge_old(resources)
+    assert (nothing.partitions, nothing.events, nothing.frames) == ([], 0, 0)
+    with Session(world.engine) as session:
+        assert session.get(Frame, ref.frame_id) is not None
     later = dt.datetime.now(dt.UTC) + dt.timedelta(days=31)
-    assert process.purge_old(resources, now=later) == (1, 1)
+    # The frame's whole day is older than the retention then: its partitions are dropped.
+    day = dt.datetime.now(dt.UTC).strftime("%Y%m%d")
+    purged = process.purge_old(resources, now=later)
+    assert {f"frames_p{day}", f"face_events_p{day}", f"face_event_minutes_p{day}"} <= set(
+        purged.partitions
+    )
     with Session(world.engine) as session:
         assert session.get(Frame, ref.frame_id) is None
 
