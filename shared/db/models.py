@@ -394,3 +394,9 @@ class XapiLesson(Base):
     )
     statements: Mapped[int] = mapped_column(Integer)
     built_at: Mapped[dt.datetime] = created_at_column()
+
+
+
+# The LTI tool's tables live in their own module; imported here so that every user of
+# the models (Alembic's metadata, the tests' TRUNCATE) sees them.
+import shared.db.lti_models  # noqa: E402, F401
