@@ -33,11 +33,11 @@ from sqlalchemy import insert
 from bench.face_crops import crops_body
 from bench.ingest_load import close_stores, open_stores, photos, seed
 from bench.soak import service_env, start_worker, stop
-from services.ingest.queue import celery_message
+from services.ingest.queue import FrameQueue, producer_app
 from shared.db.engine import make_sync_engine
 from shared.db.models import Frame, FrameStatus, Student
 from shared.face_crops import media_type
-from shared.schemas import FRAME_QUEUE, FrameRef, frame_key, live_channel
+from shared.schemas import FrameRef, frame_key, live_channel
 from shared.vision.detect import make_detector
 
 FRAME_TTL_SECONDS = 600
@@ -74,6 +74,10 @@ def main() -> None:
             Path(tempfile.mkdtemp()),
         )
         client = redis.Redis.from_url(stores.redis_url)
+        # Published as ingest publishes (its blocking half: no event loop here).
+        queue = FrameQueue(
+            redis.asyncio.Redis.from_url(stores.redis_url), producer_app(stores.redis_url)
+        )
         sent: dict[str, float] = {}
         done: dict[str, float] = {}
         listener = client.pubsub()
@@ -120,7 +124,7 @@ def main() -> None:
                     size_bytes=len(image), width=640, height=480))  # fmt: skip
             client.set(frame_key(frame_id), image, ex=FRAME_TTL_SECONDS)
             sent[str(frame_id)] = time.perf_counter()
-            client.lpush(FRAME_QUEUE, celery_message(ref))
+            queue.publish(ref)
         deadline = time.perf_counter() + 60
         while len(done) < total and time.perf_counter() < deadline:
             time.sleep(0.1)
@@ -142,6 +146,7 @@ def main() -> None:
         thread.join()
         listener.close()
         client.close()
+        queue.close()
         engine.dispose()
     finally:
         if worker is not None:

@@ -69,7 +69,9 @@ TASK_RETRIES = Counter(
     "classpulse_task_retries", "Frame tasks retried after a store was unreachable"
 )
 FRAMES_REQUEUED = Counter(
-    "classpulse_frames_requeued", "Frames queued again because the broker lost their message"
+    "classpulse_frames_requeued",
+    "Frames queued again: still queued, with their bytes, after the queue had passed them "
+    "(their message lost)",
 )
 FRAMES_EXPIRED = Counter(
     "classpulse_frames_expired", "Queued frames marked expired because their bytes were gone"

@@ -21,6 +21,7 @@ from celery import Celery, signals
 from celery.concurrency import get_implementation
 from celery.concurrency.prefork import TaskPool as PreforkPool
 
+from shared import tasks, tracing
 from shared.errors import ConfigError
 from shared.schemas import FRAME_QUEUE
 from shared.settings import store_settings, worker_settings
@@ -73,21 +74,21 @@ def celery_config() -> dict[str, Any]:
         "worker_concurrency": worker.worker_concurrency,
         "worker_hijack_root_logger": False,
         "beat_schedule": {
-            "expire-frames": {"task": "classpulse.expire_frames", "schedule": EXPIRE_EVERY_SECONDS},
+            "expire-frames": {"task": tasks.EXPIRE_FRAMES, "schedule": EXPIRE_EVERY_SECONDS},
             "requeue-orphaned-frames": {
-                "task": "classpulse.requeue_orphaned_frames",
+                "task": tasks.REQUEUE_ORPHANS,
                 "schedule": REQUEUE_EVERY_SECONDS,
             },
             "purge-old-events": {
-                "task": "classpulse.purge_old_events",
+                "task": tasks.PURGE_OLD_EVENTS,
                 "schedule": PURGE_EVERY_SECONDS,
             },
             "create-partitions": {
-                "task": "classpulse.create_partitions",
+                "task": tasks.CREATE_PARTITIONS,
                 "schedule": PARTITIONS_EVERY_SECONDS,
             },
             "send-xapi-statements": {
-                "task": "classpulse.send_xapi_statements",
+                "task": tasks.SEND_XAPI,
                 "schedule": XAPI_EVERY_SECONDS,
             },
         },
@@ -102,20 +103,33 @@ def _configure(sender: Celery, **_: object) -> None:
     sender.config_from_object(celery_config())
 
 
+def _start_tracing() -> None:
+    """Spans of this process's tasks, if an OTLP endpoint is configured (``shared.tracing``)."""
+    if tracing.init_tracing("worker") is not None:
+        tracing.instrument_celery()
+
+
 def _load_in_main_process(sender: Any, **_: object) -> None:
     """Solo and thread pools run tasks in this process: load the model now."""
     pool = get_implementation(sender.pool_cls)
     if not (isinstance(pool, type) and issubclass(pool, PreforkPool)):
         from services.inference.resources import init_resources
 
+        _start_tracing()
         init_resources()
 
 
 def _load_in_child_process(**_: object) -> None:
-    """Each prefork child loads its own model, engine and Redis client."""
+    """Each prefork child loads its own model, engine and Redis client (and exporter)."""
     from services.inference.resources import init_resources
 
+    _start_tracing()
     init_resources()
+
+
+def _stop_tracing(**_: object) -> None:
+    """Send the spans still waiting before the process exits."""
+    tracing.shutdown()
 
 
 def _serve_metrics(**_: object) -> None:
@@ -161,3 +175,5 @@ signals.worker_init.connect(_serve_metrics, weak=False)
 signals.after_setup_logger.connect(_log_format, weak=False)
 signals.after_setup_task_logger.connect(_log_format, weak=False)
 signals.worker_process_shutdown.connect(_forget_dead_child, weak=False)
+signals.worker_process_shutdown.connect(_stop_tracing, weak=False)
+signals.worker_shutdown.connect(_stop_tracing, weak=False)

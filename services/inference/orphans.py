@@ -1,81 +1,67 @@
-"""Frames whose queue message was lost: find them and queue them again.
+"""Frames whose queue message was lost, told from the frames' own state, never the broker's.
 
-kombu's Redis transport takes a message off the queue's list (``BRPOP``) and
-then records it in its hash of unacknowledged messages, two steps. A message
-popped as Redis shuts down, or by a worker killed between the two, is in
-neither place and is never delivered; its frame would stay ``queued`` with its
-bytes in Redis until they expire. The sweep looks for queued frames, older than
-a grace period, whose bytes are still there and that no message refers to, and
-publishes them again. A message wrongly taken for lost only costs a repeat: the
-worker's writes are idempotent and the frame row lock orders the deliveries.
+A broker can lose a message: kombu's Redis transport takes it off the queue's
+list and then records it as unacknowledged, two steps, and a message taken as
+Redis shuts down, or by a worker killed between the two, is in neither place.
+Its frame stays ``queued`` with its bytes in Redis until they expire.
+
+The queue is first in, first out, so once the workers have finished frames that
+arrived *after* a queued frame, the queue has passed it: a frame received before
+``cutoff`` (now − ``CLASSPULSE_REQUEUE_AFTER_SECONDS``) and still queued, with
+its bytes still there, is published again once a frame received after the cutoff
+(plus a margin for requests that insert and publish in a different order) is
+``done`` or ``failed``, or once the queue is empty. During a backlog longer
+than the cutoff nothing is requeued, so a long queue is never doubled.
+
+A frame taken for lost that was only slow (still in a worker's prefetch, or
+waiting for a retry) costs a repeat and nothing more: the worker's claim locks
+the frame row and settles a frame already finished without touching its pixels,
+and events are inserted once. A Redis key of our own (``REQUEUED_KEY_PREFIX``)
+makes a frame requeued at most once per period, also with several beat processes.
 """
 
 from __future__ import annotations
 
-import base64
-import json
-from collections.abc import Iterable
+import datetime as dt
+import uuid
+from collections.abc import Sequence
 
 import redis
-from kombu.transport.redis import Channel
+from sqlalchemy import Connection, exists, select
+
+from shared.db.models import Frame, FrameStatus
+
+#: Redis key marking a frame requeued less than one period ago (value unused).
+REQUEUED_KEY_PREFIX = "classpulse:requeued:"
+#: Statuses only a worker that took the frame's message sets (expiry is a periodic task).
+_WORKED = (FrameStatus.DONE, FrameStatus.FAILED)
+#: Frames inserted this long apart may be published in the other order.
+PUBLISH_MARGIN = dt.timedelta(seconds=5)
 
 
-def queue_lists(queue: str) -> list[str]:
-    """The Redis lists kombu keeps ``queue`` in: one per priority step."""
-    names = [queue]
-    for step in Channel.priority_steps:
-        if step:
-            names.append(f"{queue}{Channel.sep}{step}")
-    return names
+def requeued_key(frame_id: uuid.UUID) -> str:
+    return f"{REQUEUED_KEY_PREFIX}{frame_id}"
 
 
-def frame_id_of(envelope: object) -> str | None:
-    """The ``ref.frame_id`` of a ``process_frame`` task message (kombu envelope), else None."""
-    if not isinstance(envelope, dict):
-        return None
-    body = envelope.get("body")
-    properties = envelope.get("properties")
-    if not isinstance(body, str) or not isinstance(properties, dict):
-        return None
-    try:
-        if properties.get("body_encoding") == "base64":
-            body = base64.b64decode(body)
-        _args, kwargs, _embed = json.loads(body)
-        frame_id = kwargs["ref"]["frame_id"]
-    except (ValueError, TypeError, KeyError):
-        return None
-    return frame_id if isinstance(frame_id, str) else None
+def margin(period: dt.timedelta) -> dt.timedelta:
+    """``PUBLISH_MARGIN``, or a quarter of a shorter period (tests run short periods)."""
+    return min(PUBLISH_MARGIN, period / 4)
 
 
-def _frame_ids(raw_messages: Iterable[bytes], *, unacked: bool) -> set[str]:
-    ids: set[str] = set()
-    for raw in raw_messages:
-        try:
-            decoded = json.loads(raw)
-        except ValueError:
-            continue
-        # The unacknowledged hash holds [message, exchange, routing key].
-        if unacked and isinstance(decoded, list) and decoded:
-            decoded = decoded[0]
-        frame_id = frame_id_of(decoded)
-        if frame_id is not None:
-            ids.add(frame_id)
-    return ids
+def queue_passed(conn: Connection, cutoff: dt.datetime) -> bool:
+    """Whether a worker finished a frame received after ``cutoff`` (one index probe per
+    status on ``frames (status, received_at)``)."""
+    later = exists().where(Frame.status.in_(_WORKED), Frame.received_at > cutoff)
+    return bool(conn.scalar(select(later)))
 
 
-def frame_ids_in_broker(client: redis.Redis, queue: str) -> set[str]:
-    """Frame ids of every task message waiting in ``queue`` or delivered and not yet acknowledged.
-
-    One MULTI/EXEC reads the lists and the hash together, so a message moving
-    from one to the other between the reads cannot be missed.
-    """
-    lists = queue_lists(queue)
-    with client.pipeline(transaction=True) as pipe:
-        for name in lists:
-            pipe.lrange(name, 0, -1)
-        pipe.hvals(Channel.unacked_key)
-        *waiting, delivered = pipe.execute()
-    ids = _frame_ids(delivered, unacked=True)
-    for messages in waiting:
-        ids |= _frame_ids(messages, unacked=False)
-    return ids
+def claim_requeue(
+    client: redis.Redis, frame_ids: Sequence[uuid.UUID], period: dt.timedelta
+) -> list[bool]:
+    """For each frame, whether this sweep may requeue it: not requeued within ``period``
+    (``SET NX`` with that expiry, in one round trip)."""
+    seconds = max(1, int(period.total_seconds()))
+    pipe = client.pipeline(transaction=False)
+    for frame_id in frame_ids:
+        pipe.set(requeued_key(frame_id), b"1", nx=True, ex=seconds)
+    return [bool(done) for done in pipe.execute()]

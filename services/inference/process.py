@@ -25,15 +25,14 @@ from typing import TYPE_CHECKING
 from redis.exceptions import RedisError
 from sqlalchemy import Connection
 
-from services.inference import store
-from services.inference.orphans import frame_ids_in_broker
+from services.inference import orphans, store
 from services.inference.resources import Resources
 from services.inference.store import FrameRow
-from shared import face_crops, metrics
+from shared import face_crops, metrics, tracing
 from shared.db import partitions
 from shared.db.models import FrameStatus
 from shared.errors import InvalidFrame
-from shared.schemas import FRAME_QUEUE, FrameRef, LiveNotice, frame_key, live_channel
+from shared.schemas import FrameRef, LiveNotice, frame_key, live_channel
 from shared.vision.crops import aligned_faces
 from shared.vision.decode import decode_reduced
 
@@ -49,7 +48,7 @@ RETRIES_EXHAUSTED = "retries_exhausted"
 #: The capture time lies outside the frame's lesson: stored before ingest checked it.
 INVALID_CAPTURE_TIME = "invalid_capture_time"
 #: Logged after the frame id for each frame whose lost message is published again.
-REQUEUED_LOG = "queued with no message in the broker; queued again"
+REQUEUED_LOG = "still queued after the queue passed it; queued again"
 #: Logged after the frame id for each queued frame a periodic task marks failed.
 BAD_CAPTURE_TIME_LOG = "capture time outside its lesson; marked failed"
 #: No lesson's frame is captured further ahead of now than this (ingest allows at
@@ -154,12 +153,12 @@ def _analyze(data: bytes, res: Resources) -> _Analysis:
             # A browser's aligned face crops (shared.face_crops): no frame, no detection.
             meta, image = face_crops.unpack(data)
             faces = aligned_faces(meta, image, res.min_face_fraction)
-            with metrics.STAGE_SECONDS.labels(stage="analyze").time():
+            with metrics.STAGE_SECONDS.labels(stage="analyze").time(), tracing.span("analyze"):
                 result = res.pipeline.analyze_aligned(faces, meta.frame_width, meta.frame_height)
         else:
-            with metrics.STAGE_SECONDS.labels(stage="decode").time():
+            with metrics.STAGE_SECONDS.labels(stage="decode").time(), tracing.span("decode"):
                 decoded = decode_reduced(data, res.min_face_fraction, res.max_pixels)
-            with metrics.STAGE_SECONDS.labels(stage="analyze").time():
+            with metrics.STAGE_SECONDS.labels(stage="analyze").time(), tracing.span("analyze"):
                 result = res.pipeline.analyze(decoded.image, (decoded.width, decoded.height))
     except InvalidFrame as exc:
         return _Analysis(failure=exc.reason)
@@ -179,7 +178,7 @@ def _record(conn: Connection, claimed: FrameRow, analysis: _Analysis, res: Resou
         return Outcome(FrameStatus.FAILED, analysis.failure)
     result = analysis.result
     assert result is not None  # a failure otherwise
-    with metrics.STAGE_SECONDS.labels(stage="store").time():
+    with metrics.STAGE_SECONDS.labels(stage="store").time(), tracing.span("write"):
         store.insert_events(conn, store.event_rows(frame, result, res.pipeline.model_version))
         store.finish_frame(conn, frame.id, frame.key_time, FrameStatus.DONE)
     labels = [face.label.label if face.label is not None else None for face in result.faces]
@@ -198,7 +197,8 @@ def _announce(ref: FrameRef, outcome: Outcome, res: Resources) -> None:
         labels=outcome.labels,
     )
     try:
-        res.redis.publish(live_channel(ref.lesson_id), notice.model_dump_json())
+        with tracing.span("live notice", frame_id=ref.frame_id, kind="producer"):
+            res.redis.publish(live_channel(ref.lesson_id), notice.model_dump_json())
     except RedisError as exc:
         # Live views catch up from the stored events; not worth a retry.
         log.warning("frame %s: live notice not published: %s", ref.frame_id, exc)
@@ -286,32 +286,35 @@ def requeue_orphans(
     older_than: dt.timedelta,
     now: dt.datetime | None = None,
     batch: int = 500,
+    *,
+    waiting: Callable[[], int] | None = None,
 ) -> list[uuid.UUID]:
-    """Publish again the frames queued longer than ``older_than`` whose message was lost.
+    """Publish again the frames queued longer than ``older_than`` that the queue has passed.
 
-    A frame counts as lost when its bytes are still in Redis but no message in
-    the frame queue or among the delivered, unacknowledged ones refers to it
-    (see ``services.inference.orphans``). Returns the ids published.
+    Passed: a worker finished a frame received after them, or ``waiting`` (the
+    queue's length; None: unknown) is 0. Only frames whose bytes are still in
+    Redis and that were not requeued within ``older_than`` are published
+    (``services.inference.orphans``); the broker's own keys are never read.
+    Returns the ids published.
     """
     now = now or dt.datetime.now(dt.UTC)
+    cutoff = now - older_than
     with res.engine.begin() as conn:
-        stale = store.stale_queued_refs(conn, now - older_than, batch, res.clock_skew)
+        stale = store.stale_queued_refs(conn, cutoff, batch, res.clock_skew)
         fail_bad_capture_times(conn, stale.bad_capture_time)
+        passed = bool(stale.refs) and orphans.queue_passed(
+            conn, cutoff + orphans.margin(older_than)
+        )
     _drop_bytes(res, stale.bad_capture_time)
-    candidates = stale.refs
-    if not candidates:
+    if not stale.refs or not (passed or (waiting is not None and waiting() == 0)):
         return []
-    # The broker first, the bytes second: a frame finished in between has lost
-    # its bytes by then and is left alone.
-    in_broker = frame_ids_in_broker(res.redis, FRAME_QUEUE)
-    present = _bytes_present(res, candidates)
-    lost = [
-        ref
-        for ref, there in zip(candidates, present, strict=True)
-        if there and str(ref.frame_id) not in in_broker
-    ]
+    present = _bytes_present(res, stale.refs)
+    candidates = [ref for ref, there in zip(stale.refs, present, strict=True) if there]
+    claimed = orphans.claim_requeue(res.redis, [ref.frame_id for ref in candidates], older_than)
+    lost = [ref for ref, mine in zip(candidates, claimed, strict=True) if mine]
     for ref in lost:
-        log.warning("frame %s: %s", ref.frame_id, REQUEUED_LOG)
+        extra = {"frame_id": str(ref.frame_id)}
+        log.warning("frame %s: %s", ref.frame_id, REQUEUED_LOG, extra=extra)
         publish(ref)
     return [ref.frame_id for ref in lost]
 

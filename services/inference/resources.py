@@ -10,9 +10,12 @@ import datetime as dt
 import os
 from dataclasses import dataclass
 
+import numpy as np
+import numpy.typing as npt
 import redis
 from sqlalchemy import Engine
 
+from shared import tracing
 from shared.db.engine import make_sync_engine
 from shared.errors import ConfigError
 from shared.settings import (
@@ -22,8 +25,9 @@ from shared.settings import (
     store_settings,
     worker_settings,
 )
-from shared.vision.detect import make_detector
-from shared.vision.pipeline import Pipeline
+from shared.vision.detect import Detection, FaceDetector, make_detector
+from shared.vision.pipeline import Classifier, Pipeline
+from shared.vision.preprocess import GrayImage
 
 
 @dataclass
@@ -49,20 +53,51 @@ class Resources:
         self.redis.close()
 
 
+class TracedDetector:
+    """A detector whose every call is a ``detect`` span (the vision code knows no tracing)."""
+
+    def __init__(self, detector: FaceDetector) -> None:
+        self.detector = detector
+
+    def detect(self, image: npt.NDArray[np.uint8]) -> list[Detection]:
+        with tracing.span("detect"):
+            return self.detector.detect(image)
+
+
+class TracedClassifier:
+    """A classifier whose every call is a ``classify`` span."""
+
+    def __init__(self, classifier: Classifier) -> None:
+        self.classifier = classifier
+
+    @property
+    def version(self) -> str:
+        return self.classifier.version
+
+    def predict(self, faces: list[GrayImage]) -> npt.NDArray[np.float32]:
+        with tracing.span("classify"):
+            return self.classifier.predict(faces)
+
+
 def build_pipeline() -> Pipeline:
-    """The pipeline of the settings: no model is loaded when inference is off."""
+    """The pipeline of the settings: no model is loaded when inference is off. With
+    tracing on (``shared.tracing``), detector and classifier calls are spans."""
     worker = worker_settings()
     detector = make_detector(
         worker.detector,
         min_face_fraction=worker.min_face_fraction,
         threads=worker.inference_threads,
     )
+    if tracing.enabled():
+        detector = TracedDetector(detector)
     if not privacy_settings().inference_enabled:
         return Pipeline(None, detector, inference_enabled=False)
     from shared.vision.classify import ExpressionClassifier
 
     classifier = ExpressionClassifier(worker.model_dir, threads=worker.inference_threads)
-    return Pipeline(classifier, detector, uncertain_below=classifier.metadata.uncertain_below)
+    uncertain_below = classifier.metadata.uncertain_below
+    traced: Classifier = TracedClassifier(classifier) if tracing.enabled() else classifier
+    return Pipeline(traced, detector, uncertain_below=uncertain_below)
 
 
 def build_resources() -> Resources:

@@ -3,8 +3,10 @@
 ``classpulse.process_frame`` is the contract with ingest: queue ``frames``,
 keyword argument ``ref`` = ``FrameRef.model_dump(mode="json")``. Transient
 store errors (PostgreSQL or Redis unreachable) are retried with exponential
-backoff and full jitter, a bounded number of times; anything else about a
-frame is recorded on the frame itself by ``process_frame``.
+backoff and full jitter, a bounded number of times, as Celery declares it
+(``autoretry_for``, ``retry_backoff``, ``retry_jitter``); after the last, the
+frame is marked failed (``FrameTask.on_failure``). Anything else about a frame
+is recorded on the frame itself by ``process_frame``. Task names: ``shared.tasks``.
 """
 
 from __future__ import annotations
@@ -14,7 +16,6 @@ import logging
 from typing import Any
 
 from celery import Task
-from celery.utils.time import get_exponential_backoff_interval
 from pydantic import ValidationError
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
@@ -24,20 +25,20 @@ from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from services.inference import process
 from services.inference.celery_app import XAPI_EVERY_SECONDS, app
 from services.inference.resources import get_resources
-from shared import metrics
+from shared import metrics, tasks, tracing
 from shared.schemas import FRAME_QUEUE, FrameRef
 from shared.settings import worker_settings
 
 log = logging.getLogger(__name__)
 
-PROCESS_FRAME_TASK = "classpulse.process_frame"
-EXPIRE_FRAMES_TASK = "classpulse.expire_frames"
-PURGE_OLD_EVENTS_TASK = "classpulse.purge_old_events"
-CREATE_PARTITIONS_TASK = "classpulse.create_partitions"
-REQUEUE_ORPHANS_TASK = "classpulse.requeue_orphaned_frames"
-SEND_XAPI_TASK = "classpulse.send_xapi_statements"
+PROCESS_FRAME_TASK = tasks.PROCESS_FRAME
+EXPIRE_FRAMES_TASK = tasks.EXPIRE_FRAMES
+PURGE_OLD_EVENTS_TASK = tasks.PURGE_OLD_EVENTS
+CREATE_PARTITIONS_TASK = tasks.CREATE_PARTITIONS
+REQUEUE_ORPHANS_TASK = tasks.REQUEUE_ORPHANS
+SEND_XAPI_TASK = tasks.SEND_XAPI
 #: Sent by ``classpulse up`` when it restarted its embedded Redis (which keeps nothing).
-EXPIRE_LOST_FRAMES_TASK = "classpulse.expire_lost_frames"
+EXPIRE_LOST_FRAMES_TASK = tasks.EXPIRE_LOST_FRAMES
 #: Queued frames one recovery looks at: more than a single machine's queue holds.
 LOST_FRAMES_BATCH = 20_000
 
@@ -55,32 +56,32 @@ RETRY_BACKOFF_SECONDS = 1
 RETRY_BACKOFF_MAX_SECONDS = 30
 
 
-def retry_delay(retries: int) -> int:
-    """Seconds before retry number ``retries + 1``."""
-    return int(
-        get_exponential_backoff_interval(
-            RETRY_BACKOFF_SECONDS, retries, RETRY_BACKOFF_MAX_SECONDS, full_jitter=True
-        )
-    )
+class FrameTask(Task):  # type: ignore[misc]  # Celery ships no type hints
+    """``process_frame``'s class: what a retry and the last failure of a frame do."""
+
+    def on_retry(
+        self, exc: BaseException, task_id: str, args: Any, kwargs: Any, einfo: Any
+    ) -> None:
+        log.warning("frame %s: %s; retrying", task_id, type(exc).__name__)
+        metrics.TASK_RETRIES.inc()
+
+    def on_failure(
+        self, exc: BaseException, task_id: str, args: Any, kwargs: Any, einfo: Any
+    ) -> None:
+        # The retries of a store error are spent: the frame is failed, not left queued.
+        if isinstance(exc, TRANSIENT_ERRORS):
+            process.give_up(FrameRef.model_validate(kwargs["ref"]), get_resources())
 
 
-def process_frame_task(self: Task[Any, Any], ref: dict[str, Any]) -> str | None:
+def process_frame_task(ref: dict[str, Any]) -> str | None:
     """Process one frame reference from the queue; returns the frame's status."""
     try:
         frame_ref = FrameRef.model_validate(ref)
     except ValidationError as exc:
         log.error("malformed frame reference dropped: %s (%s)", ref, exc)
         return None
-    resources = get_resources()
-    try:
-        outcome = process.process_frame(frame_ref, resources)
-    except TRANSIENT_ERRORS as exc:
-        if self.request.retries >= MAX_RETRIES:
-            process.give_up(frame_ref, resources)
-            raise
-        log.warning("frame %s: %s; retrying", frame_ref.frame_id, type(exc).__name__)
-        metrics.TASK_RETRIES.inc()
-        raise self.retry(exc=exc, countdown=retry_delay(self.request.retries)) from exc
+    tracing.mark_frame(frame_ref.frame_id)
+    outcome = process.process_frame(frame_ref, get_resources())
     return None if outcome.status is None else outcome.status.value
 
 
@@ -103,17 +104,26 @@ def expire_lost_frames_task(received_before: str) -> int:
 def publish_frame(ref: FrameRef) -> None:
     """Queue ``ref`` for ``process_frame``; its task id is the frame id, as ingest sends it."""
     app.send_task(
-        PROCESS_FRAME_TASK,
+        tasks.PROCESS_FRAME,
         kwargs={"ref": ref.model_dump(mode="json")},
         task_id=str(ref.frame_id),
         queue=FRAME_QUEUE,
     )
 
 
+def queue_length() -> int:
+    """Messages waiting in the frame queue, as the broker declares it (kombu's channel API)."""
+    with app.connection_for_read() as connection:
+        declared = connection.default_channel.queue_declare(queue=FRAME_QUEUE, passive=False)
+        return int(declared.message_count)
+
+
 def requeue_orphaned_frames_task() -> int:
-    """Queue again the frames whose message the broker lost (see ``orphans``)."""
+    """Queue again the frames whose message was lost (see ``orphans``)."""
     older_than = dt.timedelta(seconds=worker_settings().requeue_after_seconds)
-    requeued = len(process.requeue_orphans(get_resources(), publish_frame, older_than))
+    requeued = len(
+        process.requeue_orphans(get_resources(), publish_frame, older_than, waiting=queue_length)
+    )
     metrics.FRAMES_REQUEUED.inc(requeued)
     return requeued
 
@@ -156,9 +166,15 @@ def send_xapi_statements_task() -> dict[str, int]:
 
 # Registered by call rather than decorator: Celery ships no type hints, and the
 # plain functions stay importable and typed for tests.
-process_frame = app.task(name=PROCESS_FRAME_TASK, bind=True, max_retries=MAX_RETRIES)(
-    process_frame_task
-)
+process_frame = app.task(
+    name=PROCESS_FRAME_TASK,
+    base=FrameTask,
+    autoretry_for=TRANSIENT_ERRORS,
+    max_retries=MAX_RETRIES,
+    retry_backoff=RETRY_BACKOFF_SECONDS,
+    retry_backoff_max=RETRY_BACKOFF_MAX_SECONDS,
+    retry_jitter=True,
+)(process_frame_task)
 expire_frames = app.task(name=EXPIRE_FRAMES_TASK)(expire_frames_task)
 expire_lost_frames = app.task(name=EXPIRE_LOST_FRAMES_TASK)(expire_lost_frames_task)
 purge_old_events = app.task(name=PURGE_OLD_EVENTS_TASK)(purge_old_events_task)

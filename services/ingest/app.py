@@ -29,10 +29,11 @@ from services.ingest import (
 from services.ingest.config import IngestConfig
 from services.ingest.deps import Resources
 from services.ingest.errors import install_error_handlers
-from services.ingest.queue import FrameQueue
+from services.ingest.queue import FrameQueue, producer_app
 from services.ingest.queue_metrics import refresh_queue_metrics
 from services.ingest.ratelimit import AdmissionLimits, FrameAdmission
 from services.ingest.tokens import StudentTokens
+from shared import tracing
 from shared.client_detection import PAGE_MODEL_FILES
 from shared.db.engine import async_session_factory, make_async_engine, with_driver
 from shared.errors import NotFound
@@ -83,7 +84,7 @@ async def _open(config: IngestConfig) -> Resources:
         sessions=async_session_factory(engine),
         redis=redis,
         admission=FrameAdmission(redis, limits),
-        queue=FrameQueue(redis),
+        queue=FrameQueue(redis, producer_app(config.redis_url)),
         tokens=StudentTokens(config.token_secret),
     )
 
@@ -101,6 +102,7 @@ def create_app(config: IngestConfig | None = None) -> FastAPI:
         finally:
             await app.state.live_hub.close()
             await resources.redis.aclose()
+            resources.queue.close()
             await resources.frames_engine.dispose()
             await resources.engine.dispose()
 
@@ -116,6 +118,8 @@ def create_app(config: IngestConfig | None = None) -> FastAPI:
     install_error_handlers(app)
     install_docs(app)
     install_metrics(app, refresh_queue_metrics)
+    tracing.init_tracing("ingest")
+    tracing.instrument_app(app)
     app.add_middleware(SecurityHeaders)
     redact_server_logs()
     configure_logging("ingest")

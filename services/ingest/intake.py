@@ -27,7 +27,7 @@ from services.ingest.config import IngestConfig
 from services.ingest.crop_check import CheckedBody, check_face_crops
 from services.ingest.deps import Resources
 from services.ingest.image_header import read_header
-from shared import metrics
+from shared import metrics, tracing
 from shared.auth import Principal
 from shared.consent import party_consents
 from shared.db.models import ConsentParty, Frame, FrameStatus, Lesson, SchoolClass
@@ -324,6 +324,7 @@ async def _accept(
     body = check_body(frame, config.max_frame_pixels, crops=crops_mode(config, gate.class_crops))
 
     frame_id = uuid.uuid4()
+    tracing.mark_frame(frame_id)
     await resources.admission.admit(student_id, frame_id, body.stored)
     key = {"lesson_id": lesson_id, "student_id": student_id, "seq": frame.seq}
     try:

@@ -1,96 +1,122 @@
-"""Producer side of the frame queue: Celery task messages carrying a ``FrameRef``.
+"""Producer side of the frame queue: ``process_frame(ref=…)`` tasks through kombu's producer.
 
-The contract with the inference worker is the task name, the queue and the
-keyword argument ``ref``; ingest never imports the worker's code. The message
-is written the way kombu's Redis transport writes it (Celery message protocol
-2, JSON body, base64 body encoding, ``LPUSH`` onto the queue's list) with one
-async Redis call: Celery's own ``send_task`` is synchronous, takes about half a
-millisecond of CPU per message and retries for seconds when Redis is down, too
-slow for the intake path. ``tests/ingest/test_queue.py`` proves a real Celery
-worker consumes these messages and that they match what ``send_task`` writes.
+The contract with the inference worker is the task name (``shared.tasks``), the
+queue and the keyword argument ``ref``; ingest never imports the worker's code.
+Celery builds the task message (``app.amqp.create_task_message``, its protocol 2)
+and kombu publishes it with a producer from the app's pool, in a thread of a
+pool as large as the producer pool: kombu is synchronous, and a thread per
+publish keeps the event loop free when Redis is slow. ``send_task`` does the same plus
+routing, signals and a ``repr`` of the arguments, about twice the CPU per frame
+(docs/benchmarks.md, Ingest). A publish that fails on a stale connection is
+tried once more on a fresh one (kombu's ``ensure``); Redis down answers
+``ServiceUnavailable`` within the socket timeouts, never after seconds of retries.
+The trace context goes along in the message headers (``shared.tracing``).
 """
 
 from __future__ import annotations
 
-import base64
-import json
-import os
-import socket
+import asyncio
+import contextvars
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+from celery import Celery
+from kombu.exceptions import KombuError
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
+from shared import tasks, tracing
 from shared.errors import ServiceUnavailable
 from shared.schemas import FRAME_QUEUE, FrameRef
 
-#: Celery task the inference worker registers for one frame.
-PROCESS_FRAME_TASK = "classpulse.process_frame"
+#: Broker connections (and publishing threads) per ingest process.
+PRODUCER_POOL_SIZE = 8
+#: Seconds a publish may wait for Redis to connect or answer.
+BROKER_TIMEOUT = 2.0
 #: Delivery mode 2: persistent (what Celery sets by default).
 PERSISTENT = 2
-_ORIGIN = f"ingest-{os.getpid()}@{socket.gethostname()}"
-_EMBED = {"callbacks": None, "errbacks": None, "chain": None, "chord": None}
+#: One retry at once on a fresh connection (a connection Redis dropped, e.g. after a restart).
+_RETRY_POLICY = {"max_retries": 1, "interval_start": 0, "interval_step": 0, "interval_max": 0}
+#: What a publish can raise when the broker is unreachable.
+BROKER_ERRORS = (KombuError, RedisError, OSError)
 
 
-def celery_message(ref: FrameRef) -> bytes:
-    """The kombu/Redis envelope of a ``process_frame(ref=…)`` task; its id is the frame id."""
-    kwargs = {"ref": ref.model_dump(mode="json")}
-    task_id = str(ref.frame_id)
-    body = json.dumps([[], kwargs, _EMBED]).encode()
-    envelope: dict[str, Any] = {
-        "body": base64.b64encode(body).decode(),
-        "content-encoding": "utf-8",
-        "content-type": "application/json",
-        "headers": {
-            "lang": "py",
-            "task": PROCESS_FRAME_TASK,
-            "id": task_id,
-            "shadow": None,
-            "eta": None,
-            "expires": None,
-            "group": None,
-            "group_index": None,
-            "retries": 0,
-            "timelimit": [None, None],
-            "root_id": task_id,
-            "parent_id": None,
-            "argsrepr": "()",
-            "kwargsrepr": repr(kwargs),
-            "origin": _ORIGIN,
-            "ignore_result": False,
-            "replaced_task_nesting": 0,
-            "stamped_headers": None,
-            "stamps": {},
+def producer_app(broker_url: str) -> Celery:
+    """A Celery app that only publishes: no tasks, no result backend, JSON messages."""
+    return Celery(
+        "classpulse-ingest",
+        broker=broker_url,
+        set_as_current=False,
+        config_source={
+            "broker_pool_limit": PRODUCER_POOL_SIZE,
+            "broker_connection_timeout": BROKER_TIMEOUT,
+            "broker_transport_options": {
+                "socket_timeout": BROKER_TIMEOUT,
+                "socket_connect_timeout": BROKER_TIMEOUT,
+            },
+            "task_serializer": "json",
+            "accept_content": ["json"],
+            "task_default_queue": FRAME_QUEUE,
         },
-        "properties": {
-            "correlation_id": task_id,
-            "reply_to": "",
-            "delivery_mode": PERSISTENT,
-            "delivery_info": {"exchange": "", "routing_key": FRAME_QUEUE},
-            "priority": 0,
-            "body_encoding": "base64",
-            # Unique per message as kombu needs; the frame id already is.
-            "delivery_tag": task_id,
-        },
-    }
-    return json.dumps(envelope).encode()
+    )
 
 
 class FrameQueue:
     """Publishes frame references and reports the queue's length."""
 
-    def __init__(self, redis: Redis) -> None:
+    def __init__(self, redis: Redis, broker: Celery) -> None:
         self._redis = redis
+        self._broker = broker
+        self._threads = ThreadPoolExecutor(PRODUCER_POOL_SIZE, thread_name_prefix="frame-publish")
 
     async def enqueue(self, ref: FrameRef) -> None:
-        """Publish ``ref``; ``ServiceUnavailable`` if Redis refuses."""
+        """Publish ``ref``; ``ServiceUnavailable`` if the broker refuses."""
         try:
-            await self._redis.lpush(FRAME_QUEUE, celery_message(ref))
-        except (RedisError, OSError) as exc:
+            with tracing.span("enqueue frame", frame_id=ref.frame_id, kind="producer"):
+                # In a copy of this context, so that the thread sees the span.
+                context = contextvars.copy_context()
+                await asyncio.get_running_loop().run_in_executor(
+                    self._threads, context.run, self.publish, ref
+                )
+        except BROKER_ERRORS as exc:
             raise ServiceUnavailable(
                 f"frame queue unavailable ({type(exc).__name__}); retry later"
             ) from None
 
+    def publish(self, ref: FrameRef) -> None:
+        """Publish ``ref`` now (blocking); its task id is the frame id."""
+        kwargs: dict[str, Any] = {"ref": ref.model_dump(mode="json")}
+        task_id = str(ref.frame_id)
+        message = self._broker.amqp.create_task_message(
+            task_id,
+            tasks.PROCESS_FRAME,
+            (),
+            kwargs,
+            # Given, so that Celery does not build a safe repr of the arguments per frame.
+            argsrepr="()",
+            kwargsrepr=f"{{'ref': <frame {task_id}>}}",
+        )
+        headers = dict(message.headers)
+        tracing.inject(headers)
+        with self._broker.producer_pool.acquire(block=True) as producer:
+            producer.publish(
+                message.body,
+                exchange="",
+                routing_key=FRAME_QUEUE,
+                serializer="json",
+                headers=headers,
+                delivery_mode=PERSISTENT,
+                retry=True,
+                retry_policy=_RETRY_POLICY,
+                **message.properties,
+            )
+
     async def length(self) -> int:
-        """Messages waiting in the frame queue (kombu keeps them in a Redis list)."""
+        """Messages waiting in the frame queue (kombu keeps them in a Redis list:
+        ``LLEN`` of the queue's name is Celery's documented way to read it)."""
         return int(await self._redis.llen(FRAME_QUEUE))
+
+    def close(self) -> None:
+        """Close the broker connections and the publishing threads."""
+        self._threads.shutdown(wait=True)
+        self._broker.close()

@@ -94,7 +94,7 @@ def test_requeue_marks_them_failed_and_goes_on(
     lost = world.add_frame(one_face, received_at=OLD)
     published: list[FrameRef] = []
     requeued = process.requeue_orphans(
-        resources, published.append, older_than=dt.timedelta(minutes=2), now=NOW
+        resources, published.append, older_than=dt.timedelta(minutes=2), now=NOW, waiting=lambda: 0
     )
     assert requeued == [lost.frame_id]
     assert [ref.frame_id for ref in published] == [lost.frame_id]

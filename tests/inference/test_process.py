@@ -9,7 +9,6 @@ import socket
 import cv2
 import numpy as np
 import pytest
-from celery import Celery
 from sqlalchemy import update
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
@@ -18,7 +17,7 @@ from services.inference import process
 from services.inference.resources import Resources
 from shared.db.models import Consent, ConsentParty, EventKind, FaceQuality, Frame, FrameStatus
 from shared.labels import Expression
-from shared.schemas import FRAME_QUEUE, FrameRef, LiveNotice, frame_key, live_channel
+from shared.schemas import LiveNotice, frame_key, live_channel
 from tests.inference.conftest import NOW, FakeClassifier, World, make_resources
 
 
@@ -265,61 +264,6 @@ def test_after_redis_lost_its_data_recent_frames_without_bytes_expire_at_once(
     assert world.frame(lost.frame_id).failure_reason == "bytes_expired"
     assert world.frame(arrived_since.frame_id).status is FrameStatus.QUEUED
     assert world.frame(later.frame_id).status is FrameStatus.QUEUED
-
-
-def test_requeue_publishes_only_old_frames_with_bytes_that_no_message_refers_to(
-    world: World, resources: Resources, redis_url: str, one_face: bytes
-) -> None:
-    old = NOW - dt.timedelta(hours=1)
-    lost = world.add_frame(one_face, received_at=old)
-    waiting = world.add_frame(one_face, received_at=old)
-    delivered = world.add_frame(one_face, received_at=old)
-    bytes_gone = world.add_frame(None, received_at=old)
-    recent = world.add_frame(one_face)
-    client = Celery("ingest-like", broker=redis_url)
-    try:
-        for ref in (delivered, waiting):
-            client.send_task(
-                "classpulse.process_frame",
-                kwargs={"ref": ref.model_dump(mode="json")},
-                queue=FRAME_QUEUE,
-            )
-        # A consumer takes the oldest message and does not acknowledge it: kombu
-        # moves it into its hash of unacknowledged messages, as a worker's does.
-        with client.connection_for_read() as conn:
-            queue = conn.SimpleQueue(FRAME_QUEUE)
-            taken = queue.get(timeout=5)
-            assert taken.payload[1]["ref"]["frame_id"] == str(delivered.frame_id)
-            assert world.redis.hlen("unacked") == 1
-            published: list[FrameRef] = []
-            requeued = process.requeue_orphans(
-                resources, published.append, older_than=dt.timedelta(minutes=2), now=NOW
-            )
-            queue.close()
-    finally:
-        client.close()
-
-    assert requeued == [lost.frame_id]
-    assert [ref.frame_id for ref in published] == [lost.frame_id]
-    assert published[0].lesson_id == world.lesson_id
-    assert published[0].student_id == world.student_id
-    assert published[0].captured_at == lost.captured_at
-    # What it skipped is still queued, for its own message or for expiry.
-    for ref in (waiting, delivered, bytes_gone, recent):
-        assert world.frame(ref.frame_id).status is FrameStatus.QUEUED
-
-
-def test_requeue_ignores_foreign_and_unreadable_messages(
-    world: World, resources: Resources, one_face: bytes
-) -> None:
-    lost = world.add_frame(one_face, received_at=NOW - dt.timedelta(hours=1))
-    world.redis.lpush(FRAME_QUEUE, b"not json", json.dumps({"body": 3}), json.dumps([1, 2]))
-    world.redis.hset("unacked", "tag", b"[{}]")
-    published: list[FrameRef] = []
-    process.requeue_orphans(
-        resources, published.append, older_than=dt.timedelta(minutes=2), now=NOW
-    )
-    assert [ref.frame_id for ref in published] == [lost.frame_id]
 
 
 def test_purge_deletes_what_is_older_than_the_retention(

@@ -17,9 +17,9 @@ from PIL import Image
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
-from services.ingest.queue import PROCESS_FRAME_TASK
 from shared.db.models import Frame, FrameStatus
 from shared.schemas import FRAME_QUEUE, frame_key
+from shared.tasks import PROCESS_FRAME
 from tests.ingest.conftest import World, frame_params
 
 pytestmark = pytest.mark.asyncio
@@ -47,7 +47,7 @@ def queued_refs(redis_client: redis_lib.Redis) -> list[dict[str, object]]:
     refs = []
     for raw in redis_client.lrange(FRAME_QUEUE, 0, -1):
         message = json.loads(raw)
-        assert message["headers"]["task"] == PROCESS_FRAME_TASK
+        assert message["headers"]["task"] == PROCESS_FRAME
         _args, kwargs, _embed = json.loads(base64.b64decode(message["body"]))
         refs.append(kwargs["ref"])
     return refs

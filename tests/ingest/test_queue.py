@@ -1,4 +1,5 @@
-"""The queue contract: ingest's hand-written Celery messages are what Celery writes and consumes."""
+"""The queue contract: what ingest publishes is what Celery's ``send_task`` writes, and a
+real Celery worker consumes it."""
 
 from __future__ import annotations
 
@@ -17,8 +18,9 @@ import pytest
 import redis as redis_lib
 from celery import Celery
 
-from services.ingest.queue import PROCESS_FRAME_TASK, celery_message
+from services.ingest.queue import FrameQueue, producer_app
 from shared.schemas import FRAME_QUEUE, FrameRef, frame_key
+from shared.tasks import PROCESS_FRAME
 from tests.ingest.conftest import World
 from tests.ingest.test_frames import post_jpeg
 
@@ -38,23 +40,34 @@ def _ref() -> FrameRef:
     )
 
 
-def test_message_matches_what_celery_send_task_writes(
+async def test_message_matches_what_celery_send_task_writes(
     redis_url: str, redis_client: redis_lib.Redis
 ) -> None:
     ref = _ref()
     celery = Celery("reference", broker=redis_url, set_as_current=False)
     celery.send_task(
-        PROCESS_FRAME_TASK, kwargs={"ref": ref.model_dump(mode="json")}, queue=FRAME_QUEUE
+        PROCESS_FRAME,
+        kwargs={"ref": ref.model_dump(mode="json")},
+        task_id=str(ref.frame_id),
+        queue=FRAME_QUEUE,
     )
     celery.close()
     theirs = json.loads(redis_client.rpop(FRAME_QUEUE))
-    ours = json.loads(celery_message(ref))
+    queue = FrameQueue(redis_lib.asyncio.Redis.from_url(redis_url), producer_app(redis_url))
+    try:
+        await queue.enqueue(ref)
+        assert await queue.length() == 1
+    finally:
+        queue.close()
+    ours = json.loads(redis_client.rpop(FRAME_QUEUE))
 
     assert set(ours) == set(theirs)
     assert set(ours["headers"]) == set(theirs["headers"])
     assert set(ours["properties"]) == set(theirs["properties"])
-    assert ours["headers"]["task"] == theirs["headers"]["task"] == PROCESS_FRAME_TASK
+    assert ours["headers"]["task"] == theirs["headers"]["task"] == PROCESS_FRAME
+    assert ours["headers"]["id"] == ours["headers"]["root_id"] == str(ref.frame_id)
     assert ours["properties"]["delivery_info"] == theirs["properties"]["delivery_info"]
+    assert ours["properties"]["delivery_mode"] == theirs["properties"]["delivery_mode"]
     assert json.loads(base64.b64decode(ours["body"])) == json.loads(
         base64.b64decode(theirs["body"])
     )

@@ -17,7 +17,7 @@ from classpulse.ports import free_port
 from services.ingest.app import _open
 from services.ingest.config import IngestConfig
 from services.ingest.intake import IncomingFrame, accept_frame
-from services.ingest.queue import FrameQueue
+from services.ingest.queue import FrameQueue, producer_app
 from shared.errors import ServiceUnavailable
 from tests.ingest.conftest import Servers, World, replace
 from tests.ingest.test_frames import frames_of, post_jpeg
@@ -88,7 +88,7 @@ async def test_enqueue_failure_after_insert_removes_row_and_bytes(
     resources = await _open(config)
     dead_broker = f"redis://127.0.0.1:{free_port()}/0"
     dead = Redis.from_url(dead_broker)
-    broken = replace_queue(resources, FrameQueue(dead))
+    broken = replace_queue(resources, FrameQueue(dead, producer_app(dead_broker)))
     try:
         with pytest.raises(ServiceUnavailable):
             await accept_frame(
