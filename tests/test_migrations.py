@@ -249,6 +249,7 @@ def test_0009_partitions_an_existing_database_and_back(empty_db_url: str) -> Non
             )
             assert new_id > max_id
             assert conn.scalar(text("SELECT sum(labelled) FROM face_event_minutes")) == 4
+        upgrade(empty_db_url)
         assert check(empty_db_url) == []
         downgrade(empty_db_url, "0008")
         with engine.connect() as conn:

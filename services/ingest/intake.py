@@ -30,6 +30,7 @@ from services.ingest.image_header import read_header
 from shared import metrics, tracing
 from shared.auth import Principal
 from shared.consent import party_consents
+from shared.db import partitions
 from shared.db.models import ConsentParty, Frame, FrameStatus, Lesson, SchoolClass
 from shared.errors import (
     Conflict,
@@ -203,17 +204,18 @@ _INSERT = (
         width=bindparam("width"),
         height=bindparam("height"),
     )
-    # The partitioned table's unique key holds the capture time (``shared.db.partitions``):
-    # a retry of the frame (same seq, same time) conflicts; the gate above finds an
-    # earlier frame of the seq whatever its time.
-    .on_conflict_do_nothing(index_elements=["lesson_id", "student_id", "seq", "captured_at"])
+    # No conflict target: one frame per seq is a unique index of each day partition
+    # (``shared.db.partitions``), which a partitioned table's parent cannot name.
+    .on_conflict_do_nothing()
     .returning(Frame.id)
 )
 _EXISTING = select(Frame.id).where(
     Frame.lesson_id == bindparam("lesson_id"),
     Frame.student_id == bindparam("student_id"),
     Frame.seq == bindparam("seq"),
-    Frame.captured_at == bindparam("captured_at"),
+    # The winner conflicted in this frame's day partition.
+    Frame.captured_at >= bindparam("day_start"),
+    Frame.captured_at < bindparam("day_end"),
 )
 _DELETE = delete(Frame).where(
     Frame.id == bindparam("frame_id"), Frame.captured_at == bindparam("captured_at")
@@ -346,7 +348,9 @@ async def _accept(
     if inserted is None:
         # A concurrent request with the same seq won the race: answer with its frame.
         await resources.admission.discard(frame_id)
-        winner = await conn.scalar(_EXISTING, {**key, "captured_at": frame.captured_at})
+        day = partitions.day_start(frame.captured_at)
+        day_bounds = {"day_start": day, "day_end": day + partitions.DAY}
+        winner = await conn.scalar(_EXISTING, {**key, **day_bounds})
         if winner is None:
             raise ServiceUnavailable("a concurrent request with this seq did not finish; retry")
         return AcceptedFrame(winner, frame.seq)

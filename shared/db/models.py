@@ -206,7 +206,9 @@ class Frame(Base):
     __tablename__ = "frames"
     __table_args__ = (
         PrimaryKeyConstraint("id", "captured_at"),
-        UniqueConstraint("lesson_id", "student_id", "seq", "captured_at"),
+        # One frame per (lesson_id, student_id, seq) is a unique index on each day
+        # partition (shared.db.partitions, migration 0011): a key on the parent would
+        # have to hold captured_at, which differs between two requests of one seq.
         Index("ix_frames_lesson_status", "lesson_id", "status"),
         Index("ix_frames_status_received", "status", "received_at"),
         Index("ix_frames_student", "student_id"),
@@ -394,7 +396,6 @@ class XapiLesson(Base):
     )
     statements: Mapped[int] = mapped_column(Integer)
     built_at: Mapped[dt.datetime] = created_at_column()
-
 
 
 # The LTI tool's tables live in their own module; imported here so that every user of

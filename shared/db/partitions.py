@@ -26,9 +26,11 @@ Why these keys and this width (issue 23, point 3):
 Unique keys of a partitioned table must hold the partition key, so they gain
 ``captured_at``: ``frames (id, captured_at)``, ``face_events (frame_id,
 face_index, captured_at)``. That is no weaker: a frame has one capture time and
-its events copy it. ``frames (lesson_id, student_id, seq, captured_at)`` is, for
-one client racing itself with two capture times under one ``seq``; a retry of
-the same frame (the same time) still finds the first (see ingest's intake).
+its events copy it. One frame per ``(lesson_id, student_id, seq)`` cannot be a
+key of the parent (two requests of one seq carry two capture times), so each
+day partition has that unique index of its own: requests of one seq race to one
+frame unless their capture times lie on either side of midnight UTC (ingest's
+lookup of an earlier frame of the seq covers the whole lesson).
 These functions run inside the caller's transaction and never commit.
 """
 
@@ -54,6 +56,12 @@ class PartitionedTable:
     name: str
     #: The partition key: a time column.
     column: str
+    #: Columns unique within each partition (an index per partition, ``<name>_seq``).
+    unique_per_day: tuple[str, ...] = ()
+
+
+#: Suffix of a partition's own unique index (migration 0011).
+SEQ_INDEX_SUFFIX = "_seq"
 
 
 #: Rows of a day must leave together: events before their frames' rollup rows matter
@@ -61,7 +69,7 @@ class PartitionedTable:
 TABLES = (
     PartitionedTable("face_events", "captured_at"),
     PartitionedTable("face_event_minutes", "minute"),
-    PartitionedTable("frames", "captured_at"),
+    PartitionedTable("frames", "captured_at", ("lesson_id", "student_id", "seq")),
 )
 
 
@@ -135,6 +143,13 @@ def create_day(conn: Connection, table: PartitionedTable, day: dt.datetime) -> b
                 INSERT INTO "{name}" ({columns}) SELECT {columns} FROM moved"""
         )
     )
+    if table.unique_per_day:
+        conn.execute(
+            text(
+                f'CREATE UNIQUE INDEX "{name}{SEQ_INDEX_SUFFIX}" ON "{name}" '
+                f"({', '.join(table.unique_per_day)})"
+            )
+        )
     # A constraint that proves the range lets ATTACH skip scanning the new table.
     conn.execute(text(f'ALTER TABLE "{name}" ADD CONSTRAINT "{name}_range" CHECK ({in_range})'))
     conn.execute(
