@@ -19,9 +19,11 @@ from shared.auth import (
     KEY_SCHEME,
     Principal,
     PrincipalKind,
+    is_teacher_session,
     key_matches,
     key_prefix,
     verify_student_token,
+    verify_teacher_session,
 )
 from shared.db.models import ApiKey, KeyRole, Lesson, SchoolClass
 from shared.errors import AuthError, Forbidden, NotFound
@@ -56,9 +58,11 @@ async def principal_for_api_key(session: AsyncSession, plaintext: str) -> Princi
 
 
 async def authenticate(session: AsyncSession, credential: str, token_secret: str) -> Principal:
-    """An API key (``cp_…``) or a student token to the caller's Principal."""
+    """An API key (``cp_…``), a student token or a teacher session to the caller's Principal."""
     if credential.startswith(f"{KEY_SCHEME}_"):
         return await principal_for_api_key(session, credential)
+    if is_teacher_session(credential):
+        return verify_teacher_session(token_secret, credential)
     return verify_student_token(token_secret, credential)
 
 

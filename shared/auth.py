@@ -1,8 +1,10 @@
-"""Credentials: organisation API keys and short-lived student tokens.
+"""Credentials: organisation API keys, short-lived student tokens and teacher sessions.
 
 API keys look like ``cp_<prefix>_<secret>``; only the prefix (to find the row)
 and SHA-256 of the whole key are stored. Student tokens are HS256 JWTs signed
-with the configured secret and bound to one student and one lesson.
+with the configured secret and bound to one student and one lesson. A teacher
+session is such a JWT too, bound to one class: what an LTI instructor launch
+gives the dashboard instead of a key (``services.lti``).
 """
 
 from __future__ import annotations
@@ -22,6 +24,8 @@ from shared.errors import AuthError
 KEY_SCHEME = "cp"
 TOKEN_AUDIENCE = "classpulse-classroom"
 TOKEN_ALGORITHM = "HS256"
+#: Audience of teacher sessions: they open the dashboard, never the classroom.
+SESSION_AUDIENCE = "classpulse-dashboard"
 
 
 class PrincipalKind(StrEnum):
@@ -117,3 +121,53 @@ def verify_student_token(secret: str, token: str) -> Principal:
         raise AuthError("student token expired") from None
     except (jwt.InvalidTokenError, ValueError, KeyError):
         raise AuthError("invalid student token") from None
+
+
+def issue_teacher_session(
+    secret: str,
+    *,
+    organisation_id: uuid.UUID,
+    class_id: uuid.UUID,
+    ttl_seconds: int,
+    now: dt.datetime | None = None,
+) -> str:
+    """A signed session for one class's teacher (class-level reads only), valid ``ttl_seconds``."""
+    issued = now or dt.datetime.now(dt.UTC)
+    claims = {
+        "org": str(organisation_id),
+        "class": str(class_id),
+        "aud": SESSION_AUDIENCE,
+        "iat": int(issued.timestamp()),
+        "exp": int((issued + dt.timedelta(seconds=ttl_seconds)).timestamp()),
+    }
+    return jwt.encode(claims, secret, algorithm=TOKEN_ALGORITHM)
+
+
+def is_teacher_session(token: str) -> bool:
+    """Whether ``token`` claims to be a teacher session (to choose the verifier; unverified)."""
+    try:
+        claims = jwt.decode(token, options={"verify_signature": False})
+    except jwt.InvalidTokenError:
+        return False
+    return isinstance(claims, dict) and claims.get("aud") == SESSION_AUDIENCE
+
+
+def verify_teacher_session(secret: str, token: str) -> Principal:
+    """The teacher principal of a valid session; ``AuthError`` says why it is not."""
+    try:
+        claims = jwt.decode(
+            token,
+            secret,
+            algorithms=[TOKEN_ALGORITHM],
+            audience=SESSION_AUDIENCE,
+            options={"require": ["exp", "org", "class", "aud"]},
+        )
+        return Principal(
+            PrincipalKind.TEACHER,
+            organisation_id=uuid.UUID(claims["org"]),
+            class_id=uuid.UUID(claims["class"]),
+        )
+    except jwt.ExpiredSignatureError:
+        raise AuthError("teacher session expired: launch ClassPulse from the LMS again") from None
+    except (jwt.InvalidTokenError, ValueError, KeyError):
+        raise AuthError("invalid teacher session") from None

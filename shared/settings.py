@@ -99,6 +99,20 @@ class SecretsSettings(BaseSettings):
     secrets_key: SecretStr | None = None
 
 
+class LtiSettings(BaseSettings):
+    """The LTI 1.3 tool (``services.lti``): where platforms and browsers reach ClassPulse."""
+
+    model_config = _config()
+    #: The ingest API's public base URL as the LMS and browsers see it (https in
+    #: production); unset: the URL a request arrived at.
+    lti_tool_url: str | None = None
+    #: The analytics API's public base URL, where instructor launches open the dashboard;
+    #: unset: the tool URL's host on ``CLASSPULSE_ANALYTICS_PORT``.
+    lti_dashboard_url: str | None = None
+    #: Length of the lesson a launch creates when its placement has none running.
+    lti_lesson_minutes: int = Field(60, gt=0, le=24 * 60)
+
+
 class LiveSettings(BaseSettings):
     """Bounds on the analytics API's live streams (Server-Sent Events)."""
 
@@ -192,6 +206,11 @@ def secrets_settings() -> SecretsSettings:
 
 
 @lru_cache
+def lti_settings() -> LtiSettings:
+    return _load(LtiSettings)
+
+
+@lru_cache
 def live_settings() -> LiveSettings:
     return _load(LiveSettings)
 
@@ -219,6 +238,7 @@ def clear_cache() -> None:
         privacy_settings,
         auth_settings,
         secrets_settings,
+        lti_settings,
         live_settings,
         worker_settings,
         api_settings,

@@ -19,7 +19,7 @@ from pydantic import BaseModel, Field
 
 from services.analytics.deps import ResourcesDep, SessionDep
 from services.analytics.errors import json_error_responses
-from services.analytics.ticket_store import TICKET_SECONDS, issue
+from services.analytics.ticket_store import TICKET_SECONDS, issue, redeem
 from services.api.credentials import AuthorizationHeader
 from shared.access import authenticate, bearer_token, require_lesson_access
 
@@ -66,3 +66,34 @@ async def create_ticket(
     return TicketOut(
         ticket=ticket, purpose=body.purpose, lesson_id=body.lesson_id, expires_in=TICKET_SECONDS
     )
+
+
+#: What an LTI instructor launch's ticket opens (``services.lti.routes``).
+DASHBOARD_PURPOSE = "dashboard"
+
+
+class DashboardTicketIn(BaseModel):
+    ticket: str = Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9_-]+$")
+    lesson_id: uuid.UUID
+
+
+class DashboardSessionOut(BaseModel):
+    credential: str = Field(
+        description="The launch's teacher session: send as `Authorization: Bearer` "
+        "(class-level reads of the launch's class; expires like a student token)"
+    )
+    lesson_id: uuid.UUID
+
+
+@router.post(
+    "/dashboard",
+    summary="Exchange an LMS launch's single-use ticket for the dashboard's teacher session",
+    responses=json_error_responses(401, 422),
+)
+async def redeem_dashboard_ticket(
+    body: DashboardTicketIn, resources: ResourcesDep
+) -> DashboardSessionOut:
+    """An instructor's LTI launch opens ``/dashboard#ticket=…&lesson=…``; the page trades
+    the ticket (once, within 60 seconds) for the session, so no credential stays in a URL."""
+    credential = await redeem(resources.redis, body.ticket, DASHBOARD_PURPOSE, str(body.lesson_id))
+    return DashboardSessionOut(credential=credential, lesson_id=body.lesson_id)

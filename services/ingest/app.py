@@ -33,6 +33,7 @@ from services.ingest.queue import FrameQueue, producer_app
 from services.ingest.queue_metrics import refresh_queue_metrics
 from services.ingest.ratelimit import AdmissionLimits, FrameAdmission
 from services.ingest.tokens import StudentTokens
+from services.lti import routes as lti_routes
 from shared import tracing
 from shared.client_detection import PAGE_MODEL_FILES
 from shared.db.engine import async_session_factory, make_async_engine, with_driver
@@ -126,6 +127,7 @@ def create_app(config: IngestConfig | None = None) -> FastAPI:
     app.include_router(routes_setup.router)
     app.include_router(routes_students.router)
     app.include_router(routes_lrs.router)
+    app.include_router(lti_routes.router)
     app.include_router(routes_classroom.router)
     app.include_router(routes_frames.router)
     app.include_router(ws.router)

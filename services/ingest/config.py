@@ -13,6 +13,7 @@ from shared.settings import (
     DEFAULT_MIN_FACE_FRACTION,
     auth_settings,
     frame_settings,
+    lti_settings,
     secrets_settings,
     worker_settings,
 )
@@ -42,6 +43,10 @@ class IngestConfig:
     min_face_fraction: float = DEFAULT_MIN_FACE_FRACTION
     #: Encrypts the LRS passwords set through ``PUT /v1/lrs`` (``CLASSPULSE_SECRETS_KEY``).
     secrets_key: SecretStr | None = None
+    #: The LTI tool's public URLs and new lessons' length (``CLASSPULSE_LTI_*``).
+    lti_tool_url: str | None = None
+    lti_dashboard_url: str | None = None
+    lti_lesson_minutes: int = 60
 
     @property
     def page_detector(self) -> PageDetector:
@@ -51,6 +56,7 @@ class IngestConfig:
     def from_settings(cls) -> IngestConfig:
         """Read ``CLASSPULSE_*`` settings; ``ConfigError`` names what is missing."""
         frames, auth, worker = frame_settings(), auth_settings(), worker_settings()
+        lti = lti_settings()
         stores = required_stores()
         return cls(
             database_url=stores.database_url,
@@ -68,4 +74,7 @@ class IngestConfig:
             detector=worker.detector,
             min_face_fraction=worker.min_face_fraction,
             secrets_key=secrets_settings().secrets_key,
+            lti_tool_url=lti.lti_tool_url,
+            lti_dashboard_url=lti.lti_dashboard_url,
+            lti_lesson_minutes=lti.lti_lesson_minutes,
         )

@@ -46,6 +46,24 @@
     return { key: sessionStorage.getItem(KEY_STORAGE), lesson: params.get("lesson"), bucket: bucket || "1m" };
   }
 
+  // An LMS launch (LTI) opens the dashboard with a single-use ticket in the fragment,
+  // never a key: it is exchanged once for the launch's short-lived teacher session.
+  async function redeemTicket() {
+    const params = new URLSearchParams(location.hash.replace(/^#/, ""));
+    const ticket = params.get("ticket");
+    if (!ticket) return;
+    params.delete("ticket");
+    history.replaceState(null, "", location.pathname + location.search + (params.toString() ? "#" + params : ""));
+    const response = await fetch("/v1/tickets/dashboard", {
+      method: "POST",
+      headers: { "Content-Type": "application/json" },
+      body: JSON.stringify({ ticket, lesson_id: params.get("lesson") }),
+    });
+    const body = await response.json().catch(() => ({}));
+    if (!response.ok) throw new Error((body.error && body.error.message) || `HTTP ${response.status}`);
+    sessionStorage.setItem(KEY_STORAGE, body.credential);
+  }
+
   // The lesson and bucket stay in the address bar (a reload or a shared link keeps
   // them); the bucket is also the browser's default for the next lesson opened.
   function writeFragment() {
@@ -437,6 +455,7 @@
   }
 
   async function start() {
+    await redeemTicket();
     const fromUrl = readFragment();
     state.key = fromUrl.key;
     state.bucket = fromUrl.bucket;
@@ -476,7 +495,7 @@
   // A new key starts over; a lesson or bucket of the same key loads in place.
   function followFragment() {
     const params = new URLSearchParams(location.hash.replace(/^#/, ""));
-    if (params.get("key")) return start();
+    if (params.get("key") || params.get("ticket")) return start();
     const lesson = params.get("lesson");
     const bucket = params.get("bucket");
     if (!state.lesson || !lesson || !state.lessons.some((l) => l.id === lesson)) return Promise.resolve();

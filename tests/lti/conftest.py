@@ -1,0 +1,162 @@
+"""LTI fixtures: a simulated Moodle on a free port, ClassPulse's ingest and analytics APIs
+(real uvicorn servers) on the test database and Redis, an organisation with the platform
+registered through the API."""
+
+from __future__ import annotations
+
+import threading
+import time
+import urllib.parse
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import httpx
+import pytest
+import uvicorn
+from pydantic import SecretStr
+from sqlalchemy import Engine, text
+from sqlalchemy.orm import Session
+
+from classpulse.ports import free_port
+from services.analytics.app import create_app as create_analytics
+from services.analytics.config import AnalyticsConfig
+from services.ingest.config import IngestConfig
+from services.ingest.keys import new_api_key
+from shared.db.models import KeyRole, Organisation
+from tests.ingest.conftest import SECRET, Servers
+from tests.lti.platform import Platform, Scenario
+
+SECRETS_KEY = "lti-test-secrets-key-0123456789abcdef"
+#: Rows a launch may create; bad input must leave every count as it was.
+COUNTED = (
+    "classes",
+    "lessons",
+    "students",
+    "enrolments",
+    "consents",
+    "lti_contexts",
+    "lti_resource_links",
+)
+
+
+def counts(engine: Engine) -> dict[str, int]:
+    with engine.connect() as conn:
+        return {t: conn.execute(text(f"SELECT count(*) FROM {t}")).scalar_one() for t in COUNTED}
+
+
+@pytest.fixture
+def platform() -> Iterator[Platform]:
+    moodle = Platform()
+    moodle.start()
+    yield moodle
+    moodle.stop()
+
+
+def start_analytics(config: AnalyticsConfig) -> tuple[str, uvicorn.Server, threading.Thread]:
+    port = free_port()
+    server = uvicorn.Server(
+        uvicorn.Config(create_analytics(config), host="127.0.0.1", port=port, log_level="warning")
+    )
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 15
+    while not server.started:
+        if time.monotonic() > deadline:
+            raise RuntimeError("analytics did not start")
+        time.sleep(0.01)
+    return f"http://127.0.0.1:{port}", server, thread
+
+
+@dataclass
+class Tool:
+    url: str
+    analytics_url: str
+    organisation_id: uuid.UUID
+    lms_key: str
+    registration_id: str
+
+    @property
+    def lms(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.lms_key}"}
+
+
+@pytest.fixture
+def tool(
+    clean_db: Engine, pg_url: str, redis_url: str, redis_client: object, platform: Platform
+) -> Iterator[Tool]:
+    analytics_url, server, thread = start_analytics(
+        AnalyticsConfig(database_url=pg_url, redis_url=redis_url, token_secret=SECRET)
+    )
+    servers = Servers()
+    try:
+        url = servers.start(
+            IngestConfig(
+                database_url=pg_url,
+                redis_url=redis_url,
+                token_secret=SECRET,
+                secrets_key=SecretStr(SECRETS_KEY),
+                lti_dashboard_url=analytics_url,
+            )
+        )
+        platform.tool_url = url
+        with Session(clean_db) as session:
+            org_id = uuid.uuid4()
+            session.add(Organisation(id=org_id, name="LTI school"))
+            session.flush()
+            row, lms_key = new_api_key(org_id, KeyRole.LMS, "lms")
+            session.add(row)
+            session.commit()
+        answer = httpx.post(
+            f"{url}/v1/lti/registrations",
+            json={**platform.registration(), "school_consent": True},
+            headers={"Authorization": f"Bearer {lms_key}"},
+        )
+        assert answer.status_code == 201, answer.text
+        yield Tool(url, analytics_url, org_id, lms_key, answer.json()["id"])
+    finally:
+        servers.stop_all()
+        server.should_exit = True
+        thread.join(timeout=10)
+
+
+@dataclass
+class Login:
+    state: str
+    nonce: str
+    cookies: dict[str, str]
+
+
+def login(tool: Tool, platform: Platform, hint: str) -> Login:
+    """The OIDC login initiation as Moodle starts it; the tool's redirect read by hand."""
+    answer = httpx.post(f"{tool.url}/lti/login", data=platform.login_params(hint))
+    assert answer.status_code == 302, answer.text
+    location = urllib.parse.urlsplit(answer.headers["location"])
+    assert f"{location.scheme}://{location.netloc}{location.path}" == (
+        f"{platform.url}/mod/lti/auth.php"
+    )
+    query = dict(urllib.parse.parse_qsl(location.query))
+    cookies = {}
+    for header in answer.headers.get_list("set-cookie"):
+        name, _, rest = header.partition("=")
+        cookies[name] = rest.split(";", 1)[0]
+        lowered = header.lower()
+        assert "samesite=none" in lowered
+        assert "secure" in lowered
+        assert "httponly" in lowered
+    return Login(query["state"], query["nonce"], cookies)
+
+
+def post_launch(tool: Tool, id_token: str, state: str, cookies: dict[str, str]) -> httpx.Response:
+    cookie = "; ".join(f"{k}={v}" for k, v in cookies.items())
+    return httpx.post(
+        f"{tool.url}/lti/launch",
+        data={"id_token": id_token, "state": state},
+        headers={"Cookie": cookie} if cookie else {},
+    )
+
+
+def launch(tool: Tool, platform: Platform, scenario: Scenario) -> httpx.Response:
+    hint = platform.add(scenario)
+    started = login(tool, platform, hint)
+    return post_launch(tool, platform.id_token(hint, started.nonce), started.state, started.cookies)
