@@ -12,6 +12,7 @@ import contextlib
 import datetime as dt
 import json
 import re
+import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -107,6 +108,19 @@ def lrs_request(_: Realm) -> Kwargs:
     }
 
 
+def lti_registration_request(_: Realm) -> Kwargs:
+    return {
+        "json": {
+            "issuer": "https://moodle.example.org",
+            "client_id": uuid.uuid4().hex,
+            "deployment_ids": ["1"],
+            "auth_login_url": "https://moodle.example.org/mod/lti/auth.php",
+            "auth_token_url": "https://moodle.example.org/mod/lti/token.php",
+            "key_set_url": "https://moodle.example.org/mod/lti/certs.php",
+        }
+    }
+
+
 @dataclass(frozen=True)
 class Row:
     expect: dict[str, int]
@@ -123,6 +137,7 @@ INGEST: dict[str, Row] = {
         lambda _: {"json": {"external_id": "new", "title": "New"}},
     ),
     "GET /v1/classes": Row(statuses(200), blind=("other_org", "student", "other_student")),
+    "PATCH /v1/classes/{class_id}": Row(lms_only(200), lambda _: {"json": {"title": "Renamed"}}),
     "POST /v1/classes/{class_id}/lessons": Row(lms_only(201), lesson_request),
     "GET /v1/classes/{class_id}/lessons": Row(class_readers()),
     "POST /v1/classes/{class_id}/students": Row(
@@ -148,6 +163,14 @@ INGEST: dict[str, Row] = {
     "PUT /v1/lrs": Row(statuses(403, lms=200, other_org=200), lrs_request),
     "GET /v1/lrs": Row(statuses(403, lms=200, other_org=404)),
     "DELETE /v1/lrs": Row(statuses(403, lms=204, other_org=404)),
+    # LTI registrations are the organisation's own; class A came by REST (no LMS roster).
+    "GET /v1/lti/tool": Row(statuses(403, lms=200, other_org=200)),
+    "GET /v1/lti/registrations": Row(statuses(403, lms=200, other_org=200)),
+    "POST /v1/lti/registrations": Row(
+        statuses(403, lms=201, other_org=201), lti_registration_request
+    ),
+    "DELETE /v1/lti/registrations/{registration_id}": Row(statuses(403, lms=404, other_org=404)),
+    "POST /v1/lti/classes/{class_id}/roster": Row(statuses(403, lms=422, other_org=404)),
     "GET /healthz": Row(PUBLIC),
     "GET /readyz": Row(PUBLIC),
 }
@@ -166,6 +189,11 @@ ANALYTICS: dict[str, Row] = {
     "POST /v1/tickets": Row(
         class_readers(),
         lambda realm: {"json": {"purpose": "live", "lesson_id": str(realm.a.lesson_id)}},
+    ),
+    # The ticket is the credential: an unknown one opens nothing, whatever the header.
+    "POST /v1/tickets/dashboard": Row(
+        statuses(401),
+        lambda realm: {"json": {"ticket": "x" * 43, "lesson_id": str(realm.a.lesson_id)}},
     ),
     "GET /healthz": Row(PUBLIC),
     "GET /readyz": Row(PUBLIC),
@@ -197,6 +225,7 @@ def fill(path: str, realm: Realm) -> str:
         "external_student_id": "s3",
         "external_id": realm.a.students["s3"],
         "student": realm.a.students["s1"],
+        "registration_id": uuid.UUID(int=7),
     }
     return re.sub(r"\{(\w+)\}", lambda m: str(values[m.group(1)]), path)
 
