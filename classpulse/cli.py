@@ -8,7 +8,15 @@ from __future__ import annotations
 
 import typer
 
-from classpulse import admin_commands, analyze_commands, demo, lrs_commands, model_commands, up
+from classpulse import (
+    admin_commands,
+    analyze_commands,
+    demo,
+    lrs_commands,
+    lti_commands,
+    model_commands,
+    up,
+)
 
 app = typer.Typer(
     name="classpulse",
@@ -19,6 +27,7 @@ app = typer.Typer(
 model_commands.register(app)
 admin_commands.register(app)
 lrs_commands.register(app)
+lti_commands.register(app)
 demo.register(app)
 analyze_commands.register(app)
 up.register(app)
