@@ -88,7 +88,7 @@ class DashboardSessionOut(BaseModel):
 @router.post(
     "/dashboard",
     summary="Exchange an LMS launch's single-use ticket for the dashboard's teacher session",
-    responses=json_error_responses(401, 422),
+    responses=json_error_responses(400, 401, 422),
 )
 async def redeem_dashboard_ticket(
     body: DashboardTicketIn, resources: ResourcesDep
