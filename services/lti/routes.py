@@ -68,6 +68,7 @@ from shared.errors import (
 from shared.settings import api_settings
 
 logger = logging.getLogger("classpulse.lti")
+DEEP_LINKING_SETTINGS = "https://purl.imsglobal.org/spec/lti-dl/claim/deep_linking_settings"
 
 _AUTOSUBMIT_JS = "document.getElementById('placement').submit();\n"
 
@@ -201,7 +202,7 @@ async def launch(request: Request, session: SessionDep, resources: ResourcesDep)
             raise Forbidden("deep linking places ClassPulse in a course: instructors only")
         school_class = await _provision_class(session, registration, valid.claims)
         await session.commit()
-        return _placement_form(valid.launch_id, school_class.title)
+        return _placement_form(valid.launch_id, school_class.title, _return_origin(valid.claims))
     if valid.is_instructor:
         return await _instructor(request, session, resources.redis, registration, valid, key)
     if valid.is_learner:
@@ -323,10 +324,21 @@ async def _sync_roster(
     return len(enrolled)
 
 
-def _page(body: str, *, form_action: str = "'self'") -> HTMLResponse:
+def _return_origin(claims: Mapping[str, Any]) -> str:
+    """The origin of the platform's deep-link return URL: the LMS's own pages."""
+    settings = claims.get(DEEP_LINKING_SETTINGS) or {}
+    parts = urllib.parse.urlsplit(str(settings.get("deep_link_return_url", "")))
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise InvalidValue("LTI launch refused: the deep-linking request has no return URL")
+    return f"{parts.scheme}://{parts.netloc}"
+
+
+def _page(body: str, *, form_action: str = "'self'", framed_by: str = "'none'") -> HTMLResponse:
+    # The placement pages open inside the LMS's content-selection dialog (an iframe):
+    # that LMS may frame them (frame-ancestors overrides the X-Frame-Options header).
     policy = (
         "default-src 'none'; script-src 'self'; style-src 'self'; "
-        f"form-action {form_action}; base-uri 'none'; frame-ancestors 'none'"
+        f"form-action {form_action}; base-uri 'none'; frame-ancestors {framed_by}"
     )
     document = (
         '<!doctype html><html lang="en"><head><meta charset="utf-8">'
@@ -335,7 +347,7 @@ def _page(body: str, *, form_action: str = "'self'") -> HTMLResponse:
     return HTMLResponse(document, headers={"Content-Security-Policy": policy})
 
 
-def _placement_form(launch_id: str, class_title: str) -> HTMLResponse:
+def _placement_form(launch_id: str, class_title: str, lms_origin: str) -> HTMLResponse:
     return _page(
         f"<h1>Place a ClassPulse lesson in {html.escape(class_title)}</h1>"
         '<form method="post" action="/lti/deep-link">'
@@ -344,7 +356,8 @@ def _placement_form(launch_id: str, class_title: str) -> HTMLResponse:
         'value="ClassPulse lesson"></label></p>'
         '<p><label>Minutes <input name="minutes" type="number" min="1" max="1440" '
         'value="60" required></label></p>'
-        '<p><button type="submit">Add to the course</button></p></form>'
+        '<p><button type="submit">Add to the course</button></p></form>',
+        framed_by=lms_origin,
     )
 
 
@@ -406,6 +419,7 @@ async def deep_link(
         '<noscript><button type="submit">Return to the course</button></noscript></form>'
         '<script src="/lti/autosubmit.js"></script>',
         form_action=f"{origin.scheme}://{origin.netloc}",
+        framed_by=_return_origin(valid.claims),
     )
 
 

@@ -120,12 +120,15 @@ def test_deep_linking_places_a_lesson_signed_by_the_tool(
                  resource_link_id=None),
     )  # fmt: skip
     assert answer.status_code == 200, answer.text
+    # Moodle's and Canvas's content selection is a dialog with an iframe: the LMS may frame it.
+    assert f"frame-ancestors {platform.url}" in answer.headers["content-security-policy"]
     page = answer.text
     launch_id = page.split('name="launch_id" value="', 1)[1].split('"', 1)[0]
     form = {"launch_id": launch_id, "title": "Quiz day", "minutes": "45"}
     placed = httpx.post(f"{tool.url}/lti/deep-link", data=form)
     assert placed.status_code == 200, placed.text
     assert f"form-action {platform.url}" in placed.headers["content-security-policy"]
+    assert f"frame-ancestors {platform.url}" in placed.headers["content-security-policy"]
     token = placed.text.split('name="JWT" value="', 1)[1].split('"', 1)[0]
     # The platform checks the response against the tool's JWKS, as Moodle does.
     claims = platform.verify_from_tool(token, platform.issuer)
@@ -152,6 +155,28 @@ def test_deep_linking_places_a_lesson_signed_by_the_tool(
                  custom={"classpulse_lesson": lesson_id}),
     )  # fmt: skip
     assert urllib.parse.urlsplit(learner.headers["location"]).path == f"/classroom/{lesson_id}"
+
+
+def test_roster_sync_on_request(tool: Tool, platform: Platform, clean_db: Engine) -> None:
+    answer = launch(tool, platform, Scenario("u-teach", INSTRUCTOR_ROLES))
+    assert answer.status_code == 303
+    with clean_db.connect() as conn:
+        class_id = conn.execute(text("SELECT id FROM classes")).scalar_one()
+    platform.members = [
+        {"status": "Active", "user_id": "u-new", "email": "new@example.org", "roles": ["Learner"]}
+    ]
+    synced = httpx.post(f"{tool.url}/v1/lti/classes/{class_id}/roster", headers=tool.lms)
+    assert synced.status_code == 200, synced.text
+    assert synced.json()["enrolled"] == 1
+    with clean_db.connect() as conn:
+        students = conn.execute(text("SELECT external_id FROM students")).scalars().all()
+    assert students == ["u-new"]
+    # A platform that refuses the token leaves the roster as it was: 503, said plainly.
+    platform.members = [{"status": "Active", "user_id": "u-other", "roles": ["Learner"]}]
+    platform.client_id = "changed"  # the platform no longer knows the tool's client id
+    refused = httpx.post(f"{tool.url}/v1/lti/classes/{class_id}/roster", headers=tool.lms)
+    assert refused.status_code == 503
+    assert "names and roles" in refused.json()["error"]["message"]
 
 
 def test_tool_jwks_and_urls(tool: Tool, platform: Platform) -> None:
