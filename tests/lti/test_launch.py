@@ -177,6 +177,9 @@ def test_roster_sync_on_request(tool: Tool, platform: Platform, clean_db: Engine
     refused = httpx.post(f"{tool.url}/v1/lti/classes/{class_id}/roster", headers=tool.lms)
     assert refused.status_code == 503
     assert "names and roles" in refused.json()["error"]["message"]
+    with clean_db.connect() as conn:
+        after = conn.execute(text("SELECT external_id FROM students")).scalars().all()
+    assert after == ["u-new"]
 
 
 def test_tool_jwks_and_urls(tool: Tool, platform: Platform) -> None:
