@@ -64,8 +64,8 @@ class PartitionedTable:
 SEQ_INDEX_SUFFIX = "_seq"
 
 
-#: Rows of a day must leave together: events before their frames' rollup rows matter
-#: not (no foreign key joins them), but the order is kept for readability.
+#: The partitioned tables; a day's partitions of all three are made and dropped together
+#: (no foreign key joins them, so the order does not matter).
 TABLES = (
     PartitionedTable("face_events", "captured_at"),
     PartitionedTable("face_event_minutes", "minute"),
