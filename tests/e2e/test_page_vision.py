@@ -79,7 +79,9 @@ def test_page_finds_and_crops_faces_as_the_worker_does(page: Any, name: str) -> 
     height, width = image.shape[:2]
     server = BlazeFace(FULL_RANGE).detect(image)
     assert server, f"{name}: the worker's detector finds no face"
-    config = _client_detection(IngestConfig("postgresql://unused", "redis://unused", "x" * 32))
+    config = _client_detection(
+        IngestConfig("postgresql://unused", "redis://unused", "x" * 32), None
+    )
     assert config is not None
     png = base64.b64encode(cv2.imencode(".png", image)[1].tobytes()).decode()
     forced = [
@@ -164,7 +166,9 @@ PAGE_BODIES = """async ({ png, config }) => {
 def test_page_bodies_are_what_ingest_and_the_worker_read(page: Any) -> None:
     image = read_frame("two_people.jpg")
     height, width = image.shape[:2]
-    config = _client_detection(IngestConfig("postgresql://unused", "redis://unused", "x" * 32))
+    config = _client_detection(
+        IngestConfig("postgresql://unused", "redis://unused", "x" * 32), None
+    )
     assert config is not None
     png = base64.b64encode(cv2.imencode(".png", image)[1].tobytes()).decode()
     result = page.evaluate(PAGE_BODIES, {"png": png, "config": config.model_dump()})
@@ -204,7 +208,9 @@ STUDENT_FACE = """async ({ png, config }) => {
 def test_only_the_students_own_face_leaves_the_page(page: Any) -> None:
     # Two people in view: the page sends the larger face only, nothing of the other.
     image = read_frame("two_people.jpg")
-    config = _client_detection(IngestConfig("postgresql://unused", "redis://unused", "x" * 32))
+    config = _client_detection(
+        IngestConfig("postgresql://unused", "redis://unused", "x" * 32), None
+    )
     assert config is not None
     png = base64.b64encode(cv2.imencode(".png", image)[1].tobytes()).decode()
     result = page.evaluate(STUDENT_FACE, {"png": png, "config": config.model_dump()})
