@@ -8,7 +8,6 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, status
 from sqlalchemy import select
-from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -45,6 +44,7 @@ from shared.db.models import (
     SchoolClass,
     Student,
 )
+from shared.enrolment import enrol
 from shared.errors import Conflict, NotFound
 
 #: A student's LMS id in a path: looked up, never stored from here.
@@ -173,31 +173,11 @@ async def enrol_students(
     class_id: uuid.UUID, body: EnrolIn, principal: LmsDep, session: SessionDep
 ) -> EnrolOut:
     school_class = await _class(session, principal, class_id)
-    external_ids = sorted(set(body.external_ids))
-    org = school_class.organisation_id
-    await session.execute(
-        insert(Student)
-        .values(
-            [{"id": uuid.uuid4(), "organisation_id": org, "external_id": e} for e in external_ids]
-        )
-        .on_conflict_do_nothing(index_elements=["organisation_id", "external_id"])
-    )
-    students = list(
-        await session.execute(
-            select(Student.id, Student.external_id).where(
-                Student.organisation_id == org, Student.external_id.in_(external_ids)
-            )
-        )
-    )
-    await session.execute(
-        insert(Enrolment)
-        .values([{"class_id": class_id, "student_id": s.id} for s in students])
-        .on_conflict_do_nothing()
-    )
+    students = await enrol(session, school_class.organisation_id, class_id, body.external_ids)
     await session.commit()
     return EnrolOut(
         class_id=class_id,
-        students=[StudentOut(id=s.id, external_id=s.external_id) for s in students],
+        students=[StudentOut(id=i, external_id=e) for e, i in students.items()],
     )
 
 

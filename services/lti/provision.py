@@ -18,8 +18,9 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.ingest import consent
+from shared import enrolment
 from shared.db.lti_models import LtiContext, LtiRegistration, LtiResourceLink
-from shared.db.models import Consent, ConsentParty, Enrolment, Lesson, SchoolClass, Student
+from shared.db.models import Consent, ConsentParty, Lesson, SchoolClass
 
 CONTEXT = "https://purl.imsglobal.org/spec/lti/claim/context"
 RESOURCE_LINK = "https://purl.imsglobal.org/spec/lti/claim/resource_link"
@@ -161,28 +162,8 @@ async def enrol(
     session: AsyncSession, school_class: SchoolClass, subs: Iterable[str]
 ) -> dict[str, uuid.UUID]:
     """Students by their LTI ``sub`` (created if new) enrolled in the class: ``sub → id``."""
-    wanted = sorted({s for s in (_text(sub, 200) for sub in subs) if s})
-    if not wanted:
-        return {}
-    org = school_class.organisation_id
-    await session.execute(
-        insert(Student)
-        .values([{"id": uuid.uuid4(), "organisation_id": org, "external_id": s} for s in wanted])
-        .on_conflict_do_nothing(index_elements=["organisation_id", "external_id"])
-    )
-    rows = list(
-        await session.execute(
-            select(Student.external_id, Student.id).where(
-                Student.organisation_id == org, Student.external_id.in_(wanted)
-            )
-        )
-    )
-    await session.execute(
-        insert(Enrolment)
-        .values([{"class_id": school_class.id, "student_id": r.id} for r in rows])
-        .on_conflict_do_nothing()
-    )
-    return {r.external_id: r.id for r in rows}
+    wanted = [s for s in (_text(sub, 200) for sub in subs) if s]
+    return await enrolment.enrol(session, school_class.organisation_id, school_class.id, wanted)
 
 
 async def school_consent(
