@@ -102,25 +102,43 @@ def issue_student_token(
     return jwt.encode(claims, secret, algorithm=TOKEN_ALGORITHM)
 
 
-def verify_student_token(secret: str, token: str) -> Principal:
-    """The student principal of a valid token; ``AuthError`` says why it is not."""
+def _verify(
+    secret: str,
+    token: str,
+    audience: str,
+    claims: tuple[str, ...],
+    *,
+    expired: str,
+    invalid: str,
+) -> list[uuid.UUID]:
+    """The ids in ``claims`` of a valid token for ``audience``; otherwise ``AuthError``
+    with ``expired`` or, for any other fault, ``invalid``."""
     try:
-        claims = jwt.decode(
+        decoded = jwt.decode(
             token,
             secret,
             algorithms=[TOKEN_ALGORITHM],
-            audience=TOKEN_AUDIENCE,
-            options={"require": ["exp", "sub", "lesson", "aud"]},
+            audience=audience,
+            options={"require": ["exp", *claims, "aud"]},
         )
-        return Principal(
-            PrincipalKind.STUDENT,
-            student_id=uuid.UUID(claims["sub"]),
-            lesson_id=uuid.UUID(claims["lesson"]),
-        )
+        return [uuid.UUID(decoded[claim]) for claim in claims]
     except jwt.ExpiredSignatureError:
-        raise AuthError("student token expired") from None
+        raise AuthError(expired) from None
     except (jwt.InvalidTokenError, ValueError, KeyError):
-        raise AuthError("invalid student token") from None
+        raise AuthError(invalid) from None
+
+
+def verify_student_token(secret: str, token: str) -> Principal:
+    """The student principal of a valid token; ``AuthError`` says why it is not."""
+    student_id, lesson_id = _verify(
+        secret,
+        token,
+        TOKEN_AUDIENCE,
+        ("sub", "lesson"),
+        expired="student token expired",
+        invalid="invalid student token",
+    )
+    return Principal(PrincipalKind.STUDENT, student_id=student_id, lesson_id=lesson_id)
 
 
 def issue_teacher_session(
@@ -154,20 +172,12 @@ def is_teacher_session(token: str) -> bool:
 
 def verify_teacher_session(secret: str, token: str) -> Principal:
     """The teacher principal of a valid session; ``AuthError`` says why it is not."""
-    try:
-        claims = jwt.decode(
-            token,
-            secret,
-            algorithms=[TOKEN_ALGORITHM],
-            audience=SESSION_AUDIENCE,
-            options={"require": ["exp", "org", "class", "aud"]},
-        )
-        return Principal(
-            PrincipalKind.TEACHER,
-            organisation_id=uuid.UUID(claims["org"]),
-            class_id=uuid.UUID(claims["class"]),
-        )
-    except jwt.ExpiredSignatureError:
-        raise AuthError("teacher session expired: launch ClassPulse from the LMS again") from None
-    except (jwt.InvalidTokenError, ValueError, KeyError):
-        raise AuthError("invalid teacher session") from None
+    organisation_id, class_id = _verify(
+        secret,
+        token,
+        SESSION_AUDIENCE,
+        ("org", "class"),
+        expired="teacher session expired: launch ClassPulse from the LMS again",
+        invalid="invalid teacher session",
+    )
+    return Principal(PrincipalKind.TEACHER, organisation_id=organisation_id, class_id=class_id)
