@@ -251,6 +251,19 @@ def _http() -> requests.Session:
     return session
 
 
+def _flow_parts(
+    params: Mapping[str, str],
+    cookies: Mapping[str, str],
+    secure: bool,
+    platforms: Sequence[PlatformRegistration],
+    tool_key: ToolKey,
+) -> tuple[_Request, _ToolConf, SessionService, _Cookies]:
+    """What a pylti1p3 login or launch takes first, in its order: the request, the
+    registrations with the tool key, and the session and cookie services over the request."""
+    request = _Request(params, cookies, secure)
+    return request, _ToolConf(platforms, tool_key), SessionService(request), _Cookies(request)
+
+
 class _Login(OIDCLogin[_Request, _ToolConf, SessionService, _Cookies, str]):
     def get_redirect(self, url: str) -> Redirect[str]:
         return _Redirect(url)
@@ -278,15 +291,10 @@ def login(
     launch_url: str,
 ) -> LoginRedirect:
     """The OIDC login initiation: where to send the browser, and the state cookie to set."""
-    request = _Request(params, cookies, secure)
-    cookie_service = _Cookies(request)
-    session_service = SessionService(request)
-    flow = _Login(
-        request,
-        _ToolConf(platforms, tool_key),
-        session_service,
-        cookie_service,
+    request, tool_conf, session_service, cookie_service = _flow_parts(
+        params, cookies, secure, platforms, tool_key
     )
+    flow = _Login(request, tool_conf, session_service, cookie_service)
     flow.set_launch_data_storage(RedisStorage(redis))
     flow.set_launch_data_lifetime(LAUNCH_SECONDS)
     try:
@@ -370,13 +378,9 @@ def _launch_object(
     tool_key: ToolKey,
     redis: Redis,
 ) -> _Launch:
-    request = _Request(params, cookies, secure)
     storage = RedisStorage(redis)
     launch = _Launch(
-        request,
-        _ToolConf(platforms, tool_key),
-        session_service=SessionService(request),
-        cookie_service=_Cookies(request),
+        *_flow_parts(params, cookies, secure, platforms, tool_key),
         launch_data_storage=storage,
         requests_session=_http(),
     )
@@ -415,16 +419,11 @@ def restore_launch(
     redis: Redis,
 ) -> ValidatedLaunch:
     """A launch validated earlier (within ``LAUNCH_SECONDS``), from its id."""
-    request = _Request({}, {}, secure)
-    storage = RedisStorage(redis)
     try:
         launch = _Launch.from_cache(
             launch_id,
-            request,
-            _ToolConf(platforms, tool_key),
-            session_service=SessionService(request),
-            cookie_service=_Cookies(request),
-            launch_data_storage=storage,
+            *_flow_parts({}, {}, secure, platforms, tool_key),
+            launch_data_storage=RedisStorage(redis),
             requests_session=_http(),
         )
         claims = dict(launch.get_launch_data())

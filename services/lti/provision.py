@@ -21,6 +21,7 @@ from services.ingest import consent
 from shared import enrolment
 from shared.db.lti_models import LtiContext, LtiRegistration, LtiResourceLink
 from shared.db.models import Consent, ConsentParty, Lesson, SchoolClass
+from shared.errors import InvalidValue
 
 CONTEXT = "https://purl.imsglobal.org/spec/lti/claim/context"
 RESOURCE_LINK = "https://purl.imsglobal.org/spec/lti/claim/resource_link"
@@ -36,8 +37,11 @@ LEARNER_ROLES = (
 DEFAULT_LESSON_TITLE = "ClassPulse lesson"
 
 
-class MissingClaim(Exception):
-    """A launch without a claim ClassPulse needs (the course, the placement)."""
+class MissingClaim(InvalidValue):
+    """A launch without a claim ClassPulse needs (the course, the placement): refused (422)."""
+
+    def __init__(self, missing: str) -> None:
+        super().__init__(f"LTI launch refused: {missing}")
 
 
 def _text(value: Any, limit: int) -> str | None:

@@ -200,53 +200,42 @@ async def launch(request: Request, session: SessionDep, resources: ResourcesDep)
     if valid.is_deep_link:
         if not valid.is_instructor:
             raise Forbidden("deep linking places ClassPulse in a course: instructors only")
-        school_class = await _provision_class(session, registration, valid.claims)
+        school_class = await provision.class_for_context(session, registration, valid.claims)
         await session.commit()
         return _placement_form(valid.launch_id, school_class.title, _return_origin(valid.claims))
     if valid.is_instructor:
-        return await _instructor(request, session, resources.redis, registration, valid, key)
+        return await _instructor(
+            request, session, config, registration, valid, resources.redis, key
+        )
     if valid.is_learner:
         return await _learner(request, session, config, registration, valid)
     raise Forbidden("ClassPulse opens for a course's instructors and learners only")
 
 
-async def _provision_class(
-    session: AsyncSession, registration: LtiRegistration, claims: Mapping[str, Any]
-) -> SchoolClass:
-    try:
-        return await provision.class_for_context(session, registration, claims)
-    except provision.MissingClaim as exc:
-        raise InvalidValue(f"LTI launch refused: {exc}") from None
-
-
-async def _provision_lesson(
+async def _class_and_lesson(
     session: AsyncSession,
+    config: IngestConfig,
     registration: LtiRegistration,
-    school_class: SchoolClass,
-    claims: Mapping[str, Any],
-    minutes: int,
-) -> Lesson:
-    try:
-        return await provision.lesson_for_launch(
-            session, registration, school_class, claims, minutes
-        )
-    except provision.MissingClaim as exc:
-        raise InvalidValue(f"LTI launch refused: {exc}") from None
+    valid: adapter.ValidatedLaunch,
+) -> tuple[SchoolClass, Lesson]:
+    """The launch's class and the lesson its placement opens, created on first sight."""
+    school_class = await provision.class_for_context(session, registration, valid.claims)
+    lesson = await provision.lesson_for_launch(
+        session, registration, school_class, valid.claims, config.lti_lesson_minutes
+    )
+    return school_class, lesson
 
 
 async def _instructor(
     request: Request,
     session: AsyncSession,
-    redis: Any,
+    config: IngestConfig,
     registration: LtiRegistration,
     valid: adapter.ValidatedLaunch,
+    redis: Any,
     key: adapter.ToolKey,
 ) -> Response:
-    config: IngestConfig = request.app.state.resources.config
-    school_class = await _provision_class(session, registration, valid.claims)
-    lesson = await _provision_lesson(
-        session, registration, school_class, valid.claims, config.lti_lesson_minutes
-    )
+    school_class, lesson = await _class_and_lesson(session, config, registration, valid)
     await session.commit()
     await _sync_roster(session, registration, school_class.id, key)
     credential = issue_teacher_session(
@@ -273,10 +262,7 @@ async def _learner(
     sub = valid.claims.get("sub")
     if not isinstance(sub, str) or not sub.strip():
         raise InvalidValue("LTI launch refused: an anonymous launch has no student id (sub)")
-    school_class = await _provision_class(session, registration, valid.claims)
-    lesson = await _provision_lesson(
-        session, registration, school_class, valid.claims, config.lti_lesson_minutes
-    )
+    school_class, lesson = await _class_and_lesson(session, config, registration, valid)
     students = await provision.enrol(session, school_class, [sub])
     student_id = students[sub.replace("\x00", "").strip()[:200]]
     await provision.school_consent(session, registration, school_class, student_id)
@@ -395,7 +381,7 @@ async def deep_link(
     # One placement per form: the launch is used up before anything is created.
     if not await run_in_threadpool(stored.take, launch_id):
         raise AuthError("this placement form was used already: start again from the LMS")
-    school_class = await _provision_class(session, registration, valid.claims)
+    school_class = await provision.class_for_context(session, registration, valid.claims)
     lesson = await provision.new_lesson(session, school_class, title, minutes)
     return_url, token = await run_in_threadpool(
         valid.deep_link_response,

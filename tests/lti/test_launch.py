@@ -232,6 +232,23 @@ def test_bad_claims_are_refused_and_create_nothing(
     assert counts(clean_db) == before
 
 
+@pytest.mark.parametrize("roles", [INSTRUCTOR_ROLES, LEARNER_ROLES], ids=["instructor", "learner"])
+def test_a_launch_without_a_course_is_refused_and_creates_nothing(
+    tool: Tool, platform: Platform, clean_db: Engine, roles: list[str]
+) -> None:
+    before = counts(clean_db)
+    no_course = {LTI + "context": {"title": "Maths 7B"}}
+    answer = launch(tool, platform, Scenario("u-bad", roles, claims=no_course))
+    # Both launches provision the class and lesson the same way, with the same refusal.
+    assert answer.status_code == 422, answer.text
+    assert answer.json()["error"] == {
+        "code": "validation_error",
+        "message": "LTI launch refused: the launch names no course (its context claim has no id)",
+        "field": None,
+    }
+    assert counts(clean_db) == before
+
+
 def test_wrong_nonce_signature_state_and_replay_are_refused(
     tool: Tool, platform: Platform, clean_db: Engine
 ) -> None:
