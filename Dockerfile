@@ -35,8 +35,10 @@ EXPOSE 8000 8001
 
 FROM base AS worker
 RUN uv sync --locked --extra worker
-# The model artifact the workers serve (metadata.json + model.onnx).
+# The model artifacts the workers serve (metadata.json + model.onnx): the default,
+# and the fast one that CLASSPULSE_MODEL_DIR=/app/models/fast selects.
 COPY models/default ./models/default
+COPY models/fast/metadata.json models/fast/model.onnx ./models/fast/
 ENV CLASSPULSE_MODEL_DIR=/app/models/default
 RUN mkdir -p /data && chown classpulse /data
 USER classpulse

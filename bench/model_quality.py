@@ -57,7 +57,7 @@ def main() -> None:
     split = load(args.data, args.split)
     ferplus = args.data / FERPLUS_NAME if args.data.is_dir() else args.data.parent / FERPLUS_NAME
     votes = load_ferplus_votes(ferplus, split.rows) if ferplus.is_file() else None
-    header = ["model", "params", "TTA, ONNX", "accuracy", "macro recall", "FER+ majority",
+    header = ["model", "params", "served", "accuracy", "macro recall", "FER+ majority",
               "ECE", *LABELS, "eval s"]  # fmt: skip
     print("| " + " | ".join(header) + " |")
     print("|" + "---|" * len(header))
@@ -69,8 +69,7 @@ def main() -> None:
         seconds = time.perf_counter() - start
         result = metrics(split.labels, probs.argmax(axis=1), args.split, classifier.version)
         meta = classifier.metadata
-        served = f"{meta.tta}, {meta.precision}"
-        print(_row(result, meta.parameters, served, seconds, probs, split, votes))
+        print(_row(result, meta.parameters, meta.serving, seconds, probs, split, votes))
         probabilities.append(probs)
         parameters += meta.parameters
     if args.mean and len(probabilities) > 1:

@@ -1,4 +1,5 @@
-"""``classpulse train``, ``ensemble``, ``quantize``, ``evaluate`` and ``import-weights``."""
+"""``classpulse train``, ``ensemble``, ``quantize``, ``evaluate``, ``calibrate``,
+``tune-serving`` and ``import-weights``."""
 
 from __future__ import annotations
 
@@ -252,6 +253,32 @@ def calibrate(
     )
 
 
+def tune_serving(
+    model: Annotated[Path, typer.Option(help="Model artifact folder")] = DEFAULT_MODEL_DIR,
+    data: DataOption = DEFAULT_DATA,
+    apply: Annotated[
+        bool, typer.Option(help="Serve the chosen zoom and flip threshold (a new version)")
+    ] = False,
+) -> None:
+    """Choose on PublicTest the zoom a model reads faces best at, and the faces worth
+    a mirrored second pass; run ``calibrate`` again after applying."""
+    from training.data import load
+    from training.serving_tune import tune_artifact
+
+    try:
+        found = tune_artifact(model, load(data, "PublicTest"), apply=apply)
+    except ClassPulseError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    which = "every face" if found.tta_below is None else f"faces under {found.tta_below:g}"
+    typer.echo(
+        f"{model}: zoom {found.zoom:g}, mirrored pass for {which}: PublicTest "
+        f"{found.accuracy:.2%} at {found.passes_per_face:.2f} passes a face (every face "
+        f"mirrored: {found.every_face_flipped:.2%} at 2)"
+        + ("; now served so" if apply else "; --apply serves it")
+    )
+
+
 def ensemble(
     members: Annotated[
         list[Path], typer.Argument(help="Model artifact folders to average (two or more)")
@@ -331,4 +358,5 @@ def register(app: typer.Typer) -> None:
     app.command()(quantize)
     app.command()(evaluate)
     app.command()(calibrate)
+    app.command("tune-serving")(tune_serving)
     app.command("import-weights")(import_weights)

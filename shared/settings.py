@@ -18,6 +18,9 @@ from shared.errors import ConfigError
 ENV_PREFIX = "CLASSPULSE_"
 #: The shipped default model artifact (committed in the repository).
 DEFAULT_MODEL_DIR = Path(__file__).resolve().parents[1] / "models" / "default"
+#: A smaller shipped model for CPUs short of time: faster, less accurate
+#: (docs/model-card.md); ``CLASSPULSE_MODEL_DIR`` selects it.
+FAST_MODEL_DIR = DEFAULT_MODEL_DIR.parent / "fast"
 #: The face detectors' ONNX weights (committed, with their provenance and licences).
 DETECTOR_MODELS_DIR = Path(__file__).resolve().parents[1] / "models" / "detectors"
 #: Face detectors (``shared.vision.detect``): the thesis's Haar cascade and

@@ -129,7 +129,8 @@ def test_api_images_install_no_tensorflow_and_workers_get_the_model(
     # Each role installs its own extra at the versions of uv.lock (tests/test_lock.py).
     assert "uv sync --locked --extra api\n" in by_target["api"]
     assert "uv sync --locked --extra worker\n" in by_target["worker"]
-    assert "models/default" in by_target["worker"]
+    assert "COPY models/default " in by_target["worker"]
+    assert "models/fast/model.onnx" in by_target["worker"]
     # Workers detect with these weights and ingest serves them to the classroom page.
     assert "COPY models/detectors" in by_target["base"]
     dockerfile = DOCKERFILE.read_text()

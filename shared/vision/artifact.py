@@ -21,6 +21,8 @@ METADATA_FILE = "metadata.json"
 ONNX_FILE = "model.onnx"
 KERAS_FILE = "model.keras"
 PRECISIONS = ("float32", "int8")
+#: Serving zooms a model may ask for: beyond them a crop loses the face or its frame.
+MIN_ZOOM, MAX_ZOOM = 0.8, 1.5
 
 
 @dataclass(frozen=True)
@@ -36,6 +38,14 @@ class ModelMetadata:
     epochs: int
     #: Test-time augmentation the model is served with: "none" or "flip".
     tta: str = "none"
+    #: With flip TTA, only faces whose first pass's top probability is under this
+    #: are classified mirrored as well (None: every face); chosen on PublicTest by
+    #: ``classpulse tune-serving``.
+    tta_below: float | None = None
+    #: Crops are magnified about their centre by this factor before the network
+    #: sees them: a network trained on zoomed faces reads faces best near the
+    #: middle of its training zoom (``classpulse tune-serving``).
+    zoom: float = 1.0
     #: Numeric type of ``model.onnx``: "float32", or "int8" after post-training
     #: quantization (``model.keras`` stays float32).
     precision: str = "float32"
@@ -49,6 +59,13 @@ class ModelMetadata:
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2, sort_keys=True) + "\n"
+
+    @property
+    def serving(self) -> str:
+        """How the model is served, for benchmark tables: ``zoom1.1 flip<0.45 int8``."""
+        tta = self.tta if self.tta_below is None else f"{self.tta}<{self.tta_below:g}"
+        zoom = "" if self.zoom == 1.0 else f"zoom{self.zoom:g} "
+        return f"{zoom}{tta} {self.precision}"
 
 
 def check_compatible(meta: ModelMetadata, where: Path) -> None:
@@ -66,6 +83,10 @@ def check_compatible(meta: ModelMetadata, where: Path) -> None:
         )
     if meta.tta not in ("none", "flip"):
         problems.append(f"test-time augmentation {meta.tta!r} (expected 'none' or 'flip')")
+    if meta.tta_below is not None and not 0.0 < meta.tta_below <= 1.0:
+        problems.append(f"tta_below {meta.tta_below!r} (expected null or over 0 up to 1)")
+    if not MIN_ZOOM <= meta.zoom <= MAX_ZOOM:
+        problems.append(f"zoom {meta.zoom!r} (expected {MIN_ZOOM} to {MAX_ZOOM})")
     if not 0.0 <= meta.uncertain_below <= 1.0:
         # 1: a model whose labels are more often wrong than right at every confidence.
         problems.append(f"uncertain_below {meta.uncertain_below!r} (expected 0 to 1)")

@@ -83,6 +83,23 @@ def crop_face(image: npt.NDArray[np.uint8], box: Box, margin: float = DEFAULT_MA
     return to_model_input(image[sq.y : sq.y + sq.h, sq.x : sq.x + sq.w])
 
 
+def zoom_inputs(batch: npt.NDArray[np.float32], zoom: float) -> npt.NDArray[np.float32]:
+    """(N, 48, 48, 1) model inputs magnified about their centre by ``zoom`` (bilinear,
+    edges replicated), as training's zoom augmentation draws them."""
+    if zoom == 1.0:
+        return batch
+    centre = (INPUT_SIZE - 1) / 2.0
+    matrix = cv2.getRotationMatrix2D((centre, centre), 0.0, zoom)
+    size = (INPUT_SIZE, INPUT_SIZE)
+    zoomed = [
+        cv2.warpAffine(
+            crop[:, :, 0], matrix, size, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE
+        )
+        for crop in batch
+    ]
+    return np.stack(zoomed).astype(np.float32)[..., np.newaxis]
+
+
 def stack_inputs(faces: list[GrayImage]) -> npt.NDArray[np.float32]:
     """Batch 48x48 uint8 crops as float32 (N, 48, 48, 1) in 0..255 for the model."""
     if not faces:

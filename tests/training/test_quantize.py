@@ -5,7 +5,7 @@ import pytest
 
 pytest.importorskip("tensorflow")
 
-from shared.settings import DEFAULT_MODEL_DIR  # noqa: E402
+from shared.settings import FAST_MODEL_DIR  # noqa: E402
 from training.data import load_csv  # noqa: E402
 from training.quantize import calibration_batches, quantize_onnx  # noqa: E402
 
@@ -39,7 +39,7 @@ def test_int8_model_is_smaller_and_labels_like_the_float_model(tmp_path):
     from training.export import export_onnx
 
     float_onnx = export_onnx(
-        keras.models.load_model(DEFAULT_MODEL_DIR / "model.keras", compile=False),
+        keras.models.load_model(FAST_MODEL_DIR / "model.keras", compile=False),
         tmp_path / "float.onnx",
     )
     calibration = calibration_batches(load_csv(SAMPLE, "Training"))

@@ -433,9 +433,9 @@ def test_quantize_refuses_an_int8_artifact_and_its_own_folder(run_dir, tmp_path)
 
 def test_init_from_weights_of_another_architecture_is_refused(tmp_path):
     from shared.errors import ModelArtifactError
-    from shared.settings import DEFAULT_MODEL_DIR
+    from shared.settings import FAST_MODEL_DIR
 
-    start = DEFAULT_MODEL_DIR / "model.keras"
+    start = FAST_MODEL_DIR / "model.keras"
     with pytest.raises(ModelArtifactError, match="do not fit architecture 'resnet_small'"):
         train(small_run(tmp_path / "run", 1, arch="resnet_small", init_from=start))
     assert not (tmp_path / "run" / "best.keras").exists()
