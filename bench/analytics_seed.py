@@ -152,6 +152,9 @@ class SeedEvent:
     #: The face's head pose: True facing the screen, False turned away, None none
     #: (as from the Haar detector).
     facing: bool | None = None
+    #: Classified but too unsure for a label: ``label`` is the withheld top label,
+    #: stored as probabilities and confidence only.
+    uncertain: bool = False
 
 
 def probabilities(label: int, confidence: float) -> list[float]:
@@ -197,7 +200,8 @@ def insert_events(engine: Engine, lesson_id: uuid.UUID, events: Sequence[SeedEve
                 "height": 480,
             }
         )
-        labelled = event.face and event.label is not None
+        classified = event.face and event.label is not None
+        labelled = classified and not event.uncertain
         faces.append(
             {
                 "frame_id": frame_id,
@@ -208,13 +212,13 @@ def insert_events(engine: Engine, lesson_id: uuid.UUID, events: Sequence[SeedEve
                 "kind": EventKind.FACE if event.face else EventKind.NO_FACE,
                 "quality": FaceQuality.OK if event.face else None,
                 "label": event.label if labelled else None,
-                "confidence": event.confidence if labelled else None,
+                "confidence": event.confidence if classified else None,
                 "probabilities": (
                     probabilities(event.label, event.confidence)
-                    if labelled and event.label is not None
+                    if classified and event.label is not None
                     else None
                 ),
-                "model_version": "seed" if labelled else None,
+                "model_version": "seed" if classified else None,
                 **pose_columns(event),
             }
         )

@@ -261,3 +261,42 @@ def test_0009_partitions_an_existing_database_and_back(empty_db_url: str) -> Non
             assert not partition_names(conn)
     finally:
         engine.dispose()
+
+
+def test_0012_counts_the_uncertain_faces_already_stored(empty_db_url: str) -> None:
+    """Rows written at 0011 get their uncertain faces counted in the rollup by 0012; new
+    events are counted by the replaced triggers, and downgrade drops the count again."""
+    upgrade(empty_db_url, "0011")
+    engine = make_sync_engine(empty_db_url)
+    uncertain = "SELECT coalesce(sum(uncertain), 0) FROM face_event_minutes"
+    # A second face beside each labelled one: classified (a confidence), but no label.
+    unsure_faces = (
+        "INSERT INTO face_events (frame_id, face_index, lesson_id, student_id, captured_at,"
+        " kind, confidence, probabilities) SELECT frame_id, :index, lesson_id, student_id,"
+        " captured_at, 'face', 0.3, probabilities FROM face_events WHERE face_index = 0"
+        " AND captured_at < :before"
+    )
+    try:
+        with engine.begin() as conn:
+            conn.execute(text(_ROWS_AT_0008))
+            conn.execute(
+                text(unsure_faces), {"index": 1, "before": dt.datetime(2100, 1, 1, tzinfo=dt.UTC)}
+            )
+        upgrade(empty_db_url, "0012")
+        with engine.begin() as conn:
+            assert conn.scalar(text(uncertain)) == 3
+            conn.execute(
+                text(unsure_faces), {"index": 2, "before": dt.datetime(3000, 1, 1, tzinfo=dt.UTC)}
+            )
+            assert conn.scalar(text(uncertain)) == 7
+            conn.execute(text("DELETE FROM face_events WHERE face_index = 2"))
+            assert conn.scalar(text(uncertain)) == 3
+            assert conn.scalar(text("SELECT sum(labelled) FROM face_event_minutes")) == 4
+        assert check(empty_db_url) == []
+        downgrade(empty_db_url, "0011")
+        with engine.connect() as conn:
+            columns = {c["name"] for c in inspect(conn).get_columns("face_event_minutes")}
+            assert "uncertain" not in columns
+            assert conn.scalar(text("SELECT sum(labelled) FROM face_event_minutes")) == 4
+    finally:
+        engine.dispose()

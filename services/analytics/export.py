@@ -50,6 +50,8 @@ TIMELINE_COLUMNS = (
     "students_seen",
     "frames",
     "faces_labelled",
+    "faces_uncertain",
+    "uncertain_share",
     "face_share",
     "facing_share",
     "suppressed",

@@ -29,6 +29,17 @@ class GroupStats(BaseModel):
     faces_labelled: int | None = Field(
         description="Faces with a displayed expression label" + _NULL_WHEN_SUPPRESSED
     )
+    faces_uncertain: int | None = Field(
+        description="Faces the classifier was too unsure of to label (top probability under "
+        "the model's threshold): counted here and in `uncertain_share`, left out of "
+        "`expressions`" + _NULL_WHEN_SUPPRESSED
+    )
+    uncertain_share: float | None = Field(
+        description="Share of the classified faces that were too uncertain for a label "
+        "(`faces_uncertain` over `faces_labelled` plus `faces_uncertain`); null when no face "
+        "was classified, when fewer students than the minimum group size had a labelled face "
+        "(class views), or when suppressed"
+    )
     face_share: float | None = Field(
         description="Share of frames with a face (time spent in front of the screen); "
         "null when there were no frames" + _NULL_WHEN_SUPPRESSED

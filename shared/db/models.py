@@ -314,6 +314,8 @@ class FaceEventMinute(Base):
     #: Frames whose (first) face has a head pose, and of those the ones facing the screen.
     posed_frames: Mapped[int] = mapped_column(Integer, server_default="0")
     facing_frames: Mapped[int] = mapped_column(Integer, server_default="0")
+    #: Faces classified but too unsure for a label (migration 0012).
+    uncertain: Mapped[int] = mapped_column(Integer, server_default="0")
 
 
 class AuditEntry(Base):

@@ -52,7 +52,7 @@ def test_the_class_chart_draws_facing_beside_presence_and_names_the_turn(
         """() => Object.fromEntries(window.classpulse.chart.data.datasets
              .filter((d) => d.yAxisID === "y2").map((d) => [d.label, d.data.map((p) => p.y)]))"""
     )
-    assert list(series) == ["face presence", "facing the screen"]
+    assert list(series) == ["face presence", "facing the screen", "expression uncertain"]
     assert series["face presence"][:6] == [1.0] * 6
     assert series["facing the screen"][:6] == [1.0, 1.0, 0.5, 0.5, 1.0, 1.0]
 

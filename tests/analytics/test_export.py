@@ -51,6 +51,10 @@ def parse_timeline_csv(text: str) -> list[dict]:
                 "students_seen": count(row["students_seen"]),
                 "frames": count(row["frames"]),
                 "faces_labelled": count(row["faces_labelled"]),
+                "faces_uncertain": count(row["faces_uncertain"]),
+                "uncertain_share": (
+                    float(row["uncertain_share"]) if row["uncertain_share"] else None
+                ),
                 "face_share": float(row["face_share"]) if row["face_share"] else None,
                 "facing_share": float(row["facing_share"]) if row["facing_share"] else None,
                 "suppressed": row["suppressed"] == "True",

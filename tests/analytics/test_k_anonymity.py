@@ -39,6 +39,8 @@ FIGURES = (
     "students_seen",
     "frames",
     "faces_labelled",
+    "faces_uncertain",
+    "uncertain_share",
     "face_share",
     "facing_share",
     "expressions",

@@ -20,7 +20,8 @@ T0 = dt.datetime(2024, 5, 6, 8, 0, tzinfo=dt.UTC)
 
 @pytest.fixture
 def random_lesson(clean_db: Engine, lesson: SeededLesson) -> SeededLesson:
-    """Seven students, a frame every ~5 s for 30 minutes, random labels and no-faces."""
+    """Seven students, a frame every ~5 s for 30 minutes, random labels, faces too uncertain
+    for a label, and no-faces."""
     rng = random.Random(7)
     events = []
     for student in lesson.students.values():
@@ -28,8 +29,16 @@ def random_lesson(clean_db: Engine, lesson: SeededLesson) -> SeededLesson:
         while t < 30 * 60:
             face = rng.random() > 0.15
             label = rng.randrange(7) if face and rng.random() > 0.1 else None
+            confidence = rng.uniform(0.3, 1)
             events.append(
-                SeedEvent(student, lesson.at(t), label, face=face, confidence=rng.uniform(0.3, 1))
+                SeedEvent(
+                    student,
+                    lesson.at(t),
+                    label,
+                    face=face,
+                    confidence=confidence,
+                    uncertain=confidence < 0.4,
+                )
             )
             t += rng.uniform(3, 7)
     insert_events(clean_db, lesson.lesson_id, events)
@@ -63,9 +72,10 @@ async def test_rollup_equals_raw_events(
     assert rollup_span(window) is not None
     fast, raw = await both_ways(async_engine, random_lesson, window)
     assert len(fast) == window.bucket_count
-    assert [(s, c.frames, c.students_seen, c.label_counts) for s, c in fast] == [
-        (s, c.frames, c.students_seen, c.label_counts) for s, c in raw
+    assert [(s, c.frames, c.students_seen, c.label_counts, c.uncertain) for s, c in fast] == [
+        (s, c.frames, c.students_seen, c.label_counts, c.uncertain) for s, c in raw
     ]
+    assert sum(c.uncertain for _, c in fast) > 0
     assert [round(c.confidence_sum, 6) for _, c in fast] == [
         round(c.confidence_sum, 6) for _, c in raw
     ]
@@ -94,8 +104,8 @@ async def test_rollup_follows_erasure_and_cascades(
     assert left == 0
 
     fast, raw = await both_ways(async_engine, lesson, WINDOWS[0])
-    assert [(s, c.frames, c.students_seen, c.label_counts) for s, c in fast] == [
-        (s, c.frames, c.students_seen, c.label_counts) for s, c in raw
+    assert [(s, c.frames, c.students_seen, c.label_counts, c.uncertain) for s, c in fast] == [
+        (s, c.frames, c.students_seen, c.label_counts, c.uncertain) for s, c in raw
     ]
     assert max(c.students_seen for _, c in fast) == 5
     assert all(c.frames == 0 for _, c in fast[:10])
@@ -131,6 +141,7 @@ async def test_lesson_and_student_totals_from_the_rollup_match_raw_events(
     (mine,) = [c for sid, _, c in students if sid == s1]
     assert mine.frames == sum(c.frames for _, c in raw_s1)
     assert mine.labelled == sum(c.labelled for _, c in raw_s1)
+    assert mine.uncertain == sum(c.uncertain for _, c in raw_s1) > 0
 
 
 @pytest.mark.parametrize("window", [WINDOWS[0], WINDOWS[2]], ids=["whole", "partial"])

@@ -49,6 +49,10 @@ def test_the_default_serves_the_large_network_zoomed_with_flip_for_unsure_faces(
     assert meta.version.endswith(f"-zoom{meta.zoom:g}-flipbelow{meta.tta_below:g}")
     assert meta.serving == f"zoom{meta.zoom:g} flip<{meta.tta_below:g} int8"
     assert read_metadata(FAST_MODEL_DIR).serving == "flip int8"
+    # Faces under the calibrated threshold are reported uncertain; models/fast labels all.
+    assert meta.uncertain_below == meta.metrics["uncertain"]["below"]
+    assert 0.0 < meta.uncertain_below < 1.0
+    assert read_metadata(FAST_MODEL_DIR).uncertain_below == 0.0
     probabilities = split_probabilities(classifier, sample)
     assert probabilities.shape == (len(sample), 7)
     assert np.allclose(probabilities.sum(axis=1), 1.0, atol=1e-3)

@@ -5,7 +5,8 @@ without ``count(DISTINCT …)``, and the per-student level doubles as the studen
 timeline. A frame is counted by its ``face_index = 0`` row: the worker writes
 either faces 0..n-1 or one ``no_face`` row with index 0, so each frame has
 exactly one such row. The same row says whether the frame's face had a head
-pose (``posed_frames``) and faced the screen (``facing_frames``).
+pose (``posed_frames``) and faced the screen (``facing_frames``). A face the
+classifier was too unsure of has a confidence and no label (``uncertain``).
 """
 
 from __future__ import annotations
@@ -27,7 +28,8 @@ PER_STUDENT_COLUMNS = f"""
     {_LABEL_COUNTS},
     sum(e.confidence) FILTER (WHERE e.label IS NOT NULL) AS confidence_sum,
     count(*) FILTER (WHERE e.face_index = 0 AND e.facing IS NOT NULL) AS posed_frames,
-    count(*) FILTER (WHERE e.face_index = 0 AND e.facing) AS facing_frames"""
+    count(*) FILTER (WHERE e.face_index = 0 AND e.facing) AS facing_frames,
+    count(*) FILTER (WHERE e.label IS NULL AND e.confidence IS NOT NULL) AS uncertain"""
 
 _LABEL_SUMS = ", ".join(f"sum(p.l{i})::bigint AS l{i}" for i in range(NUM_CLASSES))
 #: Per-group sums over a ``per_student`` relation ``p``.
@@ -41,7 +43,8 @@ GROUP_COLUMNS = f"""
     sum(p.confidence_sum) AS confidence_sum,
     count(*) FILTER (WHERE p.posed_frames > 0) AS students_posed,
     sum(p.posed_frames)::bigint AS posed_frames,
-    sum(p.facing_frames)::bigint AS facing_frames"""
+    sum(p.facing_frames)::bigint AS facing_frames,
+    sum(p.uncertain)::bigint AS uncertain"""
 
 #: Events of one lesson in ``[:t0, :t1)``, optionally of one student.
 _FILTER = "e.lesson_id = :lesson AND e.captured_at >= :t0 AND e.captured_at < :t1"
@@ -71,10 +74,10 @@ def events_source(*, smooth: int, one_student: bool) -> str:
     )
     return f"""(SELECT s.captured_at, s.student_id, s.face_index, s.kind,
             CASE WHEN s.label IS NULL THEN NULL ELSE {argmax} END AS label,
-            CASE WHEN s.label IS NULL THEN NULL ELSE greatest({vector}) END AS confidence,
+            CASE WHEN s.label IS NULL THEN s.confidence ELSE greatest({vector}) END AS confidence,
             s.facing
         FROM (SELECT e.captured_at, e.student_id, e.face_index, e.kind, e.label, e.facing,
-                     {averages}
+                     e.confidence, {averages}
               FROM face_events e WHERE {where}
               WINDOW w AS (PARTITION BY e.student_id ORDER BY e.captured_at
                            ROWS BETWEEN {int(smooth) - 1} PRECEDING AND CURRENT ROW)) s)"""
@@ -96,6 +99,8 @@ class GroupCounts:
     students_posed: int = 0
     posed_frames: int = 0
     facing_frames: int = 0
+    #: Faces classified but too unsure for a label.
+    uncertain: int = 0
 
     @classmethod
     def from_row(cls, row: Any) -> GroupCounts:
@@ -112,6 +117,7 @@ class GroupCounts:
             students_posed=int(m["students_posed"] or 0),
             posed_frames=int(m["posed_frames"] or 0),
             facing_frames=int(m["facing_frames"] or 0),
+            uncertain=int(m["uncertain"] or 0),
         )
 
     def stats(self, min_group_size: int | None) -> dict[str, Any]:
@@ -139,6 +145,11 @@ class GroupCounts:
             }
             dominant = LABELS[max(range(NUM_CLASSES), key=lambda i: self.label_counts[i])]
             confidence = round(self.confidence_sum / self.labelled, 4)
+        # Under the rule of the expression shares: unsure faces are expression figures.
+        classified = self.labelled + self.uncertain
+        uncertain_share = None
+        if classified and self.students_labelled >= k:
+            uncertain_share = round(self.uncertain / classified, 4)
         facing_share = None
         if self.posed_frames and self.students_posed >= k:
             facing_share = round(self.facing_frames / self.posed_frames, 4)
@@ -146,6 +157,8 @@ class GroupCounts:
             "students_seen": self.students_seen,
             "frames": self.frames,
             "faces_labelled": self.labelled,
+            "faces_uncertain": self.uncertain,
+            "uncertain_share": uncertain_share,
             "face_share": face_share,
             "facing_share": facing_share,
             "expressions": expressions,
@@ -160,6 +173,8 @@ FIGURES = (
     "students_seen",
     "frames",
     "faces_labelled",
+    "faces_uncertain",
+    "uncertain_share",
     "face_share",
     "facing_share",
     "expressions",

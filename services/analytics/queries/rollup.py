@@ -25,6 +25,7 @@ _COUNTS = (
     *(f"l{i}" for i in range(NUM_CLASSES)),
     "posed_frames",
     "facing_frames",
+    "uncertain",
 )
 ROLLUP_LABELS = ", ".join(f"r.label_counts[{i + 1}] AS l{i}" for i in range(NUM_CLASSES))
 SUMMED = ", ".join(f"sum(x.{c}) AS {c}" for c in _COUNTS)
@@ -61,7 +62,7 @@ def rollup_parts(*, bucketed: bool) -> str:
     group = "1, e.student_id" if bucketed else "e.student_id"
     return f"""
     SELECT {key_r}r.student_id, r.frames, r.face_frames, r.labelled, {ROLLUP_LABELS},
-           r.confidence_sum, r.posed_frames, r.facing_frames
+           r.confidence_sum, r.posed_frames, r.facing_frames, r.uncertain
     FROM face_event_minutes r
     WHERE r.lesson_id = :lesson AND r.minute >= :s0 AND r.minute < :s1
     UNION ALL

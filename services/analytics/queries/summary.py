@@ -60,6 +60,7 @@ _SHOWN_SUMS = ", ".join(
         "sum(x.face_frames) AS face_frames",
         *(_WITH_SHARES.format(c=c) for c in ("labelled", *(f"l{i}" for i in range(NUM_CLASSES)))),
         _WITH_SHARES.format(c="confidence_sum"),
+        _WITH_SHARES.format(c="uncertain"),
         _WITH_FACING.format(c="posed_frames"),
         _WITH_FACING.format(c="facing_frames"),
     ]

@@ -13,7 +13,7 @@
 (() => {
   const LABELS = ["angry", "disgust", "fear", "happy", "sad", "surprise", "neutral"];
   // Filled from /palette.json before the charts are made.
-  const PALETTE = { expressions: {}, face_presence: "#4b5563", facing_screen: "#1f2933" };
+  const PALETTE = { expressions: {}, face_presence: "#4b5563", facing_screen: "#1f2933", uncertain: "#9ca3af" };
   const KEY_STORAGE = "classpulse.key";
   const BUCKET_STORAGE = "classpulse.bucket";
   const BUCKETS = ["10s", "30s", "1m", "5m"];
@@ -176,6 +176,11 @@
         label: "facing the screen", data: [], borderColor: PALETTE.facing_screen, backgroundColor: PALETTE.facing_screen,
         borderDash: [2, 3], borderWidth: 2, pointRadius: 0, spanGaps: false, yAxisID: "y2",
       });
+      // Faces the model was too unsure of to label: left out of the expression shares.
+      datasets.push({
+        label: "expression uncertain", data: [], borderColor: PALETTE.uncertain, backgroundColor: PALETTE.uncertain,
+        borderDash: [1, 3], borderWidth: 2, pointRadius: 0, spanGaps: false, yAxisID: "y2",
+      });
     }
     return new Chart(canvas, {
       type: "line",
@@ -187,7 +192,7 @@
         scales: {
           x: { type: "linear", title: { display: true, text: `lesson time (${TIME_ZONE})` }, ticks: { callback(v) { return clock(v, this.max - this.min < 10); } } },
           y: { min: 0, max: 1, title: { display: true, text: "share of displayed expression" }, ticks: { callback: (v) => pct(v) } },
-          ...(withPresence ? { y2: { min: 0, max: 1, position: "right", grid: { drawOnChartArea: false }, title: { display: true, text: "face presence, facing screen" }, ticks: { callback: (v) => pct(v) } } } : {}),
+          ...(withPresence ? { y2: { min: 0, max: 1, position: "right", grid: { drawOnChartArea: false }, title: { display: true, text: "face presence, facing screen, uncertain" }, ticks: { callback: (v) => pct(v) } } } : {}),
         },
         plugins: {
           legend: { position: "bottom" },
@@ -208,6 +213,7 @@
     LABELS.forEach((label, i) => { chart.data.datasets[i].data = seriesFor(buckets, label); });
     chart.data.datasets[LABELS.length].data = buckets.map((b) => ({ x: minutesOf(b.start), y: b.face_share }));
     chart.data.datasets[LABELS.length + 1].data = buckets.map((b) => ({ x: minutesOf(b.start), y: b.facing_share }));
+    chart.data.datasets[LABELS.length + 2].data = buckets.map((b) => ({ x: minutesOf(b.start), y: b.uncertain_share }));
     const markers = state.summary ? state.summary.markers : [];
     chart.options.plugins.lessonMarkers.markers = markers.map((m) => ({ x: minutesOf(m.at), label: m.label }));
     chart.options.plugins.lessonMarkers.highlight = state.highlight;
@@ -268,6 +274,11 @@
     return group.facing_share === null || group.facing_share === undefined ? "" : `${separator} facing the screen ${pct(group.facing_share)}`;
   }
 
+  // The share of classified faces left unlabelled as too uncertain, when there were any.
+  function uncertain(group) {
+    return group.uncertain_share ? ` · expression uncertain for ${pct(group.uncertain_share)} of faces` : "";
+  }
+
   function renderSummary() {
     const s = state.summary;
     const totals = s.totals;
@@ -275,6 +286,7 @@
       ? `Fewer than ${count(s.min_group_size, "student")} seen so far: no class figures yet.`
       : `${count(totals.students_seen, "student")} seen · ${count(totals.frames, "frame")} · face presence ${pct(totals.face_share)}` +
         facing(totals) +
+        uncertain(totals) +
         (totals.dominant ? ` · most displayed expression: ${totals.dominant}` : "");
     const moments = $("moments");
     moments.replaceChildren();
@@ -331,6 +343,7 @@
     // The student's presence and facing the screen, as the class chart draws the class's.
     chart.data.datasets[LABELS.length].data = seen.map((b) => ({ x: minutesOf(b.start), y: b.face_share }));
     chart.data.datasets[LABELS.length + 1].data = seen.map((b) => ({ x: minutesOf(b.start), y: b.facing_share }));
+    chart.data.datasets[LABELS.length + 2].data = seen.map((b) => ({ x: minutesOf(b.start), y: b.uncertain_share }));
     chart.options.plugins.lessonMarkers.markers = window.classpulse.chart.options.plugins.lessonMarkers.markers;
     chart.update();
     $("student-chart").dataset.student = body.external_id;
