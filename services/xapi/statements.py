@@ -31,6 +31,7 @@ EXT = "urn:classpulse:xapi:ext:"
 EXT_FRAMES = EXT + "frames"
 EXT_FACE_PRESENCE = EXT + "face-presence"
 EXT_FACES_LABELLED = EXT + "faces-labelled"
+EXT_FACES_UNCERTAIN = EXT + "faces-uncertain"
 EXT_EXPRESSIONS = EXT + "displayed-expressions"
 EXT_FACING = EXT + "facing-screen"
 EXT_SEGMENT = EXT + "segment"
@@ -105,6 +106,7 @@ def _result(counts: GroupCounts) -> dict[str, Any]:
         EXT_FRAMES: counts.frames,
         EXT_FACE_PRESENCE: stats["face_share"],
         EXT_FACES_LABELLED: counts.labelled,
+        EXT_FACES_UNCERTAIN: counts.uncertain,
     }
     if stats["expressions"] is not None:
         extensions[EXT_EXPRESSIONS] = stats["expressions"]

@@ -11,6 +11,8 @@ from services.xapi.segments import lesson_segments
 from services.xapi.statements import (
     EXT_EXPRESSIONS,
     EXT_FACE_PRESENCE,
+    EXT_FACES_LABELLED,
+    EXT_FACES_UNCERTAIN,
     EXT_FACING,
     LessonRef,
     Segment,
@@ -70,12 +72,19 @@ def test_without_markers_one_unlabelled_segment_to_the_end_of_its_minute() -> No
 
 
 def counts(
-    *, frames: int, faces: int, labels: tuple[int, ...], posed: int = 0, facing: int = 0
+    *,
+    frames: int,
+    faces: int,
+    labels: tuple[int, ...],
+    posed: int = 0,
+    facing: int = 0,
+    uncertain: int = 0,
 ) -> GroupCounts:
     return GroupCounts(
         students_seen=1, students_labelled=int(sum(labels) > 0), frames=frames,
         face_frames=faces, labelled=sum(labels), label_counts=labels, confidence_sum=0.8 * sum(labels),
         students_posed=int(posed > 0), posed_frames=posed, facing_frames=facing,
+        uncertain=uncertain,
     )  # fmt: skip
 
 
@@ -85,7 +94,7 @@ def test_a_statement_holds_the_students_figures_and_no_name() -> None:
         STUDENT,
         "lti-sub-8841",
         Segment(at(0), at(120), "Intro", "slide"),
-        counts(frames=4, faces=3, labels=(0, 0, 0, 2, 0, 0, 1), posed=3, facing=2),
+        counts(frames=4, faces=3, labels=(0, 0, 0, 2, 0, 0, 1), posed=3, facing=2, uncertain=1),
     )
     body = build_statement("https://lms.example.org", ref, row)
 
@@ -99,6 +108,8 @@ def test_a_statement_holds_the_students_figures_and_no_name() -> None:
     assert extensions[EXT_EXPRESSIONS]["happy"] == 0.6667
     assert extensions[EXT_EXPRESSIONS]["neutral"] == 0.3333
     assert extensions[EXT_FACING] == 0.6667
+    # The uncertain face is counted apart and left out of the shares.
+    assert (extensions[EXT_FACES_LABELLED], extensions[EXT_FACES_UNCERTAIN]) == (3, 1)
     assert body["timestamp"] == "2026-05-04T09:02:00Z"
     assert body["object"]["definition"]["name"] == {"en-US": "Intro"}
 
