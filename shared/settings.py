@@ -1,7 +1,11 @@
 """Settings from the environment (``CLASSPULSE_*``), validated at start-up.
 
-Small pieces per concern, each read once through a cached getter. A bad value
-fails at start-up with pydantic's message, which names the variable.
+Small pieces per concern: each variable, its type and its default are declared
+once, here. A process composes the pieces it needs into one settings class
+(``services.ingest.config.IngestSettings``), builds it once with ``load`` at
+start-up and passes it on; the cached getters serve code not yet given its
+process's object. A bad value fails at start-up with pydantic's message, which
+names the variable.
 """
 
 from __future__ import annotations
@@ -128,11 +132,22 @@ class LiveSettings(BaseSettings):
     live_max_seconds: float = Field(3600.0, gt=0)
 
 
-class WorkerSettings(BaseSettings):
+class DetectionSettings(BaseSettings):
+    """How the workers find faces; the classroom page's own detection follows them."""
+
     model_config = _config()
-    model_dir: Path = DEFAULT_MODEL_DIR
     #: Face detector of the worker (``CLASSPULSE_DETECTOR``).
     detector: DetectorName = DEFAULT_DETECTOR
+    #: Smallest face detected, as a fraction of the frame's shorter side. The
+    #: default keeps students sitting back and group shots; one student per
+    #: webcam (faces a sixth of the frame or more) can raise it to 0.15 and
+    #: detect about 1.6x faster (docs/benchmarks.md).
+    min_face_fraction: float = Field(DEFAULT_MIN_FACE_FRACTION, gt=0, le=1)
+
+
+class WorkerSettings(DetectionSettings):
+    model_config = _config()
+    model_dir: Path = DEFAULT_MODEL_DIR
     worker_concurrency: int = Field(1, ge=1)
     worker_prefetch: int = Field(4, ge=1)
     #: ONNX Runtime intra-op threads per worker process (0: library default).
@@ -145,11 +160,6 @@ class WorkerSettings(BaseSettings):
     #: A frame still queued this long after it arrived, its bytes present and
     #: no message for it in the broker, is queued again (a lost message).
     requeue_after_seconds: int = Field(120, gt=0)
-    #: Smallest face detected, as a fraction of the frame's shorter side. The
-    #: default keeps students sitting back and group shots; one student per
-    #: webcam (faces a sixth of the frame or more) can raise it to 0.15 and
-    #: detect about 1.6x faster (docs/benchmarks.md).
-    min_face_fraction: float = Field(DEFAULT_MIN_FACE_FRACTION, gt=0, le=1)
     #: Port of the worker's Prometheus ``/metrics`` (0: none). With a prefork pool,
     #: PROMETHEUS_MULTIPROC_DIR must name an empty directory, so children's samples add up.
     worker_metrics_port: int = Field(0, ge=0, lt=65536)
@@ -172,65 +182,70 @@ class ApiSettings(BaseSettings):
 T = TypeVar("T", bound=BaseSettings)
 
 
-def _load(cls: type[T]) -> T:
+def load(cls: type[T]) -> T:
+    """``cls`` read from the environment; ``ConfigError`` names each variable missing or bad."""
     try:
         return cls()
     except ValidationError as exc:
-        problems = "; ".join(
-            f"{ENV_PREFIX}{'_'.join(str(p) for p in err['loc']).upper()}: {err['msg']}"
-            for err in exc.errors()
-        )
-        raise ConfigError(f"invalid setting: {problems}") from None
+        missing, bad = [], []
+        for err in exc.errors():
+            name = ENV_PREFIX + "_".join(str(p) for p in err["loc"]).upper()
+            if err["type"] == "missing":
+                missing.append(f"{name} is not set")
+            else:
+                bad.append(f"{name}: {err['msg']}")
+        problems = missing + ([f"invalid setting: {'; '.join(bad)}"] if bad else [])
+        raise ConfigError("; ".join(problems)) from None
 
 
 @lru_cache
 def store_settings() -> StoreSettings:
-    return _load(StoreSettings)
+    return load(StoreSettings)
 
 
 @lru_cache
 def frame_settings() -> FrameSettings:
-    return _load(FrameSettings)
+    return load(FrameSettings)
 
 
 @lru_cache
 def privacy_settings() -> PrivacySettings:
-    return _load(PrivacySettings)
+    return load(PrivacySettings)
 
 
 @lru_cache
 def auth_settings() -> AuthSettings:
-    return _load(AuthSettings)
+    return load(AuthSettings)
 
 
 @lru_cache
 def secrets_settings() -> SecretsSettings:
-    return _load(SecretsSettings)
+    return load(SecretsSettings)
 
 
 @lru_cache
 def lti_settings() -> LtiSettings:
-    return _load(LtiSettings)
+    return load(LtiSettings)
 
 
 @lru_cache
 def live_settings() -> LiveSettings:
-    return _load(LiveSettings)
+    return load(LiveSettings)
 
 
 @lru_cache
 def worker_settings() -> WorkerSettings:
-    return _load(WorkerSettings)
+    return load(WorkerSettings)
 
 
 @lru_cache
 def api_settings() -> ApiSettings:
-    return _load(ApiSettings)
+    return load(ApiSettings)
 
 
 @lru_cache
 def log_settings() -> LogSettings:
-    return _load(LogSettings)
+    return load(LogSettings)
 
 
 def clear_cache() -> None:

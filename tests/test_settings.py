@@ -7,6 +7,7 @@ from collections.abc import Callable, Iterator
 import pytest
 from pydantic_settings import BaseSettings
 
+from services.ingest.config import IngestSettings
 from shared import settings
 from shared.errors import ConfigError
 
@@ -73,3 +74,45 @@ def test_clear_cache_rereads_the_environment(monkeypatch: pytest.MonkeyPatch) ->
     settings.clear_cache()
     with pytest.raises(ConfigError, match="CLASSPULSE_RETENTION_DAYS"):
         settings.privacy_settings()
+
+
+#: What an API process cannot start without.
+API_STORES = ("CLASSPULSE_DATABASE_URL", "CLASSPULSE_REDIS_URL", "CLASSPULSE_TOKEN_SECRET")
+
+
+def test_ingest_reads_one_object_from_the_pieces(monkeypatch: pytest.MonkeyPatch) -> None:
+    for variable, value in zip(
+        API_STORES, ("postgresql://db/x", "redis://r/0", "s" * 32), strict=True
+    ):
+        monkeypatch.setenv(variable, value)
+    monkeypatch.setenv("CLASSPULSE_MAX_FRAME_BYTES", "500000")
+    monkeypatch.setenv("CLASSPULSE_DETECTOR", "retinaface")
+    monkeypatch.setenv("CLASSPULSE_ANALYTICS_PORT", "9001")
+    ingest = settings.load(IngestSettings)
+    assert (ingest.database_url, ingest.token_secret.get_secret_value()) == (
+        "postgresql://db/x",
+        "s" * 32,
+    )
+    assert (ingest.max_frame_bytes, ingest.detector, ingest.analytics_port) == (
+        500_000,
+        "retinaface",
+        9001,
+    )
+    # Defaults are the pieces' own: nothing repeats them.
+    assert (
+        ingest.token_ttl_seconds == settings.AuthSettings.model_fields["token_ttl_seconds"].default
+    )
+    assert ingest.suggested_interval_seconds == 5.0
+    with pytest.raises(ValueError, match="frozen"):
+        ingest.queue_limit = 1  # type: ignore[misc]
+
+
+def test_an_api_names_every_store_setting_it_lacks(monkeypatch: pytest.MonkeyPatch) -> None:
+    for variable in API_STORES:
+        monkeypatch.delenv(variable, raising=False)
+    monkeypatch.setenv("CLASSPULSE_QUEUE_LIMIT", "many")
+    with pytest.raises(ConfigError) as info:
+        settings.load(IngestSettings)
+    for variable in API_STORES:
+        assert f"{variable} is not set" in str(info.value)
+    assert "invalid setting: CLASSPULSE_QUEUE_LIMIT" in str(info.value)

@@ -1,11 +1,24 @@
-"""The settings every API process needs, checked once at start-up."""
+"""The settings every API process needs: its stores and the token secret, all required."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from shared.errors import ConfigError
-from shared.settings import auth_settings, store_settings
+from pydantic import Field, SecretStr
+
+from shared.settings import AuthSettings, StoreSettings, load
+
+
+class ApiStoreSettings(StoreSettings, AuthSettings):
+    """The store and auth pieces with the URLs and the token secret required.
+
+    Unset means "embedded" only to ``classpulse up``, which starts the embedded
+    servers and hands their URLs to the APIs; an API itself needs them set.
+    """
+
+    database_url: str = Field(min_length=1)
+    redis_url: str = Field(min_length=1)
+    token_secret: SecretStr
 
 
 @dataclass(frozen=True, slots=True)
@@ -17,11 +30,7 @@ class RequiredStores:
 
 def required_stores() -> RequiredStores:
     """PostgreSQL and Redis URLs and the token secret; ``ConfigError`` names what is missing."""
-    store, auth = store_settings(), auth_settings()
-    if not store.database_url:
-        raise ConfigError("CLASSPULSE_DATABASE_URL is not set")
-    if not store.redis_url:
-        raise ConfigError("CLASSPULSE_REDIS_URL is not set")
-    if auth.token_secret is None:
-        raise ConfigError("CLASSPULSE_TOKEN_SECRET is not set")
-    return RequiredStores(store.database_url, store.redis_url, auth.token_secret.get_secret_value())
+    stores = load(ApiStoreSettings)
+    return RequiredStores(
+        stores.database_url, stores.redis_url, stores.token_secret.get_secret_value()
+    )

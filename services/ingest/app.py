@@ -26,7 +26,7 @@ from services.ingest import (
     routes_students,
     ws,
 )
-from services.ingest.config import IngestConfig
+from services.ingest.config import IngestSettings
 from services.ingest.deps import Resources
 from services.ingest.errors import install_error_handlers
 from services.ingest.queue import FrameQueue, producer_app
@@ -39,7 +39,7 @@ from shared.client_detection import PAGE_MODEL_FILES
 from shared.db.engine import async_session_factory, make_async_engine, with_driver
 from shared.errors import NotFound
 from shared.logs import configure_logging
-from shared.settings import DETECTOR_MODELS_DIR
+from shared.settings import DETECTOR_MODELS_DIR, load
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 CLASSROOM_PAGE = STATIC_DIR / "classroom.html"
@@ -68,34 +68,34 @@ def make_frames_engine(database_url: str) -> AsyncEngine:
     )
 
 
-async def _open(config: IngestConfig) -> Resources:
-    engine = make_async_engine(config.database_url, pool_size=5, max_overflow=10)
+async def _open(settings: IngestSettings) -> Resources:
+    engine = make_async_engine(settings.database_url, pool_size=5, max_overflow=10)
     redis = Redis.from_url(
-        config.redis_url, socket_timeout=READY_TIMEOUT, socket_connect_timeout=READY_TIMEOUT
+        settings.redis_url, socket_timeout=READY_TIMEOUT, socket_connect_timeout=READY_TIMEOUT
     )
     limits = AdmissionLimits(
-        rate_per_second=config.student_rate_per_second,
-        queue_limit=config.queue_limit,
-        frame_ttl_seconds=config.frame_ttl_seconds,
+        rate_per_second=settings.student_rate_per_second,
+        queue_limit=settings.queue_limit,
+        frame_ttl_seconds=settings.frame_ttl_seconds,
     )
     return Resources(
-        config=config,
+        settings=settings,
         engine=engine,
-        frames_engine=make_frames_engine(config.database_url),
+        frames_engine=make_frames_engine(settings.database_url),
         sessions=async_session_factory(engine),
         redis=redis,
         admission=FrameAdmission(redis, limits),
-        queue=FrameQueue(redis, producer_app(config.redis_url)),
-        tokens=StudentTokens(config.token_secret),
+        queue=FrameQueue(redis, producer_app(settings.redis_url)),
+        tokens=StudentTokens(settings.token_secret.get_secret_value()),
     )
 
 
-def create_app(config: IngestConfig | None = None) -> FastAPI:
-    """The ingest app; ``config`` defaults to the ``CLASSPULSE_*`` settings, read at start-up."""
+def create_app(settings: IngestSettings | None = None) -> FastAPI:
+    """The ingest app on ``settings``; by default (``--factory``) they are read at start-up."""
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        resources = await _open(config or IngestConfig.from_settings())
+        resources = await _open(settings or load(IngestSettings))
         app.state.resources = resources
         app.state.live_hub = LiveHub(resources.redis)
         try:

@@ -11,7 +11,7 @@ from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from services.api.credentials import AuthorizationHeader
-from services.ingest.config import IngestConfig
+from services.ingest.config import IngestSettings
 from services.ingest.queue import FrameQueue
 from services.ingest.ratelimit import FrameAdmission
 from services.ingest.tokens import StudentTokens
@@ -24,7 +24,7 @@ from shared.errors import Forbidden
 class Resources:
     """Created once in the lifespan, shared by every request."""
 
-    config: IngestConfig
+    settings: IngestSettings
     engine: AsyncEngine
     #: The frame path's own pool: autocommit (a frame is one INSERT, one
     #: transaction) and asynchronous commit (see ``app.make_frames_engine``).
@@ -58,7 +58,8 @@ SessionDep = Annotated[AsyncSession, Depends(get_session)]
 async def get_principal(
     session: SessionDep, resources: ResourcesDep, authorization: AuthorizationHeader = None
 ) -> Principal:
-    return await authenticate(session, bearer_token(authorization), resources.config.token_secret)
+    secret = resources.settings.token_secret.get_secret_value()
+    return await authenticate(session, bearer_token(authorization), secret)
 
 
 PrincipalDep = Annotated[Principal, Depends(get_principal)]

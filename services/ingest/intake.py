@@ -23,7 +23,7 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from services.ingest.config import IngestConfig
+from services.ingest.config import IngestSettings
 from services.ingest.crop_check import CheckedBody, check_face_crops
 from services.ingest.deps import Resources
 from services.ingest.image_header import read_header
@@ -100,11 +100,11 @@ class CropsMode:
     source: str
 
 
-def crops_mode(config: IngestConfig, class_crops: bool | None) -> CropsMode:
+def crops_mode(settings: IngestSettings, class_crops: bool | None) -> CropsMode:
     """The class's own setting, else the deployment's."""
     if class_crops is not None:
         return CropsMode(class_crops, "this class's client_detection")
-    return CropsMode(config.client_detection, "CLASSPULSE_CLIENT_DETECTION")
+    return CropsMode(settings.client_detection, "CLASSPULSE_CLIENT_DETECTION")
 
 
 def check_body(frame: IncomingFrame, max_pixels: int, *, crops: CropsMode) -> CheckedBody:
@@ -317,13 +317,15 @@ async def _accept(
     lesson_id: uuid.UUID,
     frame: IncomingFrame,
 ) -> AcceptedFrame:
-    config = resources.config
-    skew = dt.timedelta(seconds=config.clock_skew_seconds)
+    settings = resources.settings
+    skew = dt.timedelta(seconds=settings.clock_skew_seconds)
     gate = await check_lesson(conn, lesson_id, student_id, frame, skew)
     if gate.earlier is not None:
         return AcceptedFrame(gate.earlier, frame.seq)
-    check_size(frame.size, config.max_frame_bytes)
-    body = check_body(frame, config.max_frame_pixels, crops=crops_mode(config, gate.class_crops))
+    check_size(frame.size, settings.max_frame_bytes)
+    body = check_body(
+        frame, settings.max_frame_pixels, crops=crops_mode(settings, gate.class_crops)
+    )
 
     frame_id = uuid.uuid4()
     tracing.mark_frame(frame_id)

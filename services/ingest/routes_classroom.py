@@ -8,7 +8,7 @@ from fastapi import APIRouter
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.ingest import consent
-from services.ingest.config import IngestConfig
+from services.ingest.config import IngestSettings
 from services.ingest.deps import ResourcesDep, SessionDep, StudentDep
 from services.ingest.errors import error_responses
 from services.ingest.intake import crops_mode, require_own_lesson
@@ -104,8 +104,8 @@ async def me(
         lesson_live=lesson_is_live(lesson),
         starts_at=lesson.starts_at,
         ends_at=lesson.ends_at,
-        frame_interval_seconds=resources.config.suggested_interval_seconds,
-        client_detection=_client_detection(resources.config, school_class.client_detection),
+        frame_interval_seconds=resources.settings.suggested_interval_seconds,
+        client_detection=_client_detection(resources.settings, school_class.client_detection),
     )
 
 
@@ -113,10 +113,12 @@ async def me(
 MODEL_PATH = "/detector-models/"
 
 
-def _client_detection(config: IngestConfig, class_crops: bool | None) -> ClientDetectionOut | None:
-    if not crops_mode(config, class_crops).on:
+def _client_detection(
+    settings: IngestSettings, class_crops: bool | None
+) -> ClientDetectionOut | None:
+    if not crops_mode(settings, class_crops).on:
         return None
-    spec = config.page_detector
+    spec = settings.page_detector
     return ClientDetectionOut(
         detector=spec.name,
         model_url=MODEL_PATH + spec.file,
@@ -126,7 +128,7 @@ def _client_detection(config: IngestConfig, class_crops: bool | None) -> ClientD
         min_score=spec.min_score,
         suppression_iou=client_detection.SUPPRESSION_IOU,
         raw_score_limit=client_detection.RAW_SCORE_LIMIT,
-        min_face_fraction=config.min_face_fraction,
+        min_face_fraction=settings.min_face_fraction,
         fer_keypoints=[list(p) for p in client_detection.FER_KEYPOINTS],
         model_input_side=client_detection.MODEL_INPUT_SIDE,
         crop_side=client_detection.CROP_SIDE,

@@ -32,6 +32,8 @@ router = APIRouter(prefix="/v1/lessons/{lesson_id}", tags=["frames (student toke
 
 _SEQ: TypeAdapter[int] = TypeAdapter(Seq)
 _CAPTURED_AT = TypeAdapter(AwareDatetime)
+#: Frames one batch request may carry.
+MAX_BATCH_FRAMES = 16
 _BINARY = {"schema": {"type": "string", "format": "binary"}}
 _INSTEAD = "Instead of the query parameter of the same name (which wins when both are sent)."
 _MULTIPART = {
@@ -189,7 +191,7 @@ async def post_frame(
 ) -> FrameAccepted:
     student_id = require_own_lesson(principal, lesson_id)
     async with resources.admission.counting_refusals(student_id, also=_REFUSED_FIELDS):
-        limit = resources.config.max_frame_bytes
+        limit = resources.settings.max_frame_bytes
         media_type = _media_type(request)
         fields = _Fields()
         query = request.query_params
@@ -272,7 +274,7 @@ def _batch_item(seq: int | None, exc: ClassPulseError) -> BatchItem:
 async def post_frames_batch(
     lesson_id: uuid.UUID, request: Request, principal: StudentDep, resources: ResourcesDep
 ) -> JSONResponse:
-    config = resources.config
+    settings = resources.settings
     admission = resources.admission
     student_id = require_own_lesson(principal, lesson_id)
     async with admission.counting_refusals(student_id, also=_REFUSED_FIELDS):
@@ -281,7 +283,7 @@ async def post_frames_batch(
                 "image", "a batch is multipart/form-data with image, seq, captured_at parts"
             )
         form = await _form(
-            request, max_files=config.max_batch_frames, frame_limit=config.max_frame_bytes
+            request, max_files=MAX_BATCH_FRAMES, frame_limit=settings.max_frame_bytes
         )
         images, seqs = form.getlist("image"), form.getlist("seq")
         times = form.getlist("captured_at")
@@ -299,7 +301,7 @@ async def post_frames_batch(
                 captured: dt.datetime = _validated(_CAPTURED_AT, "captured_at", raw_time)
                 if not isinstance(upload, UploadFile):
                     raise _invalid("image", "'image' parts must be files")
-                data = await _read_upload(upload, config.max_frame_bytes)
+                data = await _read_upload(upload, settings.max_frame_bytes)
                 if not data:
                     raise _invalid("image", "the image is empty")
                 accepted = await accept_frame(

@@ -106,7 +106,7 @@ async def put_lrs(
             username=body.username,
             password=body.password.get_secret_value(),
             lms_url=body.lms_url,
-            secrets_key=resources.config.secrets_key,
+            secrets_key=resources.settings.secrets_key,
         )
 
     await session.run_sync(store)

@@ -375,9 +375,9 @@ async def issue_token(
     _, school_class = await _lesson(session, principal, lesson_id)
     student = await _enrolled_student(session, school_class, external_student_id)
     now = dt.datetime.now(dt.UTC).replace(microsecond=0)
-    ttl = resources.config.token_ttl_seconds
+    ttl = resources.settings.token_ttl_seconds
     token = issue_student_token(
-        resources.config.token_secret,
+        resources.settings.token_secret.get_secret_value(),
         student_id=student.id,
         lesson_id=lesson_id,
         ttl_seconds=ttl,

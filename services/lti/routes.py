@@ -42,7 +42,7 @@ from starlette.concurrency import run_in_threadpool
 
 from services.analytics import ticket_store
 from services.analytics.tickets import DASHBOARD_PURPOSE
-from services.ingest.config import IngestConfig
+from services.ingest.config import IngestSettings
 from services.ingest.deps import LmsDep, ResourcesDep, SessionDep
 from services.ingest.errors import error_responses
 from services.lti import adapter, provision, tool_keys
@@ -65,7 +65,6 @@ from shared.errors import (
     NotFound,
     ServiceUnavailable,
 )
-from shared.settings import api_settings
 
 logger = logging.getLogger("classpulse.lti")
 DEEP_LINKING_SETTINGS = "https://purl.imsglobal.org/spec/lti-dl/claim/deep_linking_settings"
@@ -77,8 +76,8 @@ _AUTOSUBMIT_JS = "document.getElementById('placement').submit();\n"
 async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     # pylti1p3 is synchronous: its nonces and launches go through a blocking client,
     # used only from worker threads.
-    config: IngestConfig = app.state.resources.config
-    app.state.lti_redis = Redis.from_url(config.redis_url, socket_timeout=5)
+    settings: IngestSettings = app.state.resources.settings
+    app.state.lti_redis = Redis.from_url(settings.redis_url, socket_timeout=5)
     try:
         yield
     finally:
@@ -93,17 +92,17 @@ management = APIRouter(
 )
 
 
-def _tool_url(request: Request, config: IngestConfig) -> str:
-    return (config.lti_tool_url or str(request.base_url)).rstrip("/")
+def _tool_url(request: Request, settings: IngestSettings) -> str:
+    return (settings.lti_tool_url or str(request.base_url)).rstrip("/")
 
 
-def _dashboard_url(request: Request, config: IngestConfig) -> str:
-    if config.lti_dashboard_url:
-        return config.lti_dashboard_url.rstrip("/")
-    parts = urllib.parse.urlsplit(_tool_url(request, config))
+def _dashboard_url(request: Request, settings: IngestSettings) -> str:
+    if settings.lti_dashboard_url:
+        return settings.lti_dashboard_url.rstrip("/")
+    parts = urllib.parse.urlsplit(_tool_url(request, settings))
     host = parts.hostname or "127.0.0.1"
     netloc = f"[{host}]" if ":" in host else host
-    return f"{parts.scheme}://{netloc}:{api_settings().analytics_port}"
+    return f"{parts.scheme}://{netloc}:{settings.analytics_port}"
 
 
 async def _params(request: Request) -> dict[str, str]:
@@ -122,9 +121,9 @@ async def _registrations(session: AsyncSession, issuer: str | None) -> list[LtiR
     )
 
 
-async def _tool_key(session: AsyncSession, config: IngestConfig) -> adapter.ToolKey:
+async def _tool_key(session: AsyncSession, settings: IngestSettings) -> adapter.ToolKey:
     try:
-        key = await tool_keys.current_key(session, config.secrets_key)
+        key = await tool_keys.current_key(session, settings.secrets_key)
     except ConfigError as exc:
         raise ServiceUnavailable(f"the LTI tool is not configured: {exc.message}") from None
     await session.commit()
@@ -147,10 +146,10 @@ def _set_cookies(response: Response, cookies: list[adapter.CookieToSet]) -> None
 
 @protocol.api_route("/login", methods=["GET", "POST"])
 async def login(request: Request, session: SessionDep, resources: ResourcesDep) -> Response:
-    config = resources.config
+    settings = resources.settings
     params = await _params(request)
     platforms = [as_platform(r) for r in await _registrations(session, params.get("iss"))]
-    key = await _tool_key(session, config)
+    key = await _tool_key(session, settings)
     try:
         redirect = await run_in_threadpool(
             adapter.login,
@@ -160,7 +159,7 @@ async def login(request: Request, session: SessionDep, resources: ResourcesDep) 
             platforms=platforms,
             tool_key=key,
             redis=request.app.state.lti_redis,
-            launch_url=f"{_tool_url(request, config)}/lti/launch",
+            launch_url=f"{_tool_url(request, settings)}/lti/launch",
         )
     except adapter.LtiRefused as exc:
         raise AuthError(f"LTI login refused: {exc.reason}") from None
@@ -180,10 +179,10 @@ def _registration_of(rows: list[LtiRegistration], claims: Mapping[str, Any]) -> 
 
 @protocol.post("/launch")
 async def launch(request: Request, session: SessionDep, resources: ResourcesDep) -> Response:
-    config = resources.config
+    settings = resources.settings
     params = await _params(request)
     rows = await _registrations(session, adapter.unverified_issuer(params))
-    key = await _tool_key(session, config)
+    key = await _tool_key(session, settings)
     try:
         valid = await run_in_threadpool(
             adapter.validate_launch,
@@ -205,23 +204,23 @@ async def launch(request: Request, session: SessionDep, resources: ResourcesDep)
         return _placement_form(valid.launch_id, school_class.title, _return_origin(valid.claims))
     if valid.is_instructor:
         return await _instructor(
-            request, session, config, registration, valid, resources.redis, key
+            request, session, settings, registration, valid, resources.redis, key
         )
     if valid.is_learner:
-        return await _learner(request, session, config, registration, valid)
+        return await _learner(request, session, settings, registration, valid)
     raise Forbidden("ClassPulse opens for a course's instructors and learners only")
 
 
 async def _class_and_lesson(
     session: AsyncSession,
-    config: IngestConfig,
+    settings: IngestSettings,
     registration: LtiRegistration,
     valid: adapter.ValidatedLaunch,
 ) -> tuple[SchoolClass, Lesson]:
     """The launch's class and the lesson its placement opens, created on first sight."""
     school_class = await provision.class_for_context(session, registration, valid.claims)
     lesson = await provision.lesson_for_launch(
-        session, registration, school_class, valid.claims, config.lti_lesson_minutes
+        session, registration, school_class, valid.claims, settings.lti_lesson_minutes
     )
     return school_class, lesson
 
@@ -229,25 +228,25 @@ async def _class_and_lesson(
 async def _instructor(
     request: Request,
     session: AsyncSession,
-    config: IngestConfig,
+    settings: IngestSettings,
     registration: LtiRegistration,
     valid: adapter.ValidatedLaunch,
     redis: Any,
     key: adapter.ToolKey,
 ) -> Response:
-    school_class, lesson = await _class_and_lesson(session, config, registration, valid)
+    school_class, lesson = await _class_and_lesson(session, settings, registration, valid)
     await session.commit()
     await _sync_roster(session, registration, school_class.id, key)
     credential = issue_teacher_session(
-        config.token_secret,
+        settings.token_secret.get_secret_value(),
         organisation_id=school_class.organisation_id,
         class_id=school_class.id,
-        ttl_seconds=config.token_ttl_seconds,
+        ttl_seconds=settings.token_ttl_seconds,
     )
     ticket = await ticket_store.issue(redis, credential, DASHBOARD_PURPOSE, lesson.id)
     fragment = urllib.parse.urlencode({"ticket": ticket, "lesson": str(lesson.id)})
     return RedirectResponse(
-        f"{_dashboard_url(request, config)}/dashboard#{fragment}",
+        f"{_dashboard_url(request, settings)}/dashboard#{fragment}",
         status_code=status.HTTP_303_SEE_OTHER,
     )
 
@@ -255,26 +254,26 @@ async def _instructor(
 async def _learner(
     request: Request,
     session: AsyncSession,
-    config: IngestConfig,
+    settings: IngestSettings,
     registration: LtiRegistration,
     valid: adapter.ValidatedLaunch,
 ) -> Response:
     sub = valid.claims.get("sub")
     if not isinstance(sub, str) or not sub.strip():
         raise InvalidValue("LTI launch refused: an anonymous launch has no student id (sub)")
-    school_class, lesson = await _class_and_lesson(session, config, registration, valid)
+    school_class, lesson = await _class_and_lesson(session, settings, registration, valid)
     students = await provision.enrol(session, school_class, [sub])
     student_id = students[sub.replace("\x00", "").strip()[:200]]
     await provision.school_consent(session, registration, school_class, student_id)
     await session.commit()
     token = issue_student_token(
-        config.token_secret,
+        settings.token_secret.get_secret_value(),
         student_id=student_id,
         lesson_id=lesson.id,
-        ttl_seconds=config.token_ttl_seconds,
+        ttl_seconds=settings.token_ttl_seconds,
     )
     return RedirectResponse(
-        f"{_tool_url(request, config)}/classroom/{lesson.id}#token={token}",
+        f"{_tool_url(request, settings)}/classroom/{lesson.id}#token={token}",
         status_code=status.HTTP_303_SEE_OTHER,
     )
 
@@ -357,13 +356,13 @@ async def deep_link(
     minutes: Annotated[int, Form(ge=1, le=24 * 60)],
 ) -> Response:
     """Create the lesson the instructor placed and send the platform the signed response."""
-    config = resources.config
+    settings = resources.settings
     stored = adapter.RedisStorage(request.app.state.lti_redis)
     claims = await run_in_threadpool(stored.get_value, launch_id)
     if not isinstance(claims, dict):
         raise AuthError("this placement form expired or was used: start again from the LMS")
     rows = await _registrations(session, claims.get("iss"))
-    key = await _tool_key(session, config)
+    key = await _tool_key(session, settings)
     try:
         valid = await run_in_threadpool(
             adapter.restore_launch,
@@ -386,7 +385,7 @@ async def deep_link(
     return_url, token = await run_in_threadpool(
         valid.deep_link_response,
         title=title,
-        url=f"{_tool_url(request, config)}/lti/launch",
+        url=f"{_tool_url(request, settings)}/lti/launch",
         custom={provision.LESSON_PARAMETER: str(lesson.id)},
     )
     session.add(
@@ -417,7 +416,7 @@ async def autosubmit() -> Response:
 @protocol.get("/jwks")
 async def jwks(session: SessionDep, resources: ResourcesDep) -> dict[str, Any]:
     """The tool's public keys (JWKS), which platforms verify its messages with."""
-    await _tool_key(session, resources.config)
+    await _tool_key(session, resources.settings)
     return await tool_keys.key_set(session)
 
 
@@ -449,7 +448,7 @@ def tool_urls(tool_url: str) -> ToolUrlsOut:
 async def get_tool_urls(
     request: Request, principal: LmsDep, resources: ResourcesDep
 ) -> ToolUrlsOut:
-    return tool_urls(_tool_url(request, resources.config))
+    return tool_urls(_tool_url(request, resources.settings))
 
 
 @management.get("/registrations", summary="The organisation's LTI platform registrations")
@@ -535,7 +534,7 @@ async def sync_roster(
         )
     registration = await session.get(LtiRegistration, context.registration_id)
     assert registration is not None
-    key = await _tool_key(session, resources.config)
+    key = await _tool_key(session, resources.settings)
     enrolled = await _sync_roster(session, registration, class_id, key)
     if enrolled is None:
         raise ServiceUnavailable("the LMS's names and roles service failed: try again later")

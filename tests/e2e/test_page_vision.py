@@ -15,7 +15,7 @@ import cv2
 import numpy as np
 import pytest
 
-from services.ingest.config import IngestConfig
+from services.ingest.config import IngestSettings
 from services.ingest.routes_classroom import _client_detection
 from shared import face_crops
 from shared.vision.align import aligned_crop
@@ -80,7 +80,10 @@ def test_page_finds_and_crops_faces_as_the_worker_does(page: Any, name: str) -> 
     server = BlazeFace(FULL_RANGE).detect(image)
     assert server, f"{name}: the worker's detector finds no face"
     config = _client_detection(
-        IngestConfig("postgresql://unused", "redis://unused", "x" * 32), None
+        IngestSettings(
+            database_url="postgresql://unused", redis_url="redis://unused", token_secret="x" * 32
+        ),
+        None,
     )
     assert config is not None
     png = base64.b64encode(cv2.imencode(".png", image)[1].tobytes()).decode()
@@ -167,7 +170,10 @@ def test_page_bodies_are_what_ingest_and_the_worker_read(page: Any) -> None:
     image = read_frame("two_people.jpg")
     height, width = image.shape[:2]
     config = _client_detection(
-        IngestConfig("postgresql://unused", "redis://unused", "x" * 32), None
+        IngestSettings(
+            database_url="postgresql://unused", redis_url="redis://unused", token_secret="x" * 32
+        ),
+        None,
     )
     assert config is not None
     png = base64.b64encode(cv2.imencode(".png", image)[1].tobytes()).decode()
@@ -209,7 +215,10 @@ def test_only_the_students_own_face_leaves_the_page(page: Any) -> None:
     # Two people in view: the page sends the larger face only, nothing of the other.
     image = read_frame("two_people.jpg")
     config = _client_detection(
-        IngestConfig("postgresql://unused", "redis://unused", "x" * 32), None
+        IngestSettings(
+            database_url="postgresql://unused", redis_url="redis://unused", token_secret="x" * 32
+        ),
+        None,
     )
     assert config is not None
     png = base64.b64encode(cv2.imencode(".png", image)[1].tobytes()).decode()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 import io
 import threading
@@ -19,7 +18,7 @@ from sqlalchemy.orm import Session
 
 from classpulse.ports import free_port
 from services.ingest.app import create_app
-from services.ingest.config import IngestConfig
+from services.ingest.config import IngestSettings
 from services.ingest.keys import new_api_key
 from shared.auth import issue_student_token
 from shared.db.models import (
@@ -52,9 +51,9 @@ def photo() -> bytes:
 
 
 @pytest.fixture
-def config(pg_url: str, redis_url: str) -> IngestConfig:
+def config(pg_url: str, redis_url: str) -> IngestSettings:
     """Test settings; the rate is high so that only the rate-limit test meets it."""
-    return IngestConfig(
+    return IngestSettings(
         database_url=pg_url,
         redis_url=redis_url,
         token_secret=SECRET,
@@ -68,7 +67,7 @@ class Servers:
     def __init__(self) -> None:
         self._running: list[tuple[uvicorn.Server, threading.Thread]] = []
 
-    def start(self, config: IngestConfig) -> str:
+    def start(self, config: IngestSettings) -> str:
         port = free_port()
         server = uvicorn.Server(
             uvicorn.Config(create_app(config), host="127.0.0.1", port=port, log_level="warning")
@@ -98,7 +97,7 @@ def servers() -> Iterator[Servers]:
 
 
 @pytest.fixture
-def base_url(servers: Servers, config: IngestConfig, redis_client: object) -> str:
+def base_url(servers: Servers, config: IngestSettings, redis_client: object) -> str:
     """A running ingest on the test database and a flushed Redis database."""
     return servers.start(config)
 
@@ -181,5 +180,6 @@ def frame_params(seq: int, captured_at: dt.datetime | None = None) -> dict[str, 
     return {"seq": str(seq), "captured_at": (captured_at or dt.datetime.now(dt.UTC)).isoformat()}
 
 
-def replace(config: IngestConfig, **changes: object) -> IngestConfig:
-    return dataclasses.replace(config, **changes)  # type: ignore[arg-type]
+def replace(config: IngestSettings, **changes: object) -> IngestSettings:
+    """``config`` with some fields changed (not validated: pass the fields' own types)."""
+    return config.model_copy(update=changes)

@@ -17,7 +17,7 @@ import redis as redis_lib
 import websockets
 from sqlalchemy import Engine
 
-from services.ingest.config import IngestConfig
+from services.ingest.config import IngestSettings
 from tests.ingest.conftest import Servers, World, frame_params, replace
 from tests.ingest.test_frames import frames_of, post_jpeg
 from tests.ingest.test_stream import send_frame, ws_url
@@ -67,7 +67,7 @@ def _multipart_opening(seq: int) -> bytes:
 
 
 @pytest.fixture
-def small(servers: Servers, config: IngestConfig, redis_client: redis_lib.Redis) -> str:
+def small(servers: Servers, config: IngestSettings, redis_client: redis_lib.Redis) -> str:
     """An ingest whose frame limit is ``LIMIT`` bytes."""
     return servers.start(replace(config, max_frame_bytes=LIMIT))
 
@@ -130,7 +130,7 @@ async def test_the_413_message_does_not_guess_the_size_of_a_chunked_body(
 
 async def test_invalid_bodies_count_against_the_students_rate(
     servers: Servers,
-    config: IngestConfig,
+    config: IngestSettings,
     world: World,
     photo: bytes,
     clean_db: Engine,
@@ -160,7 +160,7 @@ async def test_invalid_bodies_count_against_the_students_rate(
 
 
 async def test_a_refused_capture_time_counts_against_the_rate(
-    servers: Servers, config: IngestConfig, world: World, photo: bytes
+    servers: Servers, config: IngestSettings, world: World, photo: bytes
 ) -> None:
     base = servers.start(replace(config, student_rate_per_second=0.2))
     async with httpx.AsyncClient(base_url=base) as client:
@@ -176,7 +176,7 @@ async def test_a_refused_capture_time_counts_against_the_rate(
 
 
 async def test_invalid_websocket_frames_count_against_the_students_rate(
-    servers: Servers, config: IngestConfig, world: World, photo: bytes
+    servers: Servers, config: IngestSettings, world: World, photo: bytes
 ) -> None:
     base = servers.start(replace(config, student_rate_per_second=0.2))
     async with websockets.connect(ws_url(base, world, world.token())) as ws:

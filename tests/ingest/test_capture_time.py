@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from dataclasses import fields
 from typing import Any
 
 import httpx
@@ -19,14 +18,12 @@ import redis as redis_lib
 from sqlalchemy import Engine
 from websockets.sync.client import connect
 
-from services.ingest.config import IngestConfig
+from services.ingest.config import IngestSettings
 from tests.ingest.conftest import World
 from tests.ingest.test_frames import frames_of
 
-#: The skew the test ingest allows (the configuration's default).
-SKEW = dt.timedelta(
-    seconds=next(f.default for f in fields(IngestConfig) if f.name == "clock_skew_seconds")
-)
+#: The skew the test ingest allows (the setting's default).
+SKEW = dt.timedelta(seconds=IngestSettings.model_fields["clock_skew_seconds"].default)
 #: The lesson of ``world`` started 10 minutes ago and ends in 50.
 LESSON_START = dt.timedelta(minutes=-10)
 

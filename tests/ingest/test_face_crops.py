@@ -13,7 +13,7 @@ import redis as redis_lib
 import websockets
 from sqlalchemy import Engine
 
-from services.ingest.config import IngestConfig
+from services.ingest.config import IngestSettings
 from services.ingest.crop_check import MEDIA_TYPE
 from shared import face_crops
 from shared.schemas import frame_key
@@ -140,7 +140,7 @@ async def test_crops_over_the_websocket_are_acknowledged(
 
 @pytest.mark.parametrize("on", [True, False])
 async def test_the_page_is_told_to_send_crops_only_when_the_setting_says_so(
-    servers: Servers, config: IngestConfig, world: World, redis_client: redis_lib.Redis, on: bool
+    servers: Servers, config: IngestSettings, world: World, redis_client: redis_lib.Redis, on: bool
 ) -> None:
     base_url = servers.start(replace(config, client_detection=on, detector="blazeface-short"))
     async with httpx.AsyncClient(base_url=base_url, timeout=10) as client:
@@ -163,7 +163,7 @@ async def test_the_page_is_told_to_send_crops_only_when_the_setting_says_so(
 
 
 async def test_crops_are_refused_where_the_server_finds_faces_itself(
-    servers: Servers, config: IngestConfig, world: World, clean_db: Engine, photo: np.ndarray
+    servers: Servers, config: IngestSettings, world: World, clean_db: Engine, photo: np.ndarray
 ) -> None:
     base_url = servers.start(replace(config, client_detection=False))
     data = face_crops_body.body(photo, BlazeFace(FULL_RANGE).detect(photo))
@@ -195,7 +195,7 @@ async def page_detection(base_url: str, world: World) -> object:
 @pytest.mark.parametrize("deployment", [True, False])
 async def test_an_lms_sets_a_class_s_mode_over_the_deployment_s(
     servers: Servers,
-    config: IngestConfig,
+    config: IngestSettings,
     world: World,
     clean_db: Engine,
     photo: np.ndarray,

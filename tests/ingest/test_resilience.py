@@ -15,7 +15,7 @@ from sqlalchemy import Engine
 
 from classpulse.ports import free_port
 from services.ingest.app import _open
-from services.ingest.config import IngestConfig
+from services.ingest.config import IngestSettings
 from services.ingest.intake import IncomingFrame, accept_frame
 from services.ingest.queue import FrameQueue, producer_app
 from shared.errors import ServiceUnavailable
@@ -50,7 +50,7 @@ def own_redis() -> Iterator[tuple[subprocess.Popen[bytes], str]]:
 
 async def test_redis_stopped_mid_test_answers_503_and_records_nothing(
     servers: Servers,
-    config: IngestConfig,
+    config: IngestSettings,
     world: World,
     photo: bytes,
     clean_db: Engine,
@@ -76,7 +76,7 @@ async def test_redis_stopped_mid_test_answers_503_and_records_nothing(
 
 
 async def test_enqueue_failure_after_insert_removes_row_and_bytes(
-    config: IngestConfig,
+    config: IngestSettings,
     world: World,
     photo: bytes,
     clean_db: Engine,
@@ -120,7 +120,7 @@ def _principal(world: World):
 
 async def test_database_unreachable_answers_503_and_stores_no_bytes(
     servers: Servers,
-    config: IngestConfig,
+    config: IngestSettings,
     world: World,
     photo: bytes,
     redis_client: redis_lib.Redis,
@@ -140,7 +140,7 @@ async def test_database_unreachable_answers_503_and_stores_no_bytes(
 
 async def test_stream_with_redis_down_says_so_and_closes(
     servers: Servers,
-    config: IngestConfig,
+    config: IngestSettings,
     world: World,
     own_redis: tuple[subprocess.Popen[bytes], str],
 ) -> None:

@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 from classpulse.ports import free_port
 from services.analytics.app import create_app as create_analytics
 from services.analytics.config import AnalyticsConfig
-from services.ingest.config import IngestConfig
+from services.ingest.config import IngestSettings
 from services.ingest.keys import new_api_key
 from shared.db.models import KeyRole, Organisation
 from tests.ingest.conftest import SECRET, Servers
@@ -91,7 +91,7 @@ def tool(
     servers = Servers()
     try:
         url = servers.start(
-            IngestConfig(
+            IngestSettings(
                 database_url=pg_url,
                 redis_url=redis_url,
                 token_secret=SECRET,

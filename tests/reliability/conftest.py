@@ -26,7 +26,7 @@ from sqlalchemy.orm import Session
 from bench.analytics_seed import TOKEN_SECRET, SeededLesson, add_key, seed_lesson
 from services.analytics.config import AnalyticsConfig
 from services.inference.tasks import EXPIRE_FRAMES_TASK, REQUEUE_ORPHANS_TASK
-from services.ingest.config import IngestConfig
+from services.ingest.config import IngestSettings
 from services.xapi.lrs_config import set_lrs
 from shared.auth import issue_student_token
 from shared.db.models import Consent, ConsentParty, Enrolment, KeyRole
@@ -101,8 +101,8 @@ def realm(clean_db: Engine, redis_client: redis_lib.Redis) -> Realm:
 
 
 @pytest.fixture
-def ingest_config(pg_url: str, redis_url: str) -> IngestConfig:
-    return IngestConfig(
+def ingest_config(pg_url: str, redis_url: str) -> IngestSettings:
+    return IngestSettings(
         database_url=pg_url,
         redis_url=redis_url,
         token_secret=TOKEN_SECRET,
@@ -112,7 +112,7 @@ def ingest_config(pg_url: str, redis_url: str) -> IngestConfig:
 
 
 @pytest.fixture
-def ingest_url(ingest_config: IngestConfig) -> Iterator[str]:
+def ingest_url(ingest_config: IngestSettings) -> Iterator[str]:
     servers = Servers()
     try:
         yield servers.start(ingest_config)

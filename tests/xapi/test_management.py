@@ -17,7 +17,7 @@ from typer.testing import CliRunner
 from bench.analytics_seed import TOKEN_SECRET, KeyRole, SeededLesson, add_key, seed_lesson
 from classpulse.cli import app
 from services.analytics.config import AnalyticsConfig
-from services.ingest.config import IngestConfig
+from services.ingest.config import IngestSettings
 from shared import settings
 from tests.analytics.conftest import running_app
 from tests.ingest.conftest import Servers
@@ -38,7 +38,7 @@ def cli(monkeypatch: pytest.MonkeyPatch, pg_url: str, secrets_key: str) -> Itera
 
 @pytest.fixture
 def ingest(pg_url: str, redis_url: str, redis_client: object) -> Iterator[httpx.Client]:
-    config = IngestConfig(
+    config = IngestSettings(
         database_url=pg_url,
         redis_url=redis_url,
         token_secret=TOKEN_SECRET,
