@@ -13,22 +13,12 @@ from sqlalchemy import Engine
 
 from bench.analytics_seed import SeededLesson, SeedEvent, insert_events
 from shared.labels import Expression
-from tests.analytics.conftest import K, bearer
+from tests.analytics.conftest import K
+from tests.analytics.test_facing import SIX, get
 
 HAPPY, SAD = Expression.HAPPY, Expression.SAD
-SIX = [f"s{i}" for i in range(1, 7)]
 SEVEN = [*SIX, "s7"]
 TO = "2024-05-06T08:03:00Z"
-
-
-def get(
-    api: httpx.Client, lesson: SeededLesson, path: str, key: str | None = None, **params: str
-) -> httpx.Response:
-    return api.get(
-        f"/v1/lessons/{lesson.lesson_id}/{path}",
-        params=params,
-        headers=bearer(key or lesson.teacher_key),
-    )
 
 
 @pytest.fixture

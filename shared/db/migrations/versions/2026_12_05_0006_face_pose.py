@@ -35,13 +35,21 @@ POSE_COUNTS = (
 )
 
 
-def fold_function(name: str, table: str, sign: str, *, with_pose: bool) -> str:
-    """The rollup's trigger function (migration 0002's, plus the pose counts ``with_pose``)."""
+def fold_function(
+    name: str,
+    table: str,
+    sign: str,
+    *,
+    with_pose: bool,
+    extra: tuple[tuple[str, str], ...] = (),
+) -> str:
+    """The rollup's trigger function (migration 0002's, plus the pose counts ``with_pose``
+    and later migrations' ``extra`` counts: column and the event rows it counts)."""
     counts = ", ".join(f"count(*) FILTER (WHERE t.label = {i})::int" for i in range(NUM_LABELS))
     merged = ", ".join(
         f"m.label_counts[{i + 1}] {sign} excluded.label_counts[{i + 1}]" for i in range(NUM_LABELS)
     )
-    pose = POSE_COUNTS if with_pose else ()
+    pose = (POSE_COUNTS if with_pose else ()) + extra
     columns = "".join(f", {c}" for c, _ in pose)
     values = "".join(f",\n         {sign}count(*) FILTER (WHERE {w})::int" for _, w in pose)
     updates = "".join(f",\n    {c} = m.{c} {sign} abs(excluded.{c})" for c, _ in pose)
