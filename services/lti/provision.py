@@ -45,9 +45,16 @@ class MissingClaim(InvalidValue):
 
 
 def _text(value: Any, limit: int) -> str | None:
-    if not isinstance(value, str) or not value.strip():
+    """A claim's text as stored: no NUL bytes, no outer spaces, at most ``limit``
+    characters; None when nothing is left. Cleaning twice changes nothing."""
+    if not isinstance(value, str):
         return None
-    return value.replace("\x00", "").strip()[:limit] or None
+    return value.replace("\x00", "").strip()[:limit].rstrip() or None
+
+
+def learner_id(claims: Mapping[str, Any]) -> str | None:
+    """The student's external id from a launch's ``sub``, as ``enrol`` stores it."""
+    return _text(claims.get("sub"), 200)
 
 
 async def class_for_context(

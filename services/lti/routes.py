@@ -258,12 +258,12 @@ async def _learner(
     registration: LtiRegistration,
     valid: adapter.ValidatedLaunch,
 ) -> Response:
-    sub = valid.claims.get("sub")
-    if not isinstance(sub, str) or not sub.strip():
+    external_id = provision.learner_id(valid.claims)
+    if external_id is None:
         raise InvalidValue("LTI launch refused: an anonymous launch has no student id (sub)")
     school_class, lesson = await _class_and_lesson(session, settings, registration, valid)
-    students = await provision.enrol(session, school_class, [sub])
-    student_id = students[sub.replace("\x00", "").strip()[:200]]
+    students = await provision.enrol(session, school_class, [external_id])
+    student_id = students[external_id]
     await provision.school_consent(session, registration, school_class, student_id)
     await session.commit()
     token = issue_student_token(

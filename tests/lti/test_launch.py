@@ -249,6 +249,27 @@ def test_a_launch_without_a_course_is_refused_and_creates_nothing(
     assert counts(clean_db) == before
 
 
+@pytest.mark.parametrize("sub", ["\x00\x00", "  ", "\x00 \x00"], ids=["nul", "spaces", "both"])
+def test_a_learner_launch_without_a_usable_student_id_is_refused(
+    tool: Tool, platform: Platform, clean_db: Engine, sub: str
+) -> None:
+    before = counts(clean_db)
+    answer = launch(tool, platform, Scenario(sub, LEARNER_ROLES))
+    assert answer.status_code == 422, answer.text
+    assert "anonymous launch has no student id" in answer.json()["error"]["message"]
+    assert counts(clean_db) == before
+
+
+def test_a_long_student_id_is_cut_as_the_roster_cuts_it(
+    tool: Tool, platform: Platform, clean_db: Engine
+) -> None:
+    # Cut at 200 characters, the cut end loses its spaces: the id the launch enrols.
+    answer = launch(tool, platform, Scenario("a" * 199 + " tail", LEARNER_ROLES))
+    assert answer.status_code == 303, answer.text
+    with clean_db.connect() as conn:
+        assert conn.execute(text("SELECT external_id FROM students")).scalars().all() == ["a" * 199]
+
+
 def test_wrong_nonce_signature_state_and_replay_are_refused(
     tool: Tool, platform: Platform, clean_db: Engine
 ) -> None:
