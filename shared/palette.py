@@ -1,5 +1,5 @@
-"""The colours of the seven displayed expressions, face presence and facing the screen:
-one palette.
+"""The colours of the seven displayed expressions, face presence, facing the screen and
+uncertain faces: one palette.
 
 The teacher dashboard reads it from the analytics API (``/palette.json``) and
 ``classpulse analyze --report`` draws its chart with it, so an expression has
@@ -22,6 +22,8 @@ EXPRESSION_COLOURS: dict[str, str] = {
 FACE_PRESENCE_COLOUR = "#4b5563"
 #: The share of faces facing the screen, drawn beside face presence (darker, dotted).
 FACING_SCREEN_COLOUR = "#1f2933"
+#: The share of classified faces too uncertain for a label (light, dotted).
+UNCERTAIN_COLOUR = "#9ca3af"
 
 
 def palette() -> dict[str, object]:
@@ -30,4 +32,5 @@ def palette() -> dict[str, object]:
         "expressions": dict(EXPRESSION_COLOURS),
         "face_presence": FACE_PRESENCE_COLOUR,
         "facing_screen": FACING_SCREEN_COLOUR,
+        "uncertain": UNCERTAIN_COLOUR,
     }

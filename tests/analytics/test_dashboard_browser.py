@@ -88,8 +88,8 @@ def test_dashboard_chart_moments_drill_down_and_live(
 
             # The chart: one point per closed one-minute bucket, markers known, DEMO shown.
             assert page.evaluate("window.classpulse.points()") == 20
-            # Seven expressions, face presence and facing the screen.
-            assert page.evaluate("window.classpulse.chart.data.datasets.length") == 9
+            # Seven expressions, face presence, facing the screen and the uncertain share.
+            assert page.evaluate("window.classpulse.chart.data.datasets.length") == 10
             assert (
                 page.evaluate(
                     "window.classpulse.chart.options.plugins.lessonMarkers.markers.length"

@@ -265,5 +265,6 @@ def test_the_charts_use_the_palette_served_to_the_page(
         expected = [[label, EXPRESSION_COLOURS[label]] for label in LABELS]
         expected.append(["face presence", palette()["face_presence"]])
         expected.append(["facing the screen", palette()["facing_screen"]])
+        expected.append(["expression uncertain", palette()["uncertain"]])
         assert colours == expected
     assert errors == []

@@ -192,7 +192,7 @@
         scales: {
           x: { type: "linear", title: { display: true, text: `lesson time (${TIME_ZONE})` }, ticks: { callback(v) { return clock(v, this.max - this.min < 10); } } },
           y: { min: 0, max: 1, title: { display: true, text: "share of displayed expression" }, ticks: { callback: (v) => pct(v) } },
-          ...(withPresence ? { y2: { min: 0, max: 1, position: "right", grid: { drawOnChartArea: false }, title: { display: true, text: "face presence, facing screen, uncertain" }, ticks: { callback: (v) => pct(v) } } } : {}),
+          ...(withPresence ? { y2: { min: 0, max: 1, position: "right", grid: { drawOnChartArea: false }, title: { display: true, text: "presence, facing, uncertain" }, ticks: { callback: (v) => pct(v) } } } : {}),
         },
         plugins: {
           legend: { position: "bottom" },
