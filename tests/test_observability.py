@@ -12,7 +12,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from ops.grafana import dashboard
 from services.analytics.app import create_app as analytics_app
-from services.analytics.config import AnalyticsConfig
+from services.analytics.config import AnalyticsSettings
 from tests.conftest import ROOT
 
 PROMETHEUS = ROOT / "ops" / "prometheus" / "prometheus.yml"
@@ -35,7 +35,7 @@ def served_metric_names(pg_url: str, redis_url: str) -> set[str]:
     The domain metrics of ingest and the workers are module-level objects of
     ``shared.metrics``, so one app's scrape lists them all.
     """
-    config = AnalyticsConfig(database_url=pg_url, redis_url=redis_url, token_secret="x" * 32)
+    config = AnalyticsSettings(database_url=pg_url, redis_url=redis_url, token_secret="x" * 32)
     client = TestClient(analytics_app(config))  # no lifespan: /healthz needs no store
     assert client.get("/healthz").status_code == 200
     text = client.get("/metrics").text

@@ -7,6 +7,7 @@ from collections.abc import Callable, Iterator
 import pytest
 from pydantic_settings import BaseSettings
 
+from services.analytics.config import AnalyticsSettings
 from services.ingest.config import IngestSettings
 from shared import settings
 from shared.errors import ConfigError
@@ -116,3 +117,24 @@ def test_an_api_names_every_store_setting_it_lacks(monkeypatch: pytest.MonkeyPat
     for variable in API_STORES:
         assert f"{variable} is not set" in str(info.value)
     assert "invalid setting: CLASSPULSE_QUEUE_LIMIT" in str(info.value)
+
+
+def test_analytics_reads_one_object_from_the_pieces(monkeypatch: pytest.MonkeyPatch) -> None:
+    for variable, value in zip(
+        API_STORES, ("postgresql://db/x", "redis://r/0", "s" * 32), strict=True
+    ):
+        monkeypatch.setenv(variable, value)
+    monkeypatch.setenv("CLASSPULSE_MIN_GROUP_SIZE", "3")
+    monkeypatch.setenv("CLASSPULSE_LIVE_MAX_SECONDS", "60")
+    analytics = settings.load(AnalyticsSettings)
+    assert (analytics.redis_url, analytics.min_group_size, analytics.live_max_seconds) == (
+        "redis://r/0",
+        3,
+        60.0,
+    )
+    recheck = settings.LiveSettings.model_fields["live_recheck_seconds"].default
+    assert analytics.live_recheck_seconds == recheck
+    for variable in API_STORES:
+        monkeypatch.delenv(variable)
+    with pytest.raises(ConfigError, match="CLASSPULSE_TOKEN_SECRET is not set"):
+        settings.load(AnalyticsSettings)

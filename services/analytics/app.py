@@ -20,7 +20,7 @@ from services.analytics import (
     routes_xapi,
     tickets,
 )
-from services.analytics.config import AnalyticsConfig
+from services.analytics.config import AnalyticsSettings
 from services.analytics.deps import Resources
 from services.analytics.errors import install_error_handlers
 from services.api import health
@@ -32,6 +32,7 @@ from services.api.security import SecurityHeaders
 from shared.db.engine import async_session_factory, make_async_engine
 from shared.logs import configure_logging
 from shared.palette import palette
+from shared.settings import load
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 DASHBOARD_PAGE = STATIC_DIR / "dashboard.html"
@@ -39,12 +40,12 @@ DASHBOARD_PAGE = STATIC_DIR / "dashboard.html"
 READY_TIMEOUT = 2.0
 
 
-def _open(config: AnalyticsConfig) -> Resources:
-    engine = make_async_engine(config.database_url, pool_size=10, max_overflow=10)
+def _open(settings: AnalyticsSettings) -> Resources:
+    engine = make_async_engine(settings.database_url, pool_size=10, max_overflow=10)
     # No socket_timeout: live streams block on pub/sub reads with their own timeout.
-    redis = Redis.from_url(config.redis_url, socket_connect_timeout=READY_TIMEOUT)
+    redis = Redis.from_url(settings.redis_url, socket_connect_timeout=READY_TIMEOUT)
     return Resources(
-        config=config,
+        settings=settings,
         engine=engine,
         sessions=async_session_factory(engine),
         redis=redis,
@@ -52,12 +53,12 @@ def _open(config: AnalyticsConfig) -> Resources:
     )
 
 
-def create_app(config: AnalyticsConfig | None = None) -> FastAPI:
-    """The analytics app; ``config`` defaults to the ``CLASSPULSE_*`` settings, read at start-up."""
+def create_app(settings: AnalyticsSettings | None = None) -> FastAPI:
+    """The analytics app on ``settings``; by default (``--factory``) they are read at start-up."""
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        resources = _open(config or AnalyticsConfig.from_settings())
+        resources = _open(settings or load(AnalyticsSettings))
         app.state.resources = resources
         try:
             yield

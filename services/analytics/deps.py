@@ -12,7 +12,7 @@ from redis.asyncio import Redis
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from services.analytics.config import AnalyticsConfig
+from services.analytics.config import AnalyticsSettings
 from services.analytics.ticket_store import purpose_of, redeem
 from services.api.credentials import AuthorizationHeader
 from services.api.live_hub import LiveHub
@@ -26,7 +26,7 @@ from shared.errors import AuthError, NotFound
 class Resources:
     """Created once in the lifespan, shared by every request."""
 
-    config: AnalyticsConfig
+    settings: AnalyticsSettings
     engine: AsyncEngine
     sessions: async_sessionmaker[AsyncSession]
     redis: Redis
@@ -90,7 +90,9 @@ async def get_principal(
     session: SessionDep, resources: ResourcesDep, credential: CredentialDep
 ) -> Principal:
     """The caller that the credential names (401 when it is unknown, revoked or expired)."""
-    return await authenticate(session, credential, resources.config.token_secret)
+    return await authenticate(
+        session, credential, resources.settings.token_secret.get_secret_value()
+    )
 
 
 PrincipalDep = Annotated[Principal, Depends(get_principal)]

@@ -175,7 +175,7 @@ async def _timeline_records(
             session,
             lesson_id,
             window,
-            min_group_size=resources.config.min_group_size,
+            min_group_size=resources.settings.min_group_size,
             smooth=smooth,
         )
     for bucket in buckets:

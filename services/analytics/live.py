@@ -2,7 +2,7 @@
 
 Workers publish a ``LiveNotice`` on ``live_channel(lesson)`` after each frame's
 events are committed. Each stream collects the buckets those notices touch and,
-once such a bucket has closed (at most once per ``live_interval_seconds``),
+once such a bucket has closed (at most once per ``LIVE_INTERVAL_SECONDS``),
 recomputes it in PostgreSQL and pushes it. A bucket still filling is never
 pushed: each push of it would differ from the last by a frame or two, and the
 difference would show those frames' labels whatever the group size.
@@ -30,6 +30,7 @@ from fastapi.sse import EventSourceResponse, ServerSentEvent
 from redis.exceptions import RedisError
 from sqlalchemy.exc import SQLAlchemyError
 
+from services.analytics.config import LIVE_INTERVAL_SECONDS
 from services.analytics.deps import (
     ClassLessonDep,
     CredentialDep,
@@ -66,7 +67,9 @@ async def credential_problem(
     """
     try:
         async with resources.sessions() as session:
-            principal = await authenticate(session, credential, resources.config.token_secret)
+            principal = await authenticate(
+                session, credential, resources.settings.token_secret.get_secret_value()
+            )
             await require_lesson_access(session, principal, lesson_id)
     except (AuthError, Forbidden, NotFound) as exc:
         return "credentials", exc.message
@@ -135,17 +138,17 @@ async def live_timeline(
     reach the database."""
     lesson_id, step = access.lesson.id, bucket.seconds
     origin = access.lesson.starts_at.astimezone(dt.UTC)
-    config = resources.config
-    k, interval = config.min_group_size, config.live_interval_seconds
+    settings = resources.settings
+    k, interval = settings.min_group_size, LIVE_INTERVAL_SECONDS
     yield ServerSentEvent(event="ready", data={"lesson_id": str(lesson_id), "bucket": bucket})
     # Buckets touched by notices, with the frames that touched them (for the log).
     pending: dict[dt.datetime, list[str]] = {}
     last_push = 0.0
     opened = time.monotonic()
-    next_check = opened + config.live_recheck_seconds
+    next_check = opened + settings.live_recheck_seconds
     while True:
         now = time.monotonic()
-        if now - opened >= config.live_max_seconds:
+        if now - opened >= settings.live_max_seconds:
             yield ServerSentEvent(
                 event="closed",
                 data={"reason": "max_duration", "detail": None},
@@ -158,7 +161,7 @@ async def live_timeline(
                 reason, detail = problem
                 yield ServerSentEvent(event="closed", data={"reason": reason, "detail": detail})
                 return
-            next_check = time.monotonic() + config.live_recheck_seconds
+            next_check = time.monotonic() + settings.live_recheck_seconds
         try:
             # The hub reads Redis (and rides out its outages); here only waits.
             notice: LiveNotice | None = await asyncio.wait_for(notices.get(), POLL_SECONDS)

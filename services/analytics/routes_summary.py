@@ -50,7 +50,7 @@ async def lesson_summary(
     segments start at the bucket of their marker. The per-student rows are for keys
     with the per-student permission only (``per_student`` says whether they were
     given)."""
-    lesson_id, k = access.lesson.id, resources.config.min_group_size
+    lesson_id, k = access.lesson.id, resources.settings.min_group_size
     window = class_window(access.lesson, bucket.seconds)
     per_student = may_read_students(access.principal)
     markers = await lesson_markers(session, lesson_id)

@@ -47,7 +47,7 @@ async def class_timeline(
     labelled face, and the facing share that many with a head pose.
     """
     window = class_window(access.lesson, bucket.seconds, start, end)
-    k = resources.config.min_group_size
+    k = resources.settings.min_group_size
     buckets = await timeline_buckets(
         session, access.lesson.id, window, min_group_size=k, smooth=smooth
     )

@@ -60,7 +60,9 @@ async def create_ticket(
     ``/v1/lessons/{lesson_id}/live`` (purpose ``live``) or ``/export`` (``export``) once,
     within 60 seconds, as ``?ticket=``. Keys in URLs (``?access_token=``) are refused."""
     credential = bearer_token(authorization)
-    principal = await authenticate(session, credential, resources.config.token_secret)
+    principal = await authenticate(
+        session, credential, resources.settings.token_secret.get_secret_value()
+    )
     await require_lesson_access(session, principal, body.lesson_id)
     ticket = await issue(resources.redis, credential, body.purpose, body.lesson_id)
     return TicketOut(

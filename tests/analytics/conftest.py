@@ -15,21 +15,21 @@ from sqlalchemy import Engine
 from bench.analytics_seed import TOKEN_SECRET, SeededLesson, seed_lesson
 from classpulse.ports import free_port
 from services.analytics.app import create_app
-from services.analytics.config import AnalyticsConfig
+from services.analytics.config import AnalyticsSettings
 
 #: The default minimum group size; class-level tests seed around it.
 K = 5
 
 
 @pytest.fixture(scope="session")
-def analytics_config(pg_url: str, redis_url: str) -> AnalyticsConfig:
-    return AnalyticsConfig(
+def analytics_config(pg_url: str, redis_url: str) -> AnalyticsSettings:
+    return AnalyticsSettings(
         database_url=pg_url, redis_url=redis_url, token_secret=TOKEN_SECRET, min_group_size=K
     )
 
 
 @contextlib.contextmanager
-def running_app(config: AnalyticsConfig) -> Iterator[str]:
+def running_app(config: AnalyticsSettings) -> Iterator[str]:
     """An analytics app served by uvicorn on a free port for the duration of the block."""
     port = free_port()
     server = uvicorn.Server(
@@ -50,7 +50,7 @@ def running_app(config: AnalyticsConfig) -> Iterator[str]:
 
 
 @pytest.fixture(scope="session")
-def analytics_url(analytics_config: AnalyticsConfig) -> Iterator[str]:
+def analytics_url(analytics_config: AnalyticsSettings) -> Iterator[str]:
     """A running analytics app (one per test session; tests empty the database)."""
     with running_app(analytics_config) as url:
         yield url

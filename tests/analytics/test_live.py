@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import datetime as dt
 import json
 import logging
@@ -17,7 +16,7 @@ import redis as redis_lib
 from sqlalchemy import Engine, update
 
 from bench.analytics_seed import SeededLesson, SeedEvent, insert_events
-from services.analytics.config import AnalyticsConfig
+from services.analytics.config import AnalyticsSettings
 from shared.auth import key_prefix
 from shared.db.models import ApiKey
 from shared.labels import Expression
@@ -98,7 +97,9 @@ def test_live_and_readiness_answer_503_when_redis_is_down(
 ) -> None:
     from classpulse.ports import free_port
 
-    no_redis = dataclasses.replace(analytics_config, redis_url=f"redis://127.0.0.1:{free_port()}/0")
+    no_redis = analytics_config.model_copy(
+        update={"redis_url": f"redis://127.0.0.1:{free_port()}/0"}
+    )
     with running_app(no_redis) as url, httpx.Client(base_url=url, timeout=10) as client:
         live = client.get(
             f"/v1/lessons/{lesson.lesson_id}/live", headers=bearer(lesson.teacher_key)
@@ -122,10 +123,10 @@ def _live(client: httpx.Client, lesson: SeededLesson) -> Any:
 
 
 def test_a_revoked_key_loses_its_open_stream(
-    analytics_config: AnalyticsConfig, lesson: SeededLesson, clean_db: Engine
+    analytics_config: AnalyticsSettings, lesson: SeededLesson, clean_db: Engine
 ) -> None:
     """``classpulse keys revoke`` ends the key's open streams within one re-check."""
-    config = dataclasses.replace(analytics_config, live_recheck_seconds=0.5)
+    config = analytics_config.model_copy(update={"live_recheck_seconds": 0.5})
     # A stream that stays open past its key answers nothing more: the read times out.
     with running_app(config) as url, httpx.Client(base_url=url, timeout=5) as client:
         with _live(client, lesson) as stream:
@@ -153,9 +154,9 @@ def test_a_revoked_key_loses_its_open_stream(
 
 
 def test_a_stream_ends_after_its_maximum_lifetime_and_asks_for_a_reconnect(
-    analytics_config: AnalyticsConfig, lesson: SeededLesson
+    analytics_config: AnalyticsSettings, lesson: SeededLesson
 ) -> None:
-    config = dataclasses.replace(analytics_config, live_max_seconds=1.0)
+    config = analytics_config.model_copy(update={"live_max_seconds": 1.0})
     with running_app(config) as url, httpx.Client(base_url=url, timeout=5) as client:
         with _live(client, lesson) as stream:
             started = time.monotonic()

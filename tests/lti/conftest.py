@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 
 from classpulse.ports import free_port
 from services.analytics.app import create_app as create_analytics
-from services.analytics.config import AnalyticsConfig
+from services.analytics.config import AnalyticsSettings
 from services.ingest.config import IngestSettings
 from services.ingest.keys import new_api_key
 from shared.db.models import KeyRole, Organisation
@@ -53,7 +53,7 @@ def platform() -> Iterator[Platform]:
     moodle.stop()
 
 
-def start_analytics(config: AnalyticsConfig) -> tuple[str, uvicorn.Server, threading.Thread]:
+def start_analytics(config: AnalyticsSettings) -> tuple[str, uvicorn.Server, threading.Thread]:
     port = free_port()
     server = uvicorn.Server(
         uvicorn.Config(create_analytics(config), host="127.0.0.1", port=port, log_level="warning")
@@ -86,7 +86,7 @@ def tool(
     clean_db: Engine, pg_url: str, redis_url: str, redis_client: object, platform: Platform
 ) -> Iterator[Tool]:
     analytics_url, server, thread = start_analytics(
-        AnalyticsConfig(database_url=pg_url, redis_url=redis_url, token_secret=SECRET)
+        AnalyticsSettings(database_url=pg_url, redis_url=redis_url, token_secret=SECRET)
     )
     servers = Servers()
     try:

@@ -24,7 +24,7 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
 from bench.analytics_seed import TOKEN_SECRET, SeededLesson, add_key, seed_lesson
-from services.analytics.config import AnalyticsConfig
+from services.analytics.config import AnalyticsSettings
 from services.inference.tasks import EXPIRE_FRAMES_TASK, REQUEUE_ORPHANS_TASK
 from services.ingest.config import IngestSettings
 from services.xapi.lrs_config import set_lrs
@@ -122,7 +122,7 @@ def ingest_url(ingest_config: IngestSettings) -> Iterator[str]:
 
 @pytest.fixture(scope="session")
 def analytics_url(pg_url: str, redis_url: str) -> Iterator[str]:
-    config = AnalyticsConfig(
+    config = AnalyticsSettings(
         database_url=pg_url, redis_url=redis_url, token_secret=TOKEN_SECRET, min_group_size=1
     )
     with running_app(config) as url:

@@ -16,7 +16,7 @@ from typer.testing import CliRunner
 
 from bench.analytics_seed import TOKEN_SECRET, KeyRole, SeededLesson, add_key, seed_lesson
 from classpulse.cli import app
-from services.analytics.config import AnalyticsConfig
+from services.analytics.config import AnalyticsSettings
 from services.ingest.config import IngestSettings
 from shared import settings
 from tests.analytics.conftest import running_app
@@ -54,7 +54,7 @@ def ingest(pg_url: str, redis_url: str, redis_client: object) -> Iterator[httpx.
 
 @pytest.fixture
 def analytics(pg_url: str, redis_url: str) -> Iterator[httpx.Client]:
-    config = AnalyticsConfig(database_url=pg_url, redis_url=redis_url, token_secret=TOKEN_SECRET)
+    config = AnalyticsSettings(database_url=pg_url, redis_url=redis_url, token_secret=TOKEN_SECRET)
     with running_app(config) as url, httpx.Client(base_url=url, timeout=15) as client:
         yield client
 
