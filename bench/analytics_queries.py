@@ -24,8 +24,11 @@ import statistics
 import time
 import uuid
 from collections.abc import Awaitable, Callable
+from typing import Any
 
-from sqlalchemy import Engine, text
+from sqlalchemy import ClauseElement, Engine, Executable, text
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.compiler import SQLCompiler
 
 from bench.analytics_seed import (
     SeededLesson,
@@ -37,10 +40,10 @@ from bench.analytics_seed import (
 )
 from services.analytics.queries.summary import lesson_totals, segment_counts, student_totals
 from services.analytics.queries.timeline import (
-    _timeline_sql,
     labelled_points,
     per_student_buckets,
     timeline_buckets,
+    timeline_query,
 )
 from services.analytics.window import TimeWindow
 from services.inference import store
@@ -51,6 +54,21 @@ from shared.db.models import FrameStatus
 
 CLASS_TARGET_MS = 150
 STUDENT_TARGET_MS = 30
+
+
+class Explain(Executable, ClauseElement):
+    """``EXPLAIN (ANALYZE, BUFFERS)`` of a Core query, run with its parameters as the API
+    runs it (SQLAlchemy's documented custom-construct pattern)."""
+
+    inherit_cache = False
+
+    def __init__(self, query: ClauseElement) -> None:
+        self.query = query
+
+
+@compiles(Explain)
+def _compile_explain(element: Explain, compiler: SQLCompiler, **kw: Any) -> str:
+    return "EXPLAIN (ANALYZE, BUFFERS) " + compiler.process(element.query, **kw)
 
 
 def create_database(server: str, revision: str = "head") -> str:
@@ -158,9 +176,9 @@ async def measure(
         per_student, params = per_student_buckets(
             lesson_id, window, student_id=student_id if one_student else None
         )
-        sql = "EXPLAIN (ANALYZE, BUFFERS) " + _timeline_sql(per_student)
         async with engine.connect() as conn:
-            plan = [r[0] for r in (await conn.execute(text(sql), params)).all()]
+            explain = Explain(timeline_query(per_student))
+            plan = [r[0] for r in (await conn.execute(explain, params)).all()]
         scans = [line.strip() for line in plan if "Scan" in line or "Subplans Removed" in line]
         print(f"\n{title} timeline plan: {'; '.join(scans)}")
         print("  " + plan[-2].strip() + "; " + plan[-1].strip())

@@ -11,19 +11,22 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
+from typing import Any
 
-from sqlalchemy import select, text
+from sqlalchemy import Select, bindparam, func, select
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
 
 from services.analytics.queries.aggregate import (
-    GROUP_COLUMNS,
-    PER_STUDENT_COLUMNS,
+    TIMESTAMPTZ,
     GroupCounts,
     events_source,
+    group_columns,
+    per_student_columns,
 )
 from services.analytics.window import bucket_end, bucket_start
 from services.xapi.statements import Segment, StudentSegment
-from shared.db.models import Lesson, LessonMarker
+from shared.db.models import Lesson, LessonMarker, Student
 
 #: The summary's default bucket (1 min): markers snap to this grid.
 SEGMENT_GRID_SECONDS = 60
@@ -50,28 +53,36 @@ def lesson_segments(lesson: Lesson, markers: list[LessonMarker]) -> list[Segment
     ]
 
 
+def _student_segments_query() -> Select[Any]:
+    """Per (segment, student) counts; ``bounds`` are the segments' starts, in order."""
+    e = events_source(smooth=0, one_student=False)
+    bounds = bindparam("bounds", type_=ARRAY(TIMESTAMPTZ))
+    segment = func.width_bucket(e.c.captured_at, bounds).label("segment")
+    per_student = select(segment, *per_student_columns(e)).group_by(segment, e.c.student_id)
+    p = per_student.cte("per_student")
+    s = Student.__table__
+    return (
+        select(p.c.segment, p.c.student_id, s.c.external_id, *group_columns(p))
+        .join_from(p, s, s.c.id == p.c.student_id)
+        .group_by(p.c.segment, p.c.student_id, s.c.external_id)
+        .order_by(p.c.segment, s.c.external_id)
+    )
+
+
+_STUDENT_SEGMENTS = _student_segments_query()
+
+
 def student_segments(session: Session, lesson: Lesson) -> list[StudentSegment]:
     """Every student's counts in every segment where they sent a frame."""
     markers = list(session.scalars(select(LessonMarker).where(LessonMarker.lesson_id == lesson.id)))
     segments = lesson_segments(lesson, markers)
-    sql = f"""
-WITH per_student AS (
-  SELECT width_bucket(e.captured_at, CAST(:bounds AS timestamptz[])) AS segment,
-         {PER_STUDENT_COLUMNS}
-  FROM {events_source(smooth=0, one_student=False)} e
-  GROUP BY 1, e.student_id
-)
-SELECT p.segment, p.student_id, s.external_id, {GROUP_COLUMNS}
-FROM per_student p JOIN students s ON s.id = p.student_id
-GROUP BY p.segment, p.student_id, s.external_id
-ORDER BY p.segment, s.external_id"""
     params = {
         "lesson": lesson.id,
         "t0": segments[0].start,
         "t1": segments[-1].end,
         "bounds": [segment.start for segment in segments],
     }
-    rows = session.execute(text(sql), params).all()
+    rows = session.execute(_STUDENT_SEGMENTS, params).all()
     # width_bucket numbers the segments from 1.
     return [
         StudentSegment(

@@ -7,80 +7,159 @@ either faces 0..n-1 or one ``no_face`` row with index 0, so each frame has
 exactly one such row. The same row says whether the frame's face had a head
 pose (``posed_frames``) and faced the screen (``facing_frames``). A face the
 classifier was too unsure of has a confidence and no label (``uncertain``).
+
+The queries are SQLAlchemy Core built from the tables of ``shared.db.models``;
+the column lists below are the pieces every query module composes.
 """
 
 from __future__ import annotations
 
+import datetime as dt
+import uuid
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
+from sqlalchemy import (
+    BigInteger,
+    ColumnElement,
+    DateTime,
+    FrameClause,
+    FrameClauseType,
+    FromClause,
+    Integer,
+    Interval,
+    SmallInteger,
+    Subquery,
+    Uuid,
+    and_,
+    bindparam,
+    case,
+    cast,
+    func,
+    select,
+)
+
+from services.analytics.window import TimeWindow
+from shared.db.models import EventKind, FaceEvent
 from shared.labels import LABELS, NUM_CLASSES
 
-_LABEL_COUNTS = ",\n    ".join(
-    f"count(*) FILTER (WHERE e.label = {i}) AS l{i}" for i in range(NUM_CLASSES)
-)
-#: Per (group, student) counts over events ``e`` with a group key expression.
-PER_STUDENT_COLUMNS = f"""
-    e.student_id,
-    count(*) FILTER (WHERE e.face_index = 0) AS frames,
-    count(*) FILTER (WHERE e.face_index = 0 AND e.kind = 'face') AS face_frames,
-    count(e.label) AS labelled,
-    {_LABEL_COUNTS},
-    sum(e.confidence) FILTER (WHERE e.label IS NOT NULL) AS confidence_sum,
-    count(*) FILTER (WHERE e.face_index = 0 AND e.facing IS NOT NULL) AS posed_frames,
-    count(*) FILTER (WHERE e.face_index = 0 AND e.facing) AS facing_frames,
-    count(*) FILTER (WHERE e.label IS NULL AND e.confidence IS NOT NULL) AS uncertain"""
+#: ``timestamp with time zone``: a bare Python datetime would bind as one without.
+TIMESTAMPTZ = DateTime(timezone=True)
+#: Columns per expression label, in ``shared.labels`` order.
+LABEL_COLUMNS = tuple(f"l{i}" for i in range(NUM_CLASSES))
+#: How many query shapes (smoothing, one student, rollup) keep their built statement.
+SHAPES_KEPT = 64
 
-_LABEL_SUMS = ", ".join(f"sum(p.l{i})::bigint AS l{i}" for i in range(NUM_CLASSES))
-#: Per-group sums over a ``per_student`` relation ``p``.
-GROUP_COLUMNS = f"""
-    count(p.student_id) AS students_seen,
-    count(*) FILTER (WHERE p.labelled > 0) AS students_labelled,
-    sum(p.frames)::bigint AS frames,
-    sum(p.face_frames)::bigint AS face_frames,
-    sum(p.labelled)::bigint AS labelled,
-    {_LABEL_SUMS},
-    sum(p.confidence_sum) AS confidence_sum,
-    count(*) FILTER (WHERE p.posed_frames > 0) AS students_posed,
-    sum(p.posed_frames)::bigint AS posed_frames,
-    sum(p.facing_frames)::bigint AS facing_frames,
-    sum(p.uncertain)::bigint AS uncertain"""
-
-#: Events of one lesson in ``[:t0, :t1)``, optionally of one student.
-_FILTER = "e.lesson_id = :lesson AND e.captured_at >= :t0 AND e.captured_at < :t1"
+# The queries' parameters. Each statement is built once per shape and run with a
+# dict of values (``window_params``), so a request does not rebuild and re-key it.
+LESSON = bindparam("lesson", type_=Uuid())
+STUDENT = bindparam("student", type_=Uuid())
+#: The window ``[t0, t1)``.
+T0 = bindparam("t0", type_=TIMESTAMPTZ)
+T1 = bindparam("t1", type_=TIMESTAMPTZ)
+#: The bucket grid: buckets start at ``origin + k * step``.
+STEP = bindparam("step", type_=Interval())
+ORIGIN = bindparam("origin", type_=TIMESTAMPTZ)
+#: The smallest group shown (k-anonymity).
+K = bindparam("k", type_=Integer())
 
 
-def events_source(*, smooth: int, one_student: bool) -> str:
-    """A subquery of the lesson's events; with ``smooth`` > 1 labels are smoothed.
+def window_params(lesson_id: uuid.UUID, window: TimeWindow) -> dict[str, Any]:
+    """Values of the lesson, window and grid parameters."""
+    return {
+        "lesson": lesson_id,
+        "t0": window.start,
+        "t1": window.end,
+        "step": window.interval,
+        "origin": window.origin,
+    }
+
+
+def bucket_of(at: ColumnElement[dt.datetime]) -> ColumnElement[dt.datetime]:
+    """The start of the grid's bucket holding ``at``."""
+    return func.date_bin(STEP, at, ORIGIN, type_=TIMESTAMPTZ)
+
+
+def per_student_columns(e: FromClause) -> list[ColumnElement[Any]]:
+    """Per (group, student) counts over events ``e``, to group by the group key and
+    ``e.student_id``."""
+    c = e.c
+    frame = c.face_index == 0  # the frame's one row (see the module docstring)
+    return [
+        c.student_id,
+        func.count().filter(frame).label("frames"),
+        func.count().filter(and_(frame, c.kind == EventKind.FACE)).label("face_frames"),
+        func.count(c.label).label("labelled"),
+        *(func.count().filter(c.label == i).label(name) for i, name in enumerate(LABEL_COLUMNS)),
+        func.sum(c.confidence).filter(c.label.is_not(None)).label("confidence_sum"),
+        func.count().filter(and_(frame, c.facing.is_not(None))).label("posed_frames"),
+        func.count().filter(and_(frame, c.facing)).label("facing_frames"),
+        func.count().filter(and_(c.label.is_(None), c.confidence.is_not(None))).label("uncertain"),
+    ]
+
+
+def group_columns(p: FromClause) -> list[ColumnElement[Any]]:
+    """Per-group sums over per-student rows ``p`` (as :func:`per_student_columns` makes)."""
+    c = p.c
+
+    def total(name: str) -> ColumnElement[Any]:
+        return cast(func.sum(c[name]), BigInteger).label(name)
+
+    return [
+        func.count(c.student_id).label("students_seen"),
+        func.count().filter(c.labelled > 0).label("students_labelled"),
+        total("frames"),
+        total("face_frames"),
+        total("labelled"),
+        *(total(name) for name in LABEL_COLUMNS),
+        func.sum(c.confidence_sum).label("confidence_sum"),
+        func.count().filter(c.posed_frames > 0).label("students_posed"),
+        total("posed_frames"),
+        total("facing_frames"),
+        total("uncertain"),
+    ]
+
+
+@lru_cache(maxsize=SHAPES_KEPT)
+def events_source(*, smooth: int, one_student: bool) -> Subquery:
+    """The lesson's events in ``[t0, t1)`` (of ``student`` with ``one_student``) as a
+    subquery ``e``; with ``smooth`` > 1 labels are smoothed.
 
     Smoothing averages each student's last ``smooth`` labelled probability
     vectors (a window over their own frames) and relabels with the argmax, so a
     single odd frame does not flip a student's displayed expression.
     """
-    where = _FILTER + (" AND e.student_id = :student" if one_student else "")
+    e = FaceEvent.__table__.alias("e")
+    where = [e.c.lesson_id == LESSON, e.c.captured_at >= T0, e.c.captured_at < T1]
+    if one_student:
+        where.append(e.c.student_id == STUDENT)
+    keys = (e.c.captured_at, e.c.student_id, e.c.face_index, e.c.kind)
     if smooth <= 1:
-        return f"""(SELECT e.captured_at, e.student_id, e.face_index, e.kind, e.label,
-                e.confidence, e.facing FROM face_events e WHERE {where})"""
-    averages = ", ".join(
-        f"avg(CASE WHEN e.label IS NOT NULL THEN e.probabilities[{i + 1}] END) OVER w AS p{i}"
+        return select(*keys, e.c.label, e.c.confidence, e.c.facing).where(*where).subquery("e")
+    # One frame object for all seven windows: one bound offset, so PostgreSQL sees one
+    # window and computes the averages in a single pass.
+    last = FrameClause(smooth - 1, None, FrameClauseType.PRECEDING, FrameClauseType.CURRENT)
+    averages = (
+        func.avg(case((e.c.label.is_not(None), e.c.probabilities[i + 1])))
+        .over(partition_by=e.c.student_id, order_by=e.c.captured_at, rows=last)
+        .label(f"p{i}")
         for i in range(NUM_CLASSES)
     )
-    vector = ", ".join(f"s.p{i}" for i in range(NUM_CLASSES))
+    s = select(*keys, e.c.label, e.c.facing, e.c.confidence, *averages).where(*where).subquery("s")
+    vector = [s.c[f"p{i}"] for i in range(NUM_CLASSES)]
+    top = func.greatest(*vector)
     # The first index holding the largest average (ties go to the lower index).
-    argmax = (
-        f"CASE greatest({vector}) "
-        + " ".join(f"WHEN s.p{i} THEN {i}" for i in range(NUM_CLASSES))
-        + " END::smallint"
-    )
-    return f"""(SELECT s.captured_at, s.student_id, s.face_index, s.kind,
-            CASE WHEN s.label IS NULL THEN NULL ELSE {argmax} END AS label,
-            CASE WHEN s.label IS NULL THEN s.confidence ELSE greatest({vector}) END AS confidence,
-            s.facing
-        FROM (SELECT e.captured_at, e.student_id, e.face_index, e.kind, e.label, e.facing,
-                     e.confidence, {averages}
-              FROM face_events e WHERE {where}
-              WINDOW w AS (PARTITION BY e.student_id ORDER BY e.captured_at
-                           ROWS BETWEEN {int(smooth) - 1} PRECEDING AND CURRENT ROW)) s)"""
+    argmax = cast(case(*((p, i) for i, p in enumerate(vector)), value=top), SmallInteger)
+    return select(
+        s.c.captured_at,
+        s.c.student_id,
+        s.c.face_index,
+        s.c.kind,
+        case((s.c.label.is_(None), None), else_=argmax).label("label"),
+        case((s.c.label.is_(None), s.c.confidence), else_=top).label("confidence"),
+        s.c.facing,
+    ).subquery("e")
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,7 +183,7 @@ class GroupCounts:
 
     @classmethod
     def from_row(cls, row: Any) -> GroupCounts:
-        """From a row carrying the ``GROUP_COLUMNS`` (NULLs of empty groups become 0)."""
+        """From a row carrying the :func:`group_columns` (NULLs of empty groups become 0)."""
         m = row._mapping
         return cls(
             students_seen=int(m["students_seen"] or 0),

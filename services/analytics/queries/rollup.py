@@ -9,29 +9,41 @@ window gives the same counts as the raw events.
 from __future__ import annotations
 
 import datetime as dt
+from functools import lru_cache
 
-from services.analytics.queries.aggregate import PER_STUDENT_COLUMNS
+from sqlalchemy import SelectBase, and_, bindparam, func, or_, select, union_all
+
+from services.analytics.queries.aggregate import (
+    LABEL_COLUMNS,
+    LESSON,
+    SHAPES_KEPT,
+    T0,
+    T1,
+    TIMESTAMPTZ,
+    bucket_of,
+    per_student_columns,
+)
 from services.analytics.window import TimeWindow
-from shared.labels import NUM_CLASSES
+from shared.db.models import FaceEvent, FaceEventMinute
 
 #: Width of a rollup row.
 MINUTE = dt.timedelta(minutes=1)
-#: SQL for the start of the UTC minute holding ``{t}`` (as the rollup triggers compute it).
-MINUTE_SQL = "date_bin('1 minute', {t}, TIMESTAMPTZ '2000-01-01 00:00:00+00')"
+#: The rollup's counts, summed when parts are merged.
 _COUNTS = (
     "frames",
     "face_frames",
     "labelled",
-    *(f"l{i}" for i in range(NUM_CLASSES)),
+    *LABEL_COLUMNS,
     "posed_frames",
     "facing_frames",
     "uncertain",
 )
-ROLLUP_LABELS = ", ".join(f"r.label_counts[{i + 1}] AS l{i}" for i in range(NUM_CLASSES))
-SUMMED = ", ".join(f"sum(x.{c}) AS {c}" for c in _COUNTS)
+
+#: Whole minutes ``(s0, s1)`` of a window.
+Span = tuple[dt.datetime, dt.datetime]
 
 
-def whole_minutes(start: dt.datetime, end: dt.datetime) -> tuple[dt.datetime, dt.datetime] | None:
+def whole_minutes(start: dt.datetime, end: dt.datetime) -> Span | None:
     """``(s0, s1)``: the whole UTC minutes inside ``[start, end)``, or None if there are none."""
     start = start.astimezone(dt.UTC)
     ceil = start.replace(second=0, microsecond=0)
@@ -41,7 +53,7 @@ def whole_minutes(start: dt.datetime, end: dt.datetime) -> tuple[dt.datetime, dt
     return (ceil, floor) if floor > ceil else None
 
 
-def rollup_span(window: TimeWindow) -> tuple[dt.datetime, dt.datetime] | None:
+def rollup_span(window: TimeWindow) -> Span | None:
     """Whole minutes of ``window`` a bucketed query may read from the rollup, if any.
 
     Only when every bucket is a whole number of minutes starting on a minute
@@ -54,34 +66,58 @@ def rollup_span(window: TimeWindow) -> tuple[dt.datetime, dt.datetime] | None:
     return whole_minutes(window.start, window.end)
 
 
-def rollup_parts(*, bucketed: bool) -> str:
-    """Rows per (bucket,) student from the rollup in ``[:s0, :s1)`` and from raw events in
-    ``[:t0, :s0)`` and ``[:s1, :t1)``; a student may have a row in each part."""
-    key_r = "date_bin(:step, r.minute, :origin) AS bucket, " if bucketed else ""
-    key_e = "date_bin(:step, e.captured_at, :origin) AS bucket, " if bucketed else ""
-    group = "1, e.student_id" if bucketed else "e.student_id"
-    return f"""
-    SELECT {key_r}r.student_id, r.frames, r.face_frames, r.labelled, {ROLLUP_LABELS},
-           r.confidence_sum, r.posed_frames, r.facing_frames, r.uncertain
-    FROM face_event_minutes r
-    WHERE r.lesson_id = :lesson AND r.minute >= :s0 AND r.minute < :s1
-    UNION ALL
-    SELECT {key_e}{PER_STUDENT_COLUMNS}
-    FROM face_events e
-    WHERE e.lesson_id = :lesson AND ((e.captured_at >= :t0 AND e.captured_at < :s0)
-                                  OR (e.captured_at >= :s1 AND e.captured_at < :t1))
-    GROUP BY {group}"""
+#: The window's whole minutes ``[s0, s1)``, read from the rollup.
+S0 = bindparam("s0", type_=TIMESTAMPTZ)
+S1 = bindparam("s1", type_=TIMESTAMPTZ)
 
 
-def rollup_per_student(*, bucketed: bool, merge: bool = True) -> str:
+def span_params(span: Span) -> dict[str, dt.datetime]:
+    """Values of ``s0`` and ``s1``."""
+    return {"s0": span[0], "s1": span[1]}
+
+
+def rollup_parts(*, bucketed: bool) -> SelectBase:
+    """Rows per (bucket,) student from the rollup in the whole minutes ``[s0, s1)`` and
+    from raw events in ``[t0, s0)`` and ``[s1, t1)``; a student may have a row in each
+    part. The columns are :func:`per_student_columns`' (with ``bucket`` first)."""
+    r = FaceEventMinute.__table__.alias("r")
+    e = FaceEvent.__table__.alias("e")
+    key_r = [bucket_of(r.c.minute).label("bucket")] if bucketed else []
+    key_e = [bucket_of(e.c.captured_at).label("bucket")] if bucketed else []
+    from_rollup = select(
+        *key_r,
+        r.c.student_id,
+        r.c.frames,
+        r.c.face_frames,
+        r.c.labelled,
+        *(r.c.label_counts[i + 1].label(name) for i, name in enumerate(LABEL_COLUMNS)),
+        r.c.confidence_sum,
+        r.c.posed_frames,
+        r.c.facing_frames,
+        r.c.uncertain,
+    ).where(r.c.lesson_id == LESSON, r.c.minute >= S0, r.c.minute < S1)
+    at = e.c.captured_at
+    from_events = (
+        select(*key_e, *per_student_columns(e))
+        .where(e.c.lesson_id == LESSON, or_(and_(at >= T0, at < S0), and_(at >= S1, at < T1)))
+        .group_by(*key_e, e.c.student_id)
+    )
+    return union_all(from_rollup, from_events)
+
+
+@lru_cache(maxsize=SHAPES_KEPT)
+def rollup_per_student(*, bucketed: bool, merge: bool = True) -> SelectBase:
     """One row per (bucket,) student: the parts summed. ``merge=False`` skips the
     summing when the caller knows the parts never share a key (one-minute buckets:
     a partial minute is a bucket of its own)."""
     parts = rollup_parts(bucketed=bucketed)
     if not merge:
         return parts
-    key = "x.bucket, " if bucketed else ""
-    return f"""
-  SELECT {key}x.student_id, {SUMMED}, sum(x.confidence_sum) AS confidence_sum
-  FROM ({parts}) x
-  GROUP BY {key}x.student_id"""
+    x = parts.subquery("x")
+    key = [x.c.bucket] if bucketed else []
+    return select(
+        *key,
+        x.c.student_id,
+        *(func.sum(x.c[name]).label(name) for name in _COUNTS),
+        func.sum(x.c.confidence_sum).label("confidence_sum"),
+    ).group_by(*key, x.c.student_id)

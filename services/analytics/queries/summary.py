@@ -4,74 +4,108 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
+from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import select, text
+from sqlalchemy import CTE, ColumnElement, Select, SelectBase, and_, func, null, select, union_all
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.analytics.queries.aggregate import (
-    GROUP_COLUMNS,
-    PER_STUDENT_COLUMNS,
+    LABEL_COLUMNS,
+    LESSON,
+    SHAPES_KEPT,
+    STEP,
+    T0,
+    T1,
+    TIMESTAMPTZ,
     GroupCounts,
+    K,
+    bucket_of,
     events_source,
+    group_columns,
+    per_student_columns,
+    window_params,
 )
-from services.analytics.queries.rollup import rollup_per_student, whole_minutes
+from services.analytics.queries.rollup import rollup_per_student, span_params, whole_minutes
 from services.analytics.queries.timeline import per_student_buckets
 from services.analytics.window import TimeWindow
-from shared.db.models import LessonMarker
+from shared.db.models import LessonMarker, Student
 from shared.labels import NUM_CLASSES
 
 
-def _params(lesson_id: uuid.UUID, window: TimeWindow) -> dict[str, Any]:
-    return {"lesson": lesson_id, "t0": window.start, "t1": window.end}
-
-
-def _per_student(params: dict[str, Any], window: TimeWindow, smooth: int) -> str:
-    """Per-student counts over the window: from the rollup where it can answer."""
+def _per_student(
+    lesson_id: uuid.UUID, window: TimeWindow, smooth: int
+) -> tuple[SelectBase, dict[str, Any]]:
+    """Per-student counts over the window, and its parameter values: from the rollup
+    where it can answer."""
+    params = window_params(lesson_id, window)
     span = whole_minutes(window.start, window.end) if smooth <= 1 else None
     if span is not None:
-        params["s0"], params["s1"] = span
-        return rollup_per_student(bucketed=False)
-    return f"""
-  SELECT {PER_STUDENT_COLUMNS}
-  FROM {events_source(smooth=smooth, one_student=False)} e GROUP BY e.student_id"""
+        return rollup_per_student(bucketed=False), params | span_params(span)
+    return _events_per_student(smooth=smooth), params
 
 
-#: Per (bucket, student) rows of the buckets a class view shows, from ``per_student``
-#: (the timeline's rows) and the group size ``:k``: a bucket with fewer than k students
-#: seen is left out; its expression counts count only with k students labelled, its
-#: facing counts only with k students whose face had a head pose.
-_SHOWN = """
-per_bucket AS (
-  SELECT p.bucket, count(*) AS seen, count(*) FILTER (WHERE p.labelled > 0) AS labelled,
-         count(*) FILTER (WHERE p.posed_frames > 0) AS posed
-  FROM per_student p GROUP BY p.bucket
-), shown AS (
-  SELECT p.*, b.labelled >= :k AS with_shares, b.posed >= :k AS with_facing
-  FROM per_student p JOIN per_bucket b ON b.bucket = p.bucket
-  WHERE b.seen >= :k
-)"""
-_WITH_SHARES = "coalesce(sum(x.{c}) FILTER (WHERE x.with_shares), 0) AS {c}"
-_WITH_FACING = "coalesce(sum(x.{c}) FILTER (WHERE x.with_facing), 0) AS {c}"
-#: A student's counts summed over the shown buckets ``x`` of a group.
-_SHOWN_SUMS = ", ".join(
-    [
-        "sum(x.frames) AS frames",
-        "sum(x.face_frames) AS face_frames",
-        *(_WITH_SHARES.format(c=c) for c in ("labelled", *(f"l{i}" for i in range(NUM_CLASSES)))),
-        _WITH_SHARES.format(c="confidence_sum"),
-        _WITH_SHARES.format(c="uncertain"),
-        _WITH_FACING.format(c="posed_frames"),
-        _WITH_FACING.format(c="facing_frames"),
+@lru_cache(maxsize=SHAPES_KEPT)
+def _events_per_student(*, smooth: int) -> SelectBase:
+    e = events_source(smooth=smooth, one_student=False)
+    return select(*per_student_columns(e)).group_by(e.c.student_id)
+
+
+def _shown(per_student: SelectBase) -> CTE:
+    """Per (bucket, student) rows of the buckets the class timeline shows (``per_student``
+    is the timeline's), with the group size ``k``: a bucket with fewer than k students
+    seen is left out; its expression counts count only with k students labelled
+    (``with_shares``), its facing counts only with k students whose face had a head
+    pose (``with_facing``)."""
+    p = per_student.cte("per_student")
+    b = (
+        select(
+            p.c.bucket,
+            func.count().label("seen"),
+            func.count().filter(p.c.labelled > 0).label("labelled"),
+            func.count().filter(p.c.posed_frames > 0).label("posed"),
+        )
+        .group_by(p.c.bucket)
+        .cte("per_bucket")
+    )
+    return (
+        select(p, (b.c.labelled >= K).label("with_shares"), (b.c.posed >= K).label("with_facing"))
+        .join_from(p, b, b.c.bucket == p.c.bucket)
+        .where(b.c.seen >= K)
+        .cte("shown")
+    )
+
+
+def _shown_sums(x: CTE) -> list[ColumnElement[Any]]:
+    """A student's counts summed over the shown buckets ``x`` of a group."""
+
+    def where(flag: ColumnElement[bool], name: str) -> ColumnElement[Any]:
+        return func.coalesce(func.sum(x.c[name]).filter(flag), 0).label(name)
+
+    return [
+        func.sum(x.c.frames).label("frames"),
+        func.sum(x.c.face_frames).label("face_frames"),
+        *(
+            where(x.c.with_shares, name)
+            for name in ("labelled", *LABEL_COLUMNS, "confidence_sum", "uncertain")
+        ),
+        where(x.c.with_facing, "posed_frames"),
+        where(x.c.with_facing, "facing_frames"),
     ]
-)
 
 
 def _shown_params(
     lesson_id: uuid.UUID, window: TimeWindow, min_group_size: int | None, smooth: int
-) -> tuple[str, dict[str, Any]]:
+) -> tuple[SelectBase, dict[str, Any]]:
     per_student, params = per_student_buckets(lesson_id, window, smooth=smooth)
     return per_student, params | {"k": min_group_size or 0}
+
+
+@lru_cache(maxsize=SHAPES_KEPT)
+def _totals_query(per_student: SelectBase) -> Select[Any]:
+    x = _shown(per_student)
+    students = select(x.c.student_id, *_shown_sums(x)).group_by(x.c.student_id).cte("students")
+    return select(*group_columns(students))
 
 
 async def lesson_totals(
@@ -88,12 +122,7 @@ async def lesson_totals(
     if window.bucket_count == 0:
         return GroupCounts(0, 0, 0, 0, 0, (0,) * NUM_CLASSES, 0.0)
     per_student, params = _shown_params(lesson_id, window, min_group_size, smooth)
-    sql = f"""
-WITH per_student AS ({per_student}), {_SHOWN}, students AS (
-  SELECT x.student_id, {_SHOWN_SUMS} FROM shown x GROUP BY x.student_id
-)
-SELECT {GROUP_COLUMNS} FROM students p"""
-    row = (await session.execute(text(sql), params)).one()
+    row = (await session.execute(_totals_query(per_student), params)).one()
     return GroupCounts.from_row(row)
 
 
@@ -101,15 +130,21 @@ async def student_totals(
     session: AsyncSession, lesson_id: uuid.UUID, window: TimeWindow, *, smooth: int = 0
 ) -> list[tuple[uuid.UUID, str, GroupCounts]]:
     """Counts per student seen in the window: (student id, LMS id, counts), by LMS id."""
-    params = _params(lesson_id, window)
-    sql = f"""
-WITH per_student AS ({_per_student(params, window, smooth)})
-SELECT p.student_id, s.external_id, {GROUP_COLUMNS}
-FROM per_student p JOIN students s ON s.id = p.student_id
-GROUP BY p.student_id, s.external_id
-ORDER BY s.external_id"""
-    rows = (await session.execute(text(sql), params)).all()
+    per_student, params = _per_student(lesson_id, window, smooth)
+    rows = (await session.execute(_students_query(per_student), params)).all()
     return [(r.student_id, r.external_id, GroupCounts.from_row(r)) for r in rows]
+
+
+@lru_cache(maxsize=SHAPES_KEPT)
+def _students_query(per_student: SelectBase) -> Select[Any]:
+    p = per_student.cte("per_student")
+    s = Student.__table__
+    return (
+        select(p.c.student_id, s.c.external_id, *group_columns(p))
+        .join_from(p, s, s.c.id == p.c.student_id)
+        .group_by(p.c.student_id, s.c.external_id)
+        .order_by(s.c.external_id)
+    )
 
 
 async def lesson_markers(session: AsyncSession, lesson_id: uuid.UUID) -> list[LessonMarker]:
@@ -120,24 +155,59 @@ async def lesson_markers(session: AsyncSession, lesson_id: uuid.UUID) -> list[Le
     return list(rows)
 
 
-#: A marker's time moved back to the start of its bucket on the window's grid, so that
-#: segments are made of whole buckets: a marker placed a frame away from another time
-#: cannot cut a single frame out of a segment.
-_SNAPPED_AT = "date_bin(CAST(:step AS interval), {at}, CAST(:origin AS timestamptz))"
-_SPANS = f"""
-snapped AS (
-  SELECT m.label, m.kind, {_SNAPPED_AT.format(at="m.at")} AS at, m.at AS marked_at
-  FROM lesson_markers m WHERE m.lesson_id = :lesson
-), spans AS (
-  SELECT m.label, m.kind, greatest(m.at, CAST(:t0 AS timestamptz)) AS span_start,
-         least(coalesce(lead(m.at) OVER (ORDER BY m.at, m.marked_at), CAST(:t1 AS timestamptz)),
-               CAST(:t1 AS timestamptz)) AS span_end
-  FROM snapped m
-  UNION ALL
-  SELECT NULL, NULL, CAST(:t0 AS timestamptz),
-         least(coalesce((SELECT min(at) FROM snapped), CAST(:t1 AS timestamptz)),
-               CAST(:t1 AS timestamptz))
-)"""
+def _spans() -> CTE:
+    """The window ``[t0, t1)`` cut at the lesson's markers: (label, kind, span_start,
+    span_end).
+
+    A marker's time moves back to the start of its bucket on the window's grid, so that
+    segments are made of whole buckets: a marker placed a frame away from another time
+    cannot cut a single frame out of a segment. A span may be empty (two markers in one
+    bucket, or one outside the window); callers skip those.
+    """
+    m = LessonMarker.__table__
+    snapped = (
+        select(m.c.label, m.c.kind, bucket_of(m.c.at).label("at"), m.c.at.label("marked_at"))
+        .where(m.c.lesson_id == LESSON)
+        .cte("snapped")
+    )
+    following = func.lead(snapped.c.at).over(order_by=(snapped.c.at, snapped.c.marked_at))
+    marked = select(
+        snapped.c.label,
+        snapped.c.kind,
+        func.greatest(snapped.c.at, T0, type_=TIMESTAMPTZ).label("span_start"),
+        func.least(func.coalesce(following, T1), T1, type_=TIMESTAMPTZ).label("span_end"),
+    )
+    first_marker = select(func.min(snapped.c.at)).scalar_subquery()
+    before = select(null(), null(), T0, func.least(func.coalesce(first_marker, T1), T1))
+    return union_all(marked, before).cte("spans")
+
+
+@lru_cache(maxsize=SHAPES_KEPT)
+def _segments_query(per_student: SelectBase) -> Select[Any]:
+    spans = _spans()
+    s = spans.c
+    x = _shown(per_student)
+    students = (
+        select(s.span_start, x.c.student_id, *_shown_sums(x))
+        .join_from(
+            x,
+            spans,
+            and_(
+                s.span_end > s.span_start,
+                x.c.bucket < s.span_end,
+                x.c.bucket + STEP > s.span_start,
+            ),
+        )
+        .group_by(s.span_start, x.c.student_id)
+        .cte("students")
+    )
+    return (
+        select(s.label, s.kind, s.span_start, s.span_end, *group_columns(students))
+        .join_from(spans, students, students.c.span_start == s.span_start, isouter=True)
+        .where(s.span_end > s.span_start)
+        .group_by(s.label, s.kind, s.span_start, s.span_end)
+        .order_by(s.span_start)
+    )
 
 
 async def segment_counts(
@@ -156,18 +226,5 @@ async def segment_counts(
     class timeline of that grid shows (see :func:`lesson_totals`).
     """
     per_student, params = _shown_params(lesson_id, window, min_group_size, smooth)
-    sql = f"""
-WITH {_SPANS}, per_student AS ({per_student}), {_SHOWN}, students AS (
-  SELECT s.span_start, x.student_id, {_SHOWN_SUMS}
-  FROM shown x JOIN spans s
-    ON s.span_end > s.span_start AND x.bucket < s.span_end
-   AND x.bucket + CAST(:step AS interval) > s.span_start
-  GROUP BY s.span_start, x.student_id
-)
-SELECT s.label, s.kind, s.span_start, s.span_end, {GROUP_COLUMNS}
-FROM spans s LEFT JOIN students p ON p.span_start = s.span_start
-WHERE s.span_end > s.span_start
-GROUP BY s.label, s.kind, s.span_start, s.span_end
-ORDER BY s.span_start"""
-    rows = (await session.execute(text(sql), params)).all()
+    rows = (await session.execute(_segments_query(per_student), params)).all()
     return [(r.label, r.kind, r.span_start, r.span_end, GroupCounts.from_row(r)) for r in rows]

@@ -4,29 +4,41 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
+from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import text
+from sqlalchemy import Select, SelectBase, column, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.analytics.queries.aggregate import (
-    GROUP_COLUMNS,
-    PER_STUDENT_COLUMNS,
+    LESSON,
+    SHAPES_KEPT,
+    STEP,
+    STUDENT,
+    T0,
+    T1,
+    TIMESTAMPTZ,
     GroupCounts,
+    bucket_of,
     events_source,
+    group_columns,
+    per_student_columns,
+    window_params,
 )
-from services.analytics.queries.rollup import rollup_per_student, rollup_span
+from services.analytics.queries.rollup import rollup_per_student, rollup_span, span_params
 from services.analytics.window import TimeWindow
+from shared.db.models import FaceEvent
 from shared.labels import LABELS
 
+#: The last instant of a window (its end is exclusive).
+_TICK = dt.timedelta(microseconds=1)
 
-def _per_student_sql(*, smooth: int, one_student: bool, rollup: bool, step: int) -> str:
-    if rollup:
-        return rollup_per_student(bucketed=True, merge=step != 60)
-    return f"""
-  SELECT date_bin(:step, e.captured_at, :origin) AS bucket, {PER_STUDENT_COLUMNS}
-  FROM {events_source(smooth=smooth, one_student=one_student)} e
-  GROUP BY 1, e.student_id"""
+
+@lru_cache(maxsize=SHAPES_KEPT)
+def _events_per_student(*, smooth: int, one_student: bool) -> SelectBase:
+    e = events_source(smooth=smooth, one_student=one_student)
+    bucket = bucket_of(e.c.captured_at).label("bucket")
+    return select(bucket, *per_student_columns(e)).group_by(bucket, e.c.student_id)
 
 
 def per_student_buckets(
@@ -36,47 +48,37 @@ def per_student_buckets(
     smooth: int = 0,
     student_id: uuid.UUID | None = None,
     use_rollup: bool = True,
-) -> tuple[str, dict[str, Any]]:
-    """SQL of one row per (``bucket``, student) with the per-student counts, and its
-    parameters: from the per-minute rollup where the buckets allow it."""
-    params = _params(lesson_id, window)
+) -> tuple[SelectBase, dict[str, Any]]:
+    """One row per (``bucket``, student) with the per-student counts, and its parameter
+    values: from the per-minute rollup where the buckets allow it."""
+    params = window_params(lesson_id, window)
     if student_id is not None:
         params["student"] = student_id
     span = rollup_span(window) if use_rollup and student_id is None and smooth <= 1 else None
-    if span is not None:
-        params["s0"], params["s1"] = span
-    sql = _per_student_sql(
-        smooth=smooth,
-        one_student=student_id is not None,
-        rollup=span is not None,
-        step=window.step,
-    )
-    return sql, params
+    if span is None:
+        return _events_per_student(smooth=smooth, one_student=student_id is not None), params
+    # One-minute buckets: a partial minute is a bucket of its own, nothing to merge.
+    per_student = rollup_per_student(bucketed=True, merge=window.step != 60)
+    return per_student, params | span_params(span)
 
 
-def _timeline_sql(per_student: str) -> str:
+@lru_cache(maxsize=SHAPES_KEPT)
+def timeline_query(per_student: SelectBase) -> Select[Any]:
+    """Every bucket of the window (``start``) with the group columns of its students."""
+    p = per_student.cte("per_student")
+    b = select(p.c.bucket, *group_columns(p)).group_by(p.c.bucket).cte("per_bucket")
     # generate_series makes empty buckets explicit, so charts show gaps, not joins.
-    return f"""
-WITH per_student AS ({per_student}
-), per_bucket AS (
-  SELECT p.bucket, {GROUP_COLUMNS}
-  FROM per_student p GROUP BY p.bucket
-)
-SELECT g.bucket AS start, b.*
-FROM generate_series(date_bin(:step, CAST(:t0 AS timestamptz), :origin),
-                     CAST(:t1 AS timestamptz) - interval '1 microsecond', :step) AS g(bucket)
-LEFT JOIN per_bucket b ON b.bucket = g.bucket
-ORDER BY g.bucket"""
-
-
-def _params(lesson_id: uuid.UUID, window: TimeWindow) -> dict[str, Any]:
-    return {
-        "lesson": lesson_id,
-        "t0": window.start,
-        "t1": window.end,
-        "origin": window.origin,
-        "step": window.interval,
-    }
+    g = (
+        func.generate_series(bucket_of(T0), T1 - _TICK, STEP)
+        .table_valued(column("bucket", TIMESTAMPTZ))
+        .render_derived("g")
+    )
+    # All of per_bucket's columns (its bucket too): a narrower list costs a Subquery Scan.
+    return (
+        select(g.c.bucket.label("start"), *b.c)
+        .select_from(g.outerjoin(b, b.c.bucket == g.c.bucket))
+        .order_by(g.c.bucket)
+    )
 
 
 async def bucket_counts(
@@ -98,7 +100,7 @@ async def bucket_counts(
     per_student, params = per_student_buckets(
         lesson_id, window, smooth=smooth, student_id=student_id, use_rollup=use_rollup
     )
-    rows = (await session.execute(text(_timeline_sql(per_student)), params)).all()
+    rows = (await session.execute(timeline_query(per_student), params)).all()
     return [(row.start, GroupCounts.from_row(row)) for row in rows]
 
 
@@ -119,12 +121,22 @@ async def timeline_buckets(
     return [{"start": start, **c.stats(min_group_size)} for start, c in counts]
 
 
-_POINTS_SQL = """
-SELECT e.captured_at, e.label, e.confidence
-FROM face_events e
-WHERE e.lesson_id = :lesson AND e.student_id = :student
-  AND e.captured_at >= :t0 AND e.captured_at < :t1 AND e.label IS NOT NULL
-ORDER BY e.captured_at, e.face_index"""
+def _points_query() -> Select[Any]:
+    e = FaceEvent.__table__.alias("e")
+    return (
+        select(e.c.captured_at, e.c.label, e.c.confidence)
+        .where(
+            e.c.lesson_id == LESSON,
+            e.c.student_id == STUDENT,
+            e.c.captured_at >= T0,
+            e.c.captured_at < T1,
+            e.c.label.is_not(None),
+        )
+        .order_by(e.c.captured_at, e.c.face_index)
+    )
+
+
+_POINTS = _points_query()
 
 
 async def labelled_points(
@@ -132,8 +144,7 @@ async def labelled_points(
 ) -> list[dict[str, Any]]:
     """A student's raw labelled faces in the window, in time order."""
     rows = await session.execute(
-        text(_POINTS_SQL),
-        {"lesson": lesson_id, "student": student_id, "t0": window.start, "t1": window.end},
+        _POINTS, {"lesson": lesson_id, "student": student_id, "t0": window.start, "t1": window.end}
     )
     return [
         {"captured_at": r.captured_at, "label": LABELS[r.label], "confidence": r.confidence}
