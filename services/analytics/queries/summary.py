@@ -42,11 +42,11 @@ def _per_student(
     span = whole_minutes(window.start, window.end) if smooth <= 1 else None
     if span is not None:
         return rollup_per_student(bucketed=False), params | span_params(span)
-    return _events_per_student(smooth=smooth), params
+    return _student_counts(smooth=smooth), params
 
 
 @lru_cache(maxsize=SHAPES_KEPT)
-def _events_per_student(*, smooth: int) -> SelectBase:
+def _student_counts(*, smooth: int) -> SelectBase:
     e = events_source(smooth=smooth, one_student=False)
     return select(*per_student_columns(e)).group_by(e.c.student_id)
 
