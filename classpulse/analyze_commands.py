@@ -23,6 +23,7 @@ from shared.settings import (
     DEFAULT_MIN_FACE_FRACTION,
     DEFAULT_MODEL_DIR,
     DetectorName,
+    frame_settings,
 )
 
 if TYPE_CHECKING:
@@ -39,7 +40,7 @@ def read_image(path: Path, min_face: float) -> DecodedFrame:
     """An image file decoded as the worker decodes frames (large JPEGs at reduced size)."""
     from shared.vision.decode import decode_reduced
 
-    return decode_reduced(path.read_bytes(), min_face)
+    return decode_reduced(path.read_bytes(), min_face, frame_settings().max_frame_pixels)
 
 
 def video_frames(

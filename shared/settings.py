@@ -3,9 +3,10 @@
 Small pieces per concern: each variable, its type and its default are declared
 once, here. A process composes the pieces it needs into one settings class
 (``services.ingest.config.IngestSettings``,
-``services.analytics.config.AnalyticsSettings``), builds it once with ``load`` at
-start-up and passes it on; the cached getters serve code not yet given its
-process's object. A bad value fails at start-up with pydantic's message, which
+``services.analytics.config.AnalyticsSettings``,
+``services.inference.config.WorkerProcessSettings``), builds it once with
+``load`` at start-up and passes it on; the cached getters serve code not yet
+given its process's object. A bad value fails at start-up with pydantic's message, which
 names the variable.
 """
 

@@ -8,6 +8,7 @@ import pytest
 from pydantic_settings import BaseSettings
 
 from services.analytics.config import AnalyticsSettings
+from services.inference.config import CelerySettings, WorkerProcessSettings
 from services.ingest.config import IngestSettings
 from shared import settings
 from shared.errors import ConfigError
@@ -138,3 +139,28 @@ def test_analytics_reads_one_object_from_the_pieces(monkeypatch: pytest.MonkeyPa
         monkeypatch.delenv(variable)
     with pytest.raises(ConfigError, match="CLASSPULSE_TOKEN_SECRET is not set"):
         settings.load(AnalyticsSettings)
+
+
+def test_a_worker_reads_one_object_and_beat_needs_redis_only(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    for variable in API_STORES:
+        monkeypatch.delenv(variable, raising=False)
+    with pytest.raises(ConfigError) as info:
+        settings.load(WorkerProcessSettings)
+    assert "CLASSPULSE_DATABASE_URL is not set" in str(info.value)
+    assert "CLASSPULSE_REDIS_URL is not set" in str(info.value)
+    monkeypatch.setenv("CLASSPULSE_REDIS_URL", "redis://r/0")
+    assert settings.load(CelerySettings).redis_url == "redis://r/0"
+    monkeypatch.setenv("CLASSPULSE_DATABASE_URL", "postgresql://db/x")
+    monkeypatch.setenv("CLASSPULSE_MAX_FRAME_PIXELS", "1000")
+    monkeypatch.setenv("CLASSPULSE_RETENTION_DAYS", "7")
+    worker = settings.load(WorkerProcessSettings)
+    assert (worker.max_frame_pixels, worker.retention_days, worker.detector) == (
+        1000,
+        7,
+        settings.DEFAULT_DETECTOR,
+    )
+    assert worker.requeue_after_seconds == (
+        settings.WorkerSettings.model_fields["requeue_after_seconds"].default
+    )

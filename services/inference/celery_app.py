@@ -7,9 +7,10 @@ Run a worker with::
 and the periodic tasks (expire frames, queue again frames whose message was
 lost, create the coming days' partitions, purge old events, send xAPI statements) with ``celery -A
 services.inference.celery_app:app beat``. The configuration is read from
-the settings when Celery first needs it, not at import; the model, the
-database engine and the Redis client are created once per worker process
-at start-up (see ``services.inference.resources``).
+the settings when Celery first needs it, not at import. A worker reads its
+``WorkerProcessSettings`` once at start-up and creates from them, once per
+worker process, the model, the database engine and the Redis client (see
+``services.inference.resources``).
 """
 
 from __future__ import annotations
@@ -21,10 +22,11 @@ from celery import Celery, signals
 from celery.concurrency import get_implementation
 from celery.concurrency.prefork import TaskPool as PreforkPool
 
+from services.inference.config import CelerySettings, WorkerProcessSettings
 from shared import tasks, tracing
 from shared.errors import ConfigError
 from shared.schemas import FRAME_QUEUE
-from shared.settings import store_settings, worker_settings
+from shared.settings import load
 
 #: Periodic tasks and how often they run (seconds).
 EXPIRE_EVERY_SECONDS = 60.0
@@ -37,11 +39,8 @@ REQUEUE_EVERY_SECONDS = 60.0
 XAPI_EVERY_SECONDS = 30.0
 
 
-def celery_config() -> dict[str, Any]:
-    """Celery settings from ClassPulse's settings (environment)."""
-    store, worker = store_settings(), worker_settings()
-    if not store.redis_url:
-        raise ConfigError("CLASSPULSE_REDIS_URL is not set; the worker needs Redis")
+def celery_config(worker: CelerySettings) -> dict[str, Any]:
+    """Celery's configuration from ClassPulse's settings."""
     if worker.visibility_timeout_seconds <= worker.task_time_limit_seconds:
         raise ConfigError(
             "CLASSPULSE_VISIBILITY_TIMEOUT_SECONDS must be above "
@@ -49,7 +48,7 @@ def celery_config() -> dict[str, Any]:
         )
     visibility = worker.visibility_timeout_seconds
     return {
-        "broker_url": store.redis_url,
+        "broker_url": worker.redis_url,
         "broker_connection_retry_on_startup": True,
         "broker_transport_options": {
             "visibility_timeout": visibility,
@@ -96,11 +95,15 @@ def celery_config() -> dict[str, Any]:
 
 
 app = Celery("classpulse", include=["services.inference.tasks"])
+#: The worker's settings, read once at its start-up (``worker_init``); prefork
+#: children inherit them. None in other processes of the app (beat, senders).
+_settings: WorkerProcessSettings | None = None
 
 
 def _configure(sender: Celery, **_: object) -> None:
-    # Runs once, the first time Celery reads its configuration.
-    sender.config_from_object(celery_config())
+    # Runs once, the first time Celery reads its configuration: in any process of
+    # the app (beat too), which needs the broker only.
+    sender.config_from_object(celery_config(load(CelerySettings)))
 
 
 def _start_tracing() -> None:
@@ -109,14 +112,19 @@ def _start_tracing() -> None:
         tracing.instrument_celery()
 
 
-def _load_in_main_process(sender: Any, **_: object) -> None:
-    """Solo and thread pools run tasks in this process: load the model now."""
+def _start_worker(sender: Any, **_: object) -> None:
+    """The worker's start-up: its settings, read once (``ConfigError`` names each
+    variable missing or bad); solo and thread pools run tasks in this process, so
+    the model is loaded now; then /metrics."""
+    global _settings
+    _settings = load(WorkerProcessSettings)
     pool = get_implementation(sender.pool_cls)
     if not (isinstance(pool, type) and issubclass(pool, PreforkPool)):
         from services.inference.resources import init_resources
 
         _start_tracing()
-        init_resources()
+        init_resources(_settings)
+    _serve_metrics(_settings.worker_metrics_port)
 
 
 def _load_in_child_process(**_: object) -> None:
@@ -124,7 +132,7 @@ def _load_in_child_process(**_: object) -> None:
     from services.inference.resources import init_resources
 
     _start_tracing()
-    init_resources()
+    init_resources(_settings or load(WorkerProcessSettings))
 
 
 def _stop_tracing(**_: object) -> None:
@@ -132,9 +140,9 @@ def _stop_tracing(**_: object) -> None:
     tracing.shutdown()
 
 
-def _serve_metrics(**_: object) -> None:
-    """The main process serves /metrics: the samples of every pool child (multiprocess)."""
-    port = worker_settings().worker_metrics_port
+def _serve_metrics(port: int) -> None:
+    """The main process serves /metrics on ``port`` (0: none): the samples of every pool
+    child (multiprocess)."""
     if port:
         from prometheus_client import start_http_server
 
@@ -169,9 +177,8 @@ def _forget_dead_child(pid: int, **_: object) -> None:
 
 
 app.on_configure.connect(_configure, weak=False)
-signals.worker_init.connect(_load_in_main_process, weak=False)
+signals.worker_init.connect(_start_worker, weak=False)
 signals.worker_process_init.connect(_load_in_child_process, weak=False)
-signals.worker_init.connect(_serve_metrics, weak=False)
 signals.after_setup_logger.connect(_log_format, weak=False)
 signals.after_setup_task_logger.connect(_log_format, weak=False)
 signals.worker_process_shutdown.connect(_forget_dead_child, weak=False)

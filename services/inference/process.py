@@ -152,12 +152,14 @@ def _analyze(data: bytes, res: Resources) -> _Analysis:
         if face_crops.is_packed(data):
             # A browser's aligned face crops (shared.face_crops): no frame, no detection.
             meta, image = face_crops.unpack(data)
-            faces = aligned_faces(meta, image, res.min_face_fraction)
+            faces = aligned_faces(meta, image, res.settings.min_face_fraction)
             with metrics.STAGE_SECONDS.labels(stage="analyze").time(), tracing.span("analyze"):
                 result = res.pipeline.analyze_aligned(faces, meta.frame_width, meta.frame_height)
         else:
             with metrics.STAGE_SECONDS.labels(stage="decode").time(), tracing.span("decode"):
-                decoded = decode_reduced(data, res.min_face_fraction, res.max_pixels)
+                decoded = decode_reduced(
+                    data, res.settings.min_face_fraction, res.settings.max_frame_pixels
+                )
             with metrics.STAGE_SECONDS.labels(stage="analyze").time(), tracing.span("analyze"):
                 result = res.pipeline.analyze(decoded.image, (decoded.width, decoded.height))
     except InvalidFrame as exc:
@@ -237,7 +239,7 @@ def expire_stale(
     their lesson are marked ``failed`` on the way (``fail_bad_capture_times``).
     """
     now = now or dt.datetime.now(dt.UTC)
-    cutoff = received_before or now - dt.timedelta(seconds=res.frame_ttl_seconds)
+    cutoff = received_before or now - dt.timedelta(seconds=res.settings.frame_ttl_seconds)
     with res.engine.begin() as conn:
         stale = store.stale_queued_refs(conn, cutoff, batch, res.clock_skew)
         fail_bad_capture_times(conn, stale.bad_capture_time)
@@ -324,7 +326,7 @@ def purge_old(res: Resources, now: dt.datetime | None = None) -> store.Purged:
     day partition that are older or captured impossibly far ahead
     (``FUTURE_CAPTURE_LIMIT``)."""
     now = now or dt.datetime.now(dt.UTC)
-    cutoff = now - dt.timedelta(days=res.retention_days)
+    cutoff = now - dt.timedelta(days=res.settings.retention_days)
     with res.engine.begin() as conn:
         return store.purge_outside(conn, cutoff, now + FUTURE_CAPTURE_LIMIT)
 

@@ -1,7 +1,9 @@
-"""What a worker process holds: the pipeline (model), a database engine, a Redis client.
+"""What a worker process holds: its settings, the pipeline (model), a database engine,
+a Redis client.
 
-Created once per process at worker start-up (``init_resources``), never at
-import. Tests build their own ``Resources`` on the session's stores.
+Created once per process at worker start-up (``init_resources``, given the
+settings the worker read), never at import. Tests build their own ``Resources``
+on the session's stores.
 """
 
 from __future__ import annotations
@@ -15,16 +17,10 @@ import numpy.typing as npt
 import redis
 from sqlalchemy import Engine
 
+from services.inference.config import WorkerProcessSettings
 from shared import tracing
 from shared.db.engine import make_sync_engine
-from shared.errors import ConfigError
-from shared.settings import (
-    DEFAULT_MIN_FACE_FRACTION,
-    frame_settings,
-    privacy_settings,
-    store_settings,
-    worker_settings,
-)
+from shared.settings import load
 from shared.vision.detect import Detection, FaceDetector, make_detector
 from shared.vision.pipeline import Classifier, Pipeline
 from shared.vision.preprocess import GrayImage
@@ -32,21 +28,15 @@ from shared.vision.preprocess import GrayImage
 
 @dataclass
 class Resources:
+    settings: WorkerProcessSettings
     engine: Engine
     redis: redis.Redis
     pipeline: Pipeline
-    max_pixels: int
-    frame_ttl_seconds: int
-    retention_days: int
-    #: Smallest face wanted (fraction of the shorter side): large JPEGs are
-    #: decoded at reduced size down to where such a face keeps 48 px.
-    min_face_fraction: float = DEFAULT_MIN_FACE_FRACTION
-    #: How far capture times may lie outside their lesson (ingest's limit too).
-    clock_skew_seconds: int = 300
 
     @property
     def clock_skew(self) -> dt.timedelta:
-        return dt.timedelta(seconds=self.clock_skew_seconds)
+        """How far capture times may lie outside their lesson (ingest's limit too)."""
+        return dt.timedelta(seconds=self.settings.clock_skew_seconds)
 
     def close(self) -> None:
         self.engine.dispose()
@@ -79,45 +69,34 @@ class TracedClassifier:
             return self.classifier.predict(faces)
 
 
-def build_pipeline() -> Pipeline:
+def build_pipeline(settings: WorkerProcessSettings) -> Pipeline:
     """The pipeline of the settings: no model is loaded when inference is off. With
     tracing on (``shared.tracing``), detector and classifier calls are spans."""
-    worker = worker_settings()
     detector = make_detector(
-        worker.detector,
-        min_face_fraction=worker.min_face_fraction,
-        threads=worker.inference_threads,
+        settings.detector,
+        min_face_fraction=settings.min_face_fraction,
+        threads=settings.inference_threads,
     )
     if tracing.enabled():
         detector = TracedDetector(detector)
-    if not privacy_settings().inference_enabled:
+    if not settings.inference_enabled:
         return Pipeline(None, detector, inference_enabled=False)
     from shared.vision.classify import ExpressionClassifier
 
-    classifier = ExpressionClassifier(worker.model_dir, threads=worker.inference_threads)
+    classifier = ExpressionClassifier(settings.model_dir, threads=settings.inference_threads)
     uncertain_below = classifier.metadata.uncertain_below
     traced: Classifier = TracedClassifier(classifier) if tracing.enabled() else classifier
     return Pipeline(traced, detector, uncertain_below=uncertain_below)
 
 
-def build_resources() -> Resources:
-    """Stores and pipeline from the settings (environment)."""
-    store = store_settings()
-    if not store.database_url:
-        raise ConfigError("CLASSPULSE_DATABASE_URL is not set; the worker needs PostgreSQL")
-    if not store.redis_url:
-        raise ConfigError("CLASSPULSE_REDIS_URL is not set; the worker needs Redis")
-    frames, privacy = frame_settings(), privacy_settings()
+def build_resources(settings: WorkerProcessSettings) -> Resources:
+    """Stores and pipeline of the worker's settings."""
     return Resources(
+        settings=settings,
         # A worker process runs one task at a time: a small pool is enough.
-        engine=make_sync_engine(store.database_url, pool_size=2, max_overflow=2),
-        redis=redis.Redis.from_url(store.redis_url, socket_timeout=5, socket_connect_timeout=5),
-        pipeline=build_pipeline(),
-        max_pixels=frames.max_frame_pixels,
-        frame_ttl_seconds=frames.frame_ttl_seconds,
-        retention_days=privacy.retention_days,
-        min_face_fraction=worker_settings().min_face_fraction,
-        clock_skew_seconds=frames.clock_skew_seconds,
+        engine=make_sync_engine(settings.database_url, pool_size=2, max_overflow=2),
+        redis=redis.Redis.from_url(settings.redis_url, socket_timeout=5, socket_connect_timeout=5),
+        pipeline=build_pipeline(settings),
     )
 
 
@@ -125,16 +104,19 @@ _resources: Resources | None = None
 _owner_pid: int | None = None
 
 
-def init_resources() -> Resources:
+def init_resources(settings: WorkerProcessSettings) -> Resources:
     """Create this process's resources (again after a fork: connections are not shared)."""
     global _resources, _owner_pid
-    _resources = build_resources()
+    _resources = build_resources(settings)
     _owner_pid = os.getpid()
     return _resources
 
 
 def get_resources() -> Resources:
-    """This process's resources, created on first use if start-up did not."""
+    """This process's resources, created on first use if start-up did not (after a fork,
+    on the same settings)."""
     if _resources is None or _owner_pid != os.getpid():
-        return init_resources()
+        return init_resources(
+            load(WorkerProcessSettings) if _resources is None else _resources.settings
+        )
     return _resources

@@ -27,7 +27,6 @@ from services.inference.celery_app import XAPI_EVERY_SECONDS, app
 from services.inference.resources import get_resources
 from shared import metrics, tasks, tracing
 from shared.schemas import FRAME_QUEUE, FrameRef
-from shared.settings import worker_settings
 
 log = logging.getLogger(__name__)
 
@@ -120,9 +119,10 @@ def queue_length() -> int:
 
 def requeue_orphaned_frames_task() -> int:
     """Queue again the frames whose message was lost (see ``orphans``)."""
-    older_than = dt.timedelta(seconds=worker_settings().requeue_after_seconds)
+    resources = get_resources()
+    older_than = dt.timedelta(seconds=resources.settings.requeue_after_seconds)
     requeued = len(
-        process.requeue_orphans(get_resources(), publish_frame, older_than, waiting=queue_length)
+        process.requeue_orphans(resources, publish_frame, older_than, waiting=queue_length)
     )
     metrics.FRAMES_REQUEUED.inc(requeued)
     return requeued
@@ -153,7 +153,7 @@ def send_xapi_statements_task() -> dict[str, int]:
     done = deliver(
         resources.engine,
         settle=resources.clock_skew,
-        retention=dt.timedelta(days=resources.retention_days),
+        retention=dt.timedelta(days=resources.settings.retention_days),
     )
     return {
         "lessons_built": done.lessons_built,

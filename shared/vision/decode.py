@@ -23,7 +23,6 @@ import numpy.typing as npt
 
 from shared.errors import InvalidFrame
 from shared.image_header import JPEG, ImageHeader, looks_complete, read_header
-from shared.settings import frame_settings
 
 BGRImage = npt.NDArray[np.uint8]
 
@@ -52,15 +51,13 @@ class DecodedFrame:
         return float(self.width / self.image.shape[1])
 
 
-def decode_image(data: bytes, max_pixels: int | None = None) -> BGRImage:
+def decode_image(data: bytes, max_pixels: int) -> BGRImage:
     """JPEG, PNG or WebP bytes to a BGR uint8 image (height, width, 3).
 
     Raises ``InvalidFrame`` with reason ``empty``, ``unsupported_format``,
-    ``too_many_pixels``, ``truncated`` or ``undecodable``. ``max_pixels``
-    defaults to the ``CLASSPULSE_MAX_FRAME_PIXELS`` setting.
+    ``too_many_pixels``, ``truncated`` or ``undecodable``; more than ``max_pixels``
+    (the worker's ``CLASSPULSE_MAX_FRAME_PIXELS``) are refused from the header.
     """
-    if max_pixels is None:
-        max_pixels = frame_settings().max_frame_pixels
     return _decode_full(data, read_header(data, max_pixels))
 
 
@@ -87,15 +84,11 @@ def reduction_for(width: int, height: int, min_face_fraction: float) -> int:
     return next((f for f, _ in _REDUCED if smallest / f >= FACE_PIXELS_NEEDED), 1)
 
 
-def decode_reduced(
-    data: bytes, min_face_fraction: float, max_pixels: int | None = None
-) -> DecodedFrame:
+def decode_reduced(data: bytes, min_face_fraction: float, max_pixels: int) -> DecodedFrame:
     """Like ``decode_image``, but a JPEG is decoded at the smallest size that
     keeps its smallest wanted face (``min_face_fraction`` of the shorter side)
     at 48 px or more. Other formats and small frames decode at full size.
     """
-    if max_pixels is None:
-        max_pixels = frame_settings().max_frame_pixels
     info = read_header(data, max_pixels)
     factor = reduction_for(info.width, info.height, min_face_fraction)
     if info.format != JPEG or factor == 1:

@@ -13,6 +13,7 @@ import redis as redis_lib
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
+from services.inference.config import WorkerProcessSettings
 from services.inference.resources import Resources
 from shared.db.engine import make_sync_engine
 from shared.db.models import (
@@ -151,12 +152,10 @@ def make_resources(
         Pipeline(FakeClassifier()) if inference_enabled else Pipeline(None, inference_enabled=False)
     )
     return Resources(
+        settings=WorkerProcessSettings(database_url=database_url, redis_url=redis_url),
         engine=make_sync_engine(database_url),
         redis=redis_lib.Redis.from_url(redis_url),
         pipeline=pipeline,
-        max_pixels=4096 * 4096,
-        frame_ttl_seconds=600,
-        retention_days=30,
     )
 
 

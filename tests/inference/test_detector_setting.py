@@ -6,6 +6,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from services.inference.config import WorkerProcessSettings
 from services.inference.resources import build_pipeline
 from shared import settings
 from shared.errors import ConfigError
@@ -33,9 +34,11 @@ def test_the_default_is_the_measured_choice() -> None:
 def test_the_setting_picks_the_detector(
     monkeypatch: pytest.MonkeyPatch, name: str, kind: type
 ) -> None:
+    monkeypatch.setenv("CLASSPULSE_DATABASE_URL", "postgresql://unused/x")
+    monkeypatch.setenv("CLASSPULSE_REDIS_URL", "redis://unused/0")
     monkeypatch.setenv("CLASSPULSE_DETECTOR", name)
     monkeypatch.setenv("CLASSPULSE_INFERENCE_ENABLED", "false")
-    assert isinstance(build_pipeline().detector, kind)
+    assert isinstance(build_pipeline(settings.load(WorkerProcessSettings)).detector, kind)
 
 
 def test_an_unknown_detector_is_a_config_error(monkeypatch: pytest.MonkeyPatch) -> None:

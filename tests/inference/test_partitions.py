@@ -12,8 +12,8 @@ from sqlalchemy import Engine, text
 
 from services.inference import process, store, tasks
 from services.inference.celery_app import celery_config
+from services.inference.config import CelerySettings
 from services.inference.resources import Resources
-from shared import settings
 from shared.db import partitions
 from shared.db.models import FrameStatus
 from tests.inference.conftest import NOW, World
@@ -109,13 +109,8 @@ def test_the_beat_task_creates_days_ahead_once(clean_db: Engine) -> None:
     assert tasks.create_partitions.name == "classpulse.create_partitions"
 
 
-def test_beat_schedules_the_partition_task(monkeypatch: pytest.MonkeyPatch, redis_url: str) -> None:
-    monkeypatch.setenv("CLASSPULSE_REDIS_URL", redis_url)
-    settings.clear_cache()
-    try:
-        schedule = celery_config()["beat_schedule"]
-    finally:
-        settings.clear_cache()
+def test_beat_schedules_the_partition_task(redis_url: str) -> None:
+    schedule = celery_config(CelerySettings(redis_url=redis_url))["beat_schedule"]
     assert schedule["create-partitions"]["task"] == tasks.CREATE_PARTITIONS_TASK
 
 
@@ -149,7 +144,7 @@ def test_retention_drops_whole_days_and_keeps_the_day_that_straddles_the_cutoff(
     ref = world.add_frame(one_face)
     assert process.process_frame(ref, resources).status is FrameStatus.DONE
     day = partitions.day_start(NOW)
-    retention = dt.timedelta(days=resources.retention_days)
+    retention = dt.timedelta(days=resources.settings.retention_days)
     # The cutoff falls inside the frame's day: nothing of it goes yet.
     straddling = process.purge_old(resources, now=day + retention + dt.timedelta(hours=12))
     assert not any(name.endswith(f"{day:%Y%m%d}") for name in straddling.partitions)

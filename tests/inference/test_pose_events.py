@@ -88,12 +88,10 @@ def test_a_no_face_frame_and_a_haar_face_have_no_pose(
 
     # The thesis's Haar cascade finds the face but has no keypoints to pose it with.
     haar = Resources(
+        settings=resources.settings,
         engine=resources.engine,
         redis=resources.redis,
         pipeline=Pipeline(FakeClassifier(), make_detector(HAAR)),
-        max_pixels=resources.max_pixels,
-        frame_ttl_seconds=resources.frame_ttl_seconds,
-        retention_days=resources.retention_days,
     )
     ref = world.add_frame(one_face)
     process.process_frame(ref, haar)

@@ -290,18 +290,17 @@ def test_purge_deletes_what_is_older_than_the_retention(
 def test_worker_pipeline_detects_down_to_the_configured_face_size(
     monkeypatch: pytest.MonkeyPatch, fraction: str | None, faces: int
 ) -> None:
+    from services.inference.config import WorkerProcessSettings
     from services.inference.resources import build_pipeline
     from shared import settings
     from tests.conftest import MEDIA
 
+    monkeypatch.setenv("CLASSPULSE_DATABASE_URL", "postgresql://unused/x")
+    monkeypatch.setenv("CLASSPULSE_REDIS_URL", "redis://unused/0")
     monkeypatch.setenv("CLASSPULSE_INFERENCE_ENABLED", "false")
     if fraction is not None:
         monkeypatch.setenv("CLASSPULSE_MIN_FACE_FRACTION", fraction)
-    settings.clear_cache()
-    try:
-        pipeline = build_pipeline()
-    finally:
-        settings.clear_cache()
+    pipeline = build_pipeline(settings.load(WorkerProcessSettings))
     # two_people.jpg: two faces of about a fifth of the photo's height.
     assert len(pipeline.analyze(cv2.imread(str(MEDIA / "two_people.jpg"))).faces) == faces
 

@@ -80,8 +80,8 @@ def test_calibrate_records_the_threshold_and_serves_it_only_when_applied(tmp_pat
     from typer.testing import CliRunner
 
     from classpulse.cli import app
+    from services.inference.config import WorkerProcessSettings
     from services.inference.resources import build_pipeline
-    from shared.settings import clear_cache
     from shared.vision.artifact import read_metadata
 
     fixtures = Path(__file__).resolve().parents[1] / "fixtures"
@@ -108,11 +108,7 @@ def test_calibrate_records_the_threshold_and_serves_it_only_when_applied(tmp_pat
     applied = runner.invoke(app, [*args, "--apply"])
     assert applied.exit_code == 0, applied.output
     assert read_metadata(model).uncertain_below == below
-    with pytest.MonkeyPatch.context() as env:
-        env.setenv("CLASSPULSE_MODEL_DIR", str(model))
-        clear_cache()
-        try:
-            assert build_pipeline().uncertain_below == below
-        finally:
-            env.undo()
-            clear_cache()
+    serving = WorkerProcessSettings(
+        database_url="postgresql://unused/x", redis_url="redis://unused/0", model_dir=model
+    )
+    assert build_pipeline(serving).uncertain_below == below

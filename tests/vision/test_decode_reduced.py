@@ -12,6 +12,9 @@ from shared.vision.pipeline import Pipeline
 from tests.conftest import MEDIA
 from tests.vision.test_pipeline import FakeClassifier
 
+#: The default frame limit (``CLASSPULSE_MAX_FRAME_PIXELS``).
+MAX_PIXELS = 4096 * 4096
+
 
 def frame_bytes(width: int, height: int, ext: str = ".jpg") -> bytes:
     """two_people.jpg scaled into a width x height frame, encoded."""
@@ -44,7 +47,7 @@ def test_reduction_keeps_the_smallest_face_at_48_px(
 
 def test_a_1080p_jpeg_decodes_at_half_size_and_faces_map_back() -> None:
     data = frame_bytes(1920, 1080)
-    decoded = decode_reduced(data, 0.1)
+    decoded = decode_reduced(data, 0.1, MAX_PIXELS)
     assert decoded.image.shape == (540, 960, 3)
     assert (decoded.width, decoded.height) == (1920, 1080)
     assert decoded.reduction == 2.0
@@ -62,8 +65,8 @@ def test_a_1080p_jpeg_decodes_at_half_size_and_faces_map_back() -> None:
 
 
 def test_png_and_small_frames_decode_at_full_size() -> None:
-    png = decode_reduced(frame_bytes(1920, 1080, ".png"), 0.1)
+    png = decode_reduced(frame_bytes(1920, 1080, ".png"), 0.1, MAX_PIXELS)
     assert png.image.shape == (1080, 1920, 3)
-    small = decode_reduced(frame_bytes(640, 480), 0.1)
+    small = decode_reduced(frame_bytes(640, 480), 0.1, MAX_PIXELS)
     assert small.image.shape == (480, 640, 3)
     assert small.reduction == 1.0
