@@ -52,8 +52,10 @@ def set_lrs_command(
     """Send the organisation's xAPI statements to this LRS (replaces any earlier one)."""
     from services.xapi.lrs_config import set_lrs
     from shared.db.models import AuditEntry
+    from shared.settings import SecretsSettings, load
 
     try:
+        secrets_key = load(SecretsSettings).secrets_key
         with _session() as session:
             _require_org(session, org)
             set_lrs(
@@ -63,6 +65,7 @@ def set_lrs_command(
                 username=username,
                 password=password,
                 lms_url=lms_url,
+                secrets_key=secrets_key,
             )
             session.add(AuditEntry(actor="cli", action="lrs.set", subject=f"org:{org}"))
             session.commit()

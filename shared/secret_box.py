@@ -3,8 +3,9 @@
 API keys are stored as hashes because ClassPulse only checks them; a password
 it presents to another server has to come back, so it is encrypted with
 Fernet (AES-128-CBC with HMAC-SHA256) under a key derived from
-``CLASSPULSE_SECRETS_KEY``. Without that setting nothing can be stored or
-read back, and the error says which variable to set.
+``CLASSPULSE_SECRETS_KEY``, which the caller passes from its process's settings.
+Without that setting nothing can be stored or read back, and the error says
+which variable to set.
 """
 
 from __future__ import annotations
@@ -16,7 +17,6 @@ from cryptography.fernet import Fernet, InvalidToken
 from pydantic import SecretStr
 
 from shared.errors import ConfigError
-from shared.settings import secrets_settings
 
 #: Separates this use of the key from any other that might derive from it later.
 _KEY_CONTEXT = b"classpulse/secret-box/v1:"
@@ -32,15 +32,15 @@ def _fernet(key: SecretStr | None) -> Fernet:
     return Fernet(base64.urlsafe_b64encode(digest))
 
 
-def seal(plaintext: str, key: SecretStr | None = None) -> str:
-    """``plaintext`` encrypted (a Fernet token) under the configured or given key."""
-    box = _fernet(key if key is not None else secrets_settings().secrets_key)
+def seal(plaintext: str, key: SecretStr | None) -> str:
+    """``plaintext`` encrypted (a Fernet token) under ``key`` (``CLASSPULSE_SECRETS_KEY``)."""
+    box = _fernet(key)
     return box.encrypt(plaintext.encode()).decode("ascii")
 
 
-def unseal(token: str, key: SecretStr | None = None) -> str:
-    """The plaintext of :func:`seal`; ``ConfigError`` when the key cannot open it."""
-    box = _fernet(key if key is not None else secrets_settings().secrets_key)
+def unseal(token: str, key: SecretStr | None) -> str:
+    """The plaintext of :func:`seal`; ``ConfigError`` when ``key`` cannot open it."""
+    box = _fernet(key)
     try:
         return box.decrypt(token.encode("ascii")).decode()
     except InvalidToken:

@@ -11,7 +11,13 @@ from __future__ import annotations
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
-from shared.settings import FrameSettings, PrivacySettings, StoreSettings, WorkerSettings
+from shared.settings import (
+    FrameSettings,
+    PrivacySettings,
+    SecretsSettings,
+    StoreSettings,
+    WorkerSettings,
+)
 
 
 class CelerySettings(StoreSettings, WorkerSettings):
@@ -20,7 +26,7 @@ class CelerySettings(StoreSettings, WorkerSettings):
     redis_url: str = Field(min_length=1)
 
 
-class WorkerProcessSettings(CelerySettings, FrameSettings, PrivacySettings):
+class WorkerProcessSettings(CelerySettings, FrameSettings, PrivacySettings, SecretsSettings):
     """All an inference worker reads from ``CLASSPULSE_*``; built with ``shared.settings.load``.
 
     The pieces declare each variable and its default; this class only gathers

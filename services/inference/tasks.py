@@ -152,6 +152,7 @@ def send_xapi_statements_task() -> dict[str, int]:
     resources = get_resources()
     done = deliver(
         resources.engine,
+        secrets_key=resources.settings.secrets_key,
         settle=resources.clock_skew,
         retention=dt.timedelta(days=resources.settings.retention_days),
     )

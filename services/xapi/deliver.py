@@ -12,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import httpx
+from pydantic import SecretStr
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
@@ -36,13 +37,15 @@ class Round:
 def deliver(
     engine: Engine,
     *,
+    secrets_key: SecretStr | None,
     settle: dt.timedelta,
     retention: dt.timedelta,
     now: dt.datetime | None = None,
     client_for: Callable[[LrsCredentials], httpx.Client] = lrs_client,
 ) -> Round:
-    """Build, send, purge once. ``settle``: how long after its end a lesson may still
-    receive frames (the clock skew allowed); ``retention``: how long data is kept."""
+    """Build, send, purge once. ``secrets_key`` opens the stored LRS passwords;
+    ``settle``: how long after its end a lesson may still receive frames (the clock
+    skew allowed); ``retention``: how long data is kept."""
     now = now or dt.datetime.now(dt.UTC)
     with Session(engine) as session:
         ready = lessons_ready(session, now, settle=settle, retention=retention)
@@ -62,7 +65,7 @@ def deliver(
     sent = rejected = deferred = 0
     for config in configs:
         try:
-            creds = credentials(config)
+            creds = credentials(config, secrets_key)
         except ConfigError as exc:
             log.error("LRS of organisation %s not used: %s", config.organisation_id, exc.message)
             continue

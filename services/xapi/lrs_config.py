@@ -72,10 +72,10 @@ def set_lrs(
     username: str,
     password: str,
     lms_url: str,
-    secrets_key: SecretStr | None = None,
+    secrets_key: SecretStr | None,
 ) -> None:
     """Store (or replace) the organisation's LRS; the password is sealed first, under
-    ``secrets_key`` (default: ``CLASSPULSE_SECRETS_KEY``)."""
+    ``secrets_key`` (``CLASSPULSE_SECRETS_KEY``)."""
     if not username or ":" in username:
         raise InvalidValue("username must be non-empty and hold no ':'", field="username")
     if not password:
@@ -105,10 +105,10 @@ def remove_lrs(session: Session, organisation_id: uuid.UUID) -> bool:
     return bool(gone)
 
 
-def credentials(config: LrsConfig) -> LrsCredentials:
-    return LrsCredentials(
-        config.endpoint, config.username, unseal(config.password_encrypted), config.lms_url
-    )
+def credentials(config: LrsConfig, secrets_key: SecretStr | None) -> LrsCredentials:
+    """``config`` with its password unsealed under ``secrets_key``."""
+    password = unseal(config.password_encrypted, secrets_key)
+    return LrsCredentials(config.endpoint, config.username, password, config.lms_url)
 
 
 def lrs_status(session: Session, organisation_id: uuid.UUID) -> LrsStatus | None:

@@ -7,6 +7,7 @@ import logging
 from typing import Any
 
 import pytest
+from pydantic import SecretStr
 from sqlalchemy import Engine, delete, select, text, update
 from sqlalchemy.orm import Session
 
@@ -21,11 +22,13 @@ from services.xapi.statements import (
     lesson_activity_id,
 )
 from shared.db.models import Frame, FrameStatus, Lesson, LrsConfig, XapiLesson, XapiStatement
+from tests.xapi.conftest import SECRETS_KEY
 from tests.xapi.lrs_server import LRS_PASSWORD, LRS_USER, Ralph, validate
 
 LMS_URL = "https://moodle.example.org"
 SETTLE = dt.timedelta(minutes=5)
 RETENTION = dt.timedelta(days=30)
+KEY = SecretStr(SECRETS_KEY)
 
 
 def ended_lesson(engine: Engine, *, minutes_ago: int = 30) -> SeededLesson:
@@ -48,6 +51,7 @@ def configure(
             username=LRS_USER,
             password=password,
             lms_url=LMS_URL,
+            secrets_key=KEY,
         )
         session.commit()
 
@@ -64,7 +68,7 @@ def seed_events(engine: Engine, lesson: SeededLesson) -> None:
 
 
 def run(engine: Engine, now: dt.datetime | None = None) -> Any:
-    return deliver(engine, settle=SETTLE, retention=RETENTION, now=now)
+    return deliver(engine, secrets_key=KEY, settle=SETTLE, retention=RETENTION, now=now)
 
 
 def of_lesson(lrs: Ralph, lesson: SeededLesson) -> dict[str, dict[str, Any]]:
@@ -385,6 +389,7 @@ def test_a_moved_lrs_keeps_statements_waiting_and_says_where(
             username=LRS_USER,
             password=LRS_PASSWORD,
             lms_url=LMS_URL,
+            secrets_key=KEY,
         )
         session.commit()
     try:

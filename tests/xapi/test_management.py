@@ -108,9 +108,6 @@ def test_cli_refuses_bad_urls_and_a_missing_secrets_key(
     not_http = cli.invoke(app, [*base, "--endpoint", "ftp://lrs.example/xAPI"])
     assert not_http.exit_code == 2
     monkeypatch.delenv("CLASSPULSE_SECRETS_KEY")
-    from shared.settings import secrets_settings
-
-    secrets_settings.cache_clear()
     no_key = cli.invoke(app, [*base, "--endpoint", ENDPOINT])
     assert no_key.exit_code == 2
     assert "CLASSPULSE_SECRETS_KEY" in no_key.output
@@ -159,7 +156,8 @@ def test_export_gives_the_statements_as_sent(
         from services.xapi.lrs_config import set_lrs
 
         set_lrs(session, lesson.organisation_id, endpoint=lrs.endpoint, username=LRS_USER,
-                password=LRS_PASSWORD, lms_url="https://moodle.example.org")  # fmt: skip
+                password=LRS_PASSWORD, lms_url="https://moodle.example.org",
+                secrets_key=SecretStr(SECRETS_KEY))  # fmt: skip
         session.commit()
     url = f"/v1/lessons/{lesson.lesson_id}/xapi/statements"
     before = analytics.get(url, headers=bearer(lesson.lms_key)).json()
