@@ -94,15 +94,16 @@ def test_demo_plays_simulated_students_into_a_labelled_lesson(
     while processed()[0] < processed()[1] and time.monotonic() < deadline:
         time.sleep(0.5)
     with sync_engine.connect() as conn:
-        labelled = conn.scalar(
+        classified = conn.scalar(
             text(
                 "SELECT count(DISTINCT student_id) FROM face_events "
-                "WHERE lesson_id = :l AND label IS NOT NULL"
+                "WHERE lesson_id = :l AND confidence IS NOT NULL"
             ),
             {"l": lesson_id},
         )
-    # The photos and video_01 show a face in every frame.
-    assert labelled >= 4
+    # The photos and video_01 show a face in every frame, each classified: labelled, or
+    # (the default model is unsure of meds-aa-S001-01.jpg) reported uncertain.
+    assert classified >= 4
 
     # The teacher's link opens the lesson, labelled as a demo, with points on the chart
     # (six students: enough for the class view to show expression shares).
