@@ -1,13 +1,14 @@
 """How every ClassPulse process writes its log: text for people or JSON lines for a pipeline.
 
-``CLASSPULSE_LOG_FORMAT=json`` gives one JSON object per line with the time,
-level, logger, message, the service and whatever ids the line carries
-(``frame_id``, ``lesson_id``, ``seq``, ``status``...), so that a frame can be
-followed from ingest (accepted) through the worker (finished) to the live push
-of its bucket. Either way every line passes the credential filter: the value of
-every credential query parameter in a logged URL is replaced, so no token, key
-or ticket reaches a log (uvicorn logs WebSocket URLs, and its access log
-``?ticket=`` of SSE and export links).
+The format and level come from the process's settings (``LogSettings``, a piece
+of each process's settings class). ``CLASSPULSE_LOG_FORMAT=json`` gives one
+JSON object per line with the time, level, logger, message, the service and
+whatever ids the line carries (``frame_id``, ``lesson_id``, ``seq``,
+``status``...), so that a frame can be followed from ingest (accepted) through
+the worker (finished) to the live push of its bucket. Either way every line
+passes the credential filter: the value of every credential query parameter in
+a logged URL is replaced, so no token, key or ticket reaches a log (uvicorn logs
+WebSocket URLs, and its access log ``?ticket=`` of SSE and export links).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from typing import Any
 
 from pythonjsonlogger.json import JsonFormatter
 
-from shared.settings import log_settings
+from shared.settings import LogSettings
 
 #: Query parameters that carry a credential anywhere in ClassPulse.
 CREDENTIAL_PARAMS = ("token", "access_token", "ticket", "key")
@@ -89,9 +90,9 @@ class _StderrHandler(logging.Handler):
             self.handleError(record)
 
 
-def formatter(service: str) -> logging.Formatter:
+def formatter(service: str, settings: LogSettings) -> logging.Formatter:
     """The configured format: text, or JSON objects with the service and a record's ids."""
-    if log_settings().log_format == "json":
+    if settings.log_format == "json":
         return _JsonFormatter(
             JSON_FIELDS,
             rename_fields={"asctime": "time", "levelname": "level", "name": "logger"},
@@ -100,29 +101,29 @@ def formatter(service: str) -> logging.Formatter:
     return _TextFormatter(TEXT_FORMAT)
 
 
-def configure_logging(service: str) -> None:
-    """Send the process's records to stderr in the configured format, once per process."""
+def configure_logging(service: str, settings: LogSettings) -> None:
+    """Send the process's records to stderr in the format of ``settings``, once per process."""
     root = logging.getLogger()
     if any(isinstance(h, _StderrHandler) for h in root.handlers):
         return
     handler = _StderrHandler()
-    handler.setFormatter(formatter(service))
+    handler.setFormatter(formatter(service, settings))
     handler.addFilter(RedactCredentials())
     root.addHandler(handler)
-    root.setLevel(log_settings().log_level)
-    if log_settings().log_format == "json":
+    root.setLevel(settings.log_level)
+    if settings.log_format == "json":
         for name in OWN_HANDLERS:
             own = logging.getLogger(name)
             own.handlers.clear()
             own.propagate = True
 
 
-def reformat_handlers(logger: logging.Logger, service: str) -> None:
-    """Give handlers someone else set up (Celery's) the configured format, level and filter."""
+def reformat_handlers(logger: logging.Logger, service: str, settings: LogSettings) -> None:
+    """Give handlers someone else set up (Celery's) the format, level and filter of ``settings``."""
     # CLASSPULSE_LOG_LEVEL decides, not the -l of the command line.
-    logger.setLevel(log_settings().log_level)
+    logger.setLevel(settings.log_level)
     for handler in logger.handlers:
-        if log_settings().log_format == "json":
-            handler.setFormatter(formatter(service))
+        if settings.log_format == "json":
+            handler.setFormatter(formatter(service, settings))
         if not any(isinstance(f, RedactCredentials) for f in handler.filters):
             handler.addFilter(RedactCredentials())

@@ -32,7 +32,7 @@ from services.api.security import SecurityHeaders
 from shared.db.engine import async_session_factory, make_async_engine
 from shared.logs import configure_logging
 from shared.palette import palette
-from shared.settings import load
+from shared.settings import LogSettings, load
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 DASHBOARD_PAGE = STATIC_DIR / "dashboard.html"
@@ -84,7 +84,8 @@ def create_app(settings: AnalyticsSettings | None = None) -> FastAPI:
     install_metrics(app)
     app.add_middleware(SecurityHeaders)
     redact_server_logs()
-    configure_logging("analytics")
+    # Now, not at start-up, so that uvicorn's first lines are in the format too.
+    configure_logging("analytics", settings if settings is not None else load(LogSettings))
     app.include_router(routes_lessons.router)
     app.include_router(routes_timeline.router)
     app.include_router(routes_summary.router)

@@ -5,14 +5,14 @@ from __future__ import annotations
 from pydantic_settings import SettingsConfigDict
 
 from services.api.stores import ApiStoreSettings
-from shared.settings import LiveSettings, PrivacySettings
+from shared.settings import LiveSettings, LogSettings, PrivacySettings
 
 #: Shortest time between two live pushes to one client (seconds): the dashboard
 #: redraws no faster than this, whatever the bucket size.
 LIVE_INTERVAL_SECONDS = 1.0
 
 
-class AnalyticsSettings(ApiStoreSettings, PrivacySettings, LiveSettings):
+class AnalyticsSettings(ApiStoreSettings, PrivacySettings, LiveSettings, LogSettings):
     """All the analytics API reads from ``CLASSPULSE_*``; built with ``shared.settings.load``.
 
     The pieces declare each variable and its default; this class only gathers

@@ -98,12 +98,22 @@ app = Celery("classpulse", include=["services.inference.tasks"])
 #: The worker's settings, read once at its start-up (``worker_init``); prefork
 #: children inherit them. None in other processes of the app (beat, senders).
 _settings: WorkerProcessSettings | None = None
+#: What every process of the app reads (the broker, the worker's knobs, the log
+#: format), read once, when Celery first reads its configuration.
+_app_settings: CelerySettings | None = None
+
+
+def _celery_settings() -> CelerySettings:
+    global _app_settings
+    if _app_settings is None:
+        _app_settings = load(CelerySettings)
+    return _app_settings
 
 
 def _configure(sender: Celery, **_: object) -> None:
     # Runs once, the first time Celery reads its configuration: in any process of
     # the app (beat too), which needs the broker only.
-    sender.config_from_object(celery_config(load(CelerySettings)))
+    sender.config_from_object(celery_config(_celery_settings()))
 
 
 def _start_tracing() -> None:
@@ -163,7 +173,7 @@ def _log_format(logger: Any, **_: object) -> None:
     credential filter."""
     from shared.logs import reformat_handlers
 
-    reformat_handlers(logger, "worker")
+    reformat_handlers(logger, "worker", _celery_settings())
 
 
 def _forget_dead_child(pid: int, **_: object) -> None:

@@ -13,6 +13,7 @@ from pydantic_settings import SettingsConfigDict
 
 from shared.settings import (
     FrameSettings,
+    LogSettings,
     PrivacySettings,
     SecretsSettings,
     StoreSettings,
@@ -20,8 +21,9 @@ from shared.settings import (
 )
 
 
-class CelerySettings(StoreSettings, WorkerSettings):
-    """What the Celery app's configuration reads: the broker (required) and the worker's knobs."""
+class CelerySettings(StoreSettings, WorkerSettings, LogSettings):
+    """What any process of the Celery app reads: the broker (required), the worker's
+    knobs and the log format."""
 
     redis_url: str = Field(min_length=1)
 

@@ -39,7 +39,7 @@ from shared.client_detection import PAGE_MODEL_FILES
 from shared.db.engine import async_session_factory, make_async_engine, with_driver
 from shared.errors import NotFound
 from shared.logs import configure_logging
-from shared.settings import DETECTOR_MODELS_DIR, load
+from shared.settings import DETECTOR_MODELS_DIR, LogSettings, load
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 CLASSROOM_PAGE = STATIC_DIR / "classroom.html"
@@ -123,7 +123,8 @@ def create_app(settings: IngestSettings | None = None) -> FastAPI:
     tracing.instrument_app(app)
     app.add_middleware(SecurityHeaders)
     redact_server_logs()
-    configure_logging("ingest")
+    # Now, not at start-up, so that uvicorn's first lines are in the format too.
+    configure_logging("ingest", settings if settings is not None else load(LogSettings))
     app.include_router(routes_setup.router)
     app.include_router(routes_students.router)
     app.include_router(routes_lrs.router)

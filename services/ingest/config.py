@@ -10,6 +10,7 @@ from shared.settings import (
     ApiSettings,
     DetectionSettings,
     FrameSettings,
+    LogSettings,
     LtiSettings,
     SecretsSettings,
 )
@@ -20,7 +21,13 @@ FRAME_INTERVAL_SECONDS = 5.0
 
 
 class IngestSettings(
-    ApiStoreSettings, FrameSettings, SecretsSettings, LtiSettings, DetectionSettings, ApiSettings
+    ApiStoreSettings,
+    FrameSettings,
+    SecretsSettings,
+    LtiSettings,
+    DetectionSettings,
+    ApiSettings,
+    LogSettings,
 ):
     """All the ingest API reads from ``CLASSPULSE_*``; built with ``shared.settings.load``.
 

@@ -133,22 +133,18 @@ async def test_json_logs_follow_a_frame_and_keep_out_the_token(
     assert token.split(".")[2] not in text
 
 
-async def test_no_credential_in_a_tracebacks_or_extra_fields_of_either_format(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
+async def test_no_credential_in_a_tracebacks_or_extra_fields_of_either_format() -> None:
     import io
     import logging
 
     from shared import logs
-    from shared.settings import clear_cache
+    from shared.settings import LogSettings
 
     secret = "cp_abc_SECRETSECRET"
     for log_format in ("text", "json"):
-        monkeypatch.setenv("CLASSPULSE_LOG_FORMAT", log_format)
-        clear_cache()
         out = io.StringIO()
         handler = logging.StreamHandler(out)
-        handler.setFormatter(logs.formatter("test"))
+        handler.setFormatter(logs.formatter("test", LogSettings(log_format=log_format)))
         handler.addFilter(logs.RedactCredentials())
         logger = logging.getLogger(f"tests.redaction.{log_format}")
         logger.addHandler(handler)
@@ -163,4 +159,3 @@ async def test_no_credential_in_a_tracebacks_or_extra_fields_of_either_format(
         assert "ValueError" in written, log_format  # the traceback is there ...
         assert "access_token=[redacted]" in written, log_format
         assert secret not in written, log_format  # ... without the credential
-    clear_cache()
