@@ -23,7 +23,8 @@ from shared.settings import (
     DEFAULT_MIN_FACE_FRACTION,
     DEFAULT_MODEL_DIR,
     DetectorName,
-    frame_settings,
+    FrameSettings,
+    load,
 )
 
 if TYPE_CHECKING:
@@ -36,11 +37,12 @@ IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp"}
 VIDEO_SUFFIXES = {".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mjpeg"}
 
 
-def read_image(path: Path, min_face: float) -> DecodedFrame:
-    """An image file decoded as the worker decodes frames (large JPEGs at reduced size)."""
+def read_image(path: Path, min_face: float, max_pixels: int) -> DecodedFrame:
+    """An image file decoded as the worker decodes frames (large JPEGs at reduced size),
+    refused above ``max_pixels`` (``CLASSPULSE_MAX_FRAME_PIXELS``)."""
     from shared.vision.decode import decode_reduced
 
-    return decode_reduced(path.read_bytes(), min_face, frame_settings().max_frame_pixels)
+    return decode_reduced(path.read_bytes(), min_face, max_pixels)
 
 
 def video_frames(
@@ -169,9 +171,10 @@ def _run(
     )
     if not files:
         raise ClassPulseError(f"{target}: no JPEG, PNG or WebP images")
+    max_pixels = load(FrameSettings).max_frame_pixels
     for file in files:
         try:
-            decoded = read_image(file, min_face)
+            decoded = read_image(file, min_face, max_pixels)
         except ClassPulseError as exc:
             typer.echo(f"{file.name}: skipped: {exc.message}", err=True)
             continue

@@ -131,9 +131,12 @@ def urls_command(
 ) -> None:
     """The URLs to enter in the LMS for ClassPulse."""
     from services.lti.routes import tool_urls
-    from shared.settings import lti_settings
+    from shared.settings import LtiSettings, load
 
-    base = tool_url or lti_settings().lti_tool_url
+    try:
+        base = tool_url or load(LtiSettings).lti_tool_url
+    except ClassPulseError as exc:
+        raise _fail(exc) from None
     if not base:
         typer.echo("error: give --tool-url or set CLASSPULSE_LTI_TOOL_URL", err=True)
         raise typer.Exit(code=2)

@@ -13,7 +13,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from classpulse.embedded import EmbeddedPostgres, EmbeddedRedis
 from shared.errors import ConfigError
-from shared.settings import store_settings
+from shared.settings import StoreSettings, load
 
 
 @dataclass
@@ -28,13 +28,16 @@ class Stores:
 
 
 def start_stores(
-    data_dir: Path, postgres_port: int, redis_port: int, stack: contextlib.ExitStack
+    configured: StoreSettings,
+    data_dir: Path,
+    postgres_port: int,
+    redis_port: int,
+    stack: contextlib.ExitStack,
 ) -> Stores:
-    """The configured servers, or embedded ones for what is not configured.
+    """The servers ``configured``, or embedded ones for what is not configured.
 
     Embedded servers are stopped when ``stack`` closes.
     """
-    configured = store_settings()
     notes = []
     database_url = configured.database_url
     if database_url is None:
@@ -54,10 +57,11 @@ def start_stores(
 
 def database_url() -> str:
     """The database of commands run beside ``up``: CLASSPULSE_DATABASE_URL, else the
-    embedded PostgreSQL running in the data directory (CLASSPULSE_DATA_DIR)."""
+    embedded PostgreSQL running in the data directory (CLASSPULSE_DATA_DIR); read once
+    per command."""
     from classpulse.embedded import running_postgres_url
 
-    configured = store_settings()
+    configured = load(StoreSettings)
     if configured.database_url is not None:
         return configured.database_url
     root = configured.data_dir.resolve() / "postgres"

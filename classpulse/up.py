@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from pydantic import SecretStr
 
 from classpulse.embedded import PRIVATE_UMASK, private_dir, write_private
 from classpulse.processes import Child, stop_all
@@ -36,6 +37,16 @@ from classpulse.stores import Stores, check_redis, migrate_or_explain, redact, s
 from classpulse.supervise import RedisService, Service, Supervisor
 from shared.errors import ClassPulseError, ConfigError
 from shared.schemas import FRAME_QUEUE
+from shared.settings import (
+    ApiSettings,
+    AuthSettings,
+    FrameSettings,
+    LiveSettings,
+    PrivacySettings,
+    StoreSettings,
+    WorkerSettings,
+    load,
+)
 
 INGEST_APP = "services.ingest.app:create_app"
 ANALYTICS_APP = "services.analytics.app:create_app"
@@ -84,6 +95,20 @@ def module_exists(target: str) -> bool:
         return False
 
 
+class UpSettings(
+    StoreSettings,
+    FrameSettings,
+    PrivacySettings,
+    AuthSettings,
+    LiveSettings,
+    WorkerSettings,
+    ApiSettings,
+):
+    """What ``up`` reads from ``CLASSPULSE_*``, once, before it starts anything: its own
+    settings (stores, token secret, worker knobs, addresses) and those its services
+    will read, so that a bad value fails here, naming the variable."""
+
+
 @dataclass
 class UpOptions:
     data_dir: Path
@@ -111,11 +136,9 @@ def data_dir_lock(data_dir: Path) -> Iterator[None]:
         yield
 
 
-def token_secret(data_dir: Path, demo: bool) -> str:
-    """CLASSPULSE_TOKEN_SECRET; in demo mode a random one kept in the data directory."""
-    from shared.settings import auth_settings
-
-    configured = auth_settings().token_secret
+def token_secret(configured: SecretStr | None, data_dir: Path, demo: bool) -> str:
+    """``configured`` (CLASSPULSE_TOKEN_SECRET); unset, in demo mode a random one kept in
+    the data directory."""
     if configured is not None:
         return configured.get_secret_value()
     if not demo:
@@ -141,11 +164,9 @@ def _check_port_free(host: str, port: int, what: str) -> None:
 
 
 def _start_children(
-    options: UpOptions, env: dict[str, str], stack: contextlib.ExitStack
+    options: UpOptions, settings: UpSettings, env: dict[str, str], stack: contextlib.ExitStack
 ) -> tuple[dict[str, str], list[Child]]:
     """Start what is installed; return the API base URLs by service and all children."""
-    from shared.settings import worker_settings
-
     logs = options.data_dir / "logs"
     children: list[Child] = []
     # Registered before any start: whatever started is stopped, even on a failed start.
@@ -164,7 +185,6 @@ def _start_children(
     if options.workers and not module_exists(CELERY_APP):
         typer.echo(f"skipped inference workers: module {CELERY_APP.split(':')[0]} not found")
     elif options.workers:
-        settings = worker_settings()
         for index in range(1, options.workers + 1):
             beat = options.data_dir / BEAT_SCHEDULE_FILE if index == 1 else None
             args = worker_args(
@@ -289,20 +309,8 @@ def _interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
 
-def run_up(options: UpOptions) -> None:
+def run_up(options: UpOptions, settings: UpSettings) -> None:
     """Start everything, print the URLs, and run until Ctrl-C / SIGTERM; then stop everything."""
-    from shared import settings
-
-    for getter in (
-        settings.store_settings,
-        settings.frame_settings,
-        settings.privacy_settings,
-        settings.auth_settings,
-        settings.live_settings,
-        settings.worker_settings,
-        settings.api_settings,
-    ):
-        getter()  # a bad CLASSPULSE_* value fails here, naming the variable
     # Logs, the demo's links and secret, the beat schedule, the lock and port files:
     # whatever up and its services create is the owner's alone (0600, 0700).
     previous_umask = os.umask(PRIVATE_UMASK)
@@ -314,10 +322,12 @@ def run_up(options: UpOptions) -> None:
     stack = contextlib.ExitStack()
     try:
         stack.enter_context(data_dir_lock(options.data_dir))
-        secret = token_secret(options.data_dir, options.demo)
+        secret = token_secret(settings.token_secret, options.data_dir, options.demo)
         _check_port_free(options.host, options.ingest_port, "ingest")
         _check_port_free(options.host, options.analytics_port, "analytics")
-        stores = start_stores(options.data_dir, options.postgres_port, options.redis_port, stack)
+        stores = start_stores(
+            settings, options.data_dir, options.postgres_port, options.redis_port, stack
+        )
         typer.echo("migrating the database …")
         migrate_or_explain(stores.database_url)
         check_redis(stores.redis_url)
@@ -327,9 +337,8 @@ def run_up(options: UpOptions) -> None:
             CLASSPULSE_TOKEN_SECRET=secret,
             CLASSPULSE_DATA_DIR=str(options.data_dir),
         )
-        settings.clear_cache()
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-        urls, children = _start_children(options, env, stack)
+        urls, children = _start_children(options, settings, env, stack)
         stop_demo = threading.Event()
         stack.callback(stop_demo.set)
         demo = _start_demo(urls, options.data_dir, stop_demo) if options.demo else None
@@ -379,22 +388,20 @@ def up_command(
     ] = 90.0,
 ) -> None:
     """Run ClassPulse here: database, migrations, ingest and analytics APIs, workers."""
-    from shared.settings import api_settings, store_settings
-
     try:
-        api = api_settings()
+        settings = load(UpSettings)  # a bad CLASSPULSE_* value fails here, naming the variable
         options = UpOptions(
-            data_dir=(data_dir or store_settings().data_dir).resolve(),
-            host=host or api.host,
-            ingest_port=ingest_port or api.ingest_port,
-            analytics_port=analytics_port or api.analytics_port,
+            data_dir=(data_dir or settings.data_dir).resolve(),
+            host=host or settings.host,
+            ingest_port=ingest_port or settings.ingest_port,
+            analytics_port=analytics_port or settings.analytics_port,
             postgres_port=postgres_port,
             redis_port=redis_port,
             workers=0 if no_workers else workers,
             demo=demo,
             health_timeout=health_timeout,
         )
-        run_up(options)
+        run_up(options, settings)
     except ClassPulseError as exc:
         typer.echo(f"error: {exc.message}", err=True)
         raise typer.Exit(code=2) from None
