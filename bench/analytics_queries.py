@@ -30,7 +30,7 @@ from sqlalchemy import ClauseElement, Engine, Executable, text
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.compiler import SQLCompiler
 
-from bench.analytics_seed import (
+from classpulse.harness.factories import (
     SeededLesson,
     SeedEvent,
     add_marker,

@@ -10,7 +10,7 @@ by status, then checks that every accepted frame is accounted for: a
 or - with ``--drain`` and the inference worker present - a final status after
 a worker drains the queue (lost = 0).
 
-    .venv/bin/python bench/ingest_load.py --students 1000 --duration 20
+    .venv/bin/python -m bench.ingest_load --students 1000 --duration 20
 """
 
 from __future__ import annotations
@@ -39,25 +39,15 @@ from PIL import Image
 from sqlalchemy import Engine, func, select, text
 from sqlalchemy.orm import Session
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from classpulse.harness.factories import seed_lesson
+from classpulse.ports import free_port
+from shared.auth import issue_student_token
+from shared.db.base import Base
+from shared.db.engine import make_sync_engine
+from shared.db.models import Frame, FrameStatus
+from shared.schemas import FRAME_KEY_PREFIX, FRAME_QUEUE
 
-from classpulse.ports import free_port  # noqa: E402
-from shared.auth import issue_student_token  # noqa: E402
-from shared.db.base import Base  # noqa: E402
-from shared.db.engine import make_sync_engine  # noqa: E402
-from shared.db.models import (  # noqa: E402
-    Consent,
-    ConsentParty,
-    Enrolment,
-    Frame,
-    FrameStatus,
-    Lesson,
-    Organisation,
-    SchoolClass,
-    Student,
-)
-from shared.schemas import FRAME_KEY_PREFIX, FRAME_QUEUE  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 MEDIA = ROOT / "media"
 PHOTOS = ("obama.jpg", "biden.jpg", "two_people.jpg", "meds-aa-S001-01.jpg")
@@ -141,44 +131,26 @@ def close_stores(stores: Stores) -> None:
 
 
 def seed(database_url: str, students: int) -> tuple[uuid.UUID, list[str]]:
-    """A live lesson with ``students`` consenting students; their tokens."""
+    """A live lesson with ``students`` enrolled, consenting students; their tokens."""
     now = dt.datetime.now(dt.UTC)
     engine = make_sync_engine(database_url)
-    with Session(engine, expire_on_commit=False) as session:
-        org = Organisation(id=uuid.uuid4(), name="Bench school")
-        school_class = SchoolClass(
-            id=uuid.uuid4(), organisation_id=org.id, external_id="bench", title="Bench"
-        )
-        lesson = Lesson(
-            id=uuid.uuid4(),
-            class_id=school_class.id,
-            title="Load",
+    try:
+        seeded = seed_lesson(
+            engine,
+            students=[f"b{n}" for n in range(students)],
             starts_at=now - dt.timedelta(minutes=5),
-            ends_at=now + dt.timedelta(hours=2),
+            minutes=125,
+            title="Load",
+            consenting=True,
+            enrolled=True,
         )
-        session.add(org)
-        session.flush()
-        session.add(school_class)
-        session.flush()
-        session.add(lesson)
-        ids = [uuid.uuid4() for _ in range(students)]
-        session.add_all(
-            Student(id=i, organisation_id=org.id, external_id=f"b{n}") for n, i in enumerate(ids)
-        )
-        session.flush()
-        session.add_all(Enrolment(class_id=school_class.id, student_id=i) for i in ids)
-        session.add_all(
-            Consent(student_id=i, class_id=school_class.id, party=party)
-            for i in ids
-            for party in ConsentParty
-        )
-        session.commit()
-    engine.dispose()
+    finally:
+        engine.dispose()
     tokens = [
-        issue_student_token(SECRET, student_id=i, lesson_id=lesson.id, ttl_seconds=7200)
-        for i in ids
+        issue_student_token(SECRET, student_id=i, lesson_id=seeded.lesson_id, ttl_seconds=7200)
+        for i in seeded.students.values()
     ]
-    return lesson.id, tokens
+    return seeded.lesson_id, tokens
 
 
 def start_ingest(stores: Stores, workers: int, port: int, rate: float) -> subprocess.Popen[bytes]:

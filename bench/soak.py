@@ -17,7 +17,7 @@ failed by reason, expired, still queued and lost (acknowledged but not in a
 final state), answers by status, p50/p99 ingest latency of acknowledged
 frames, and the RSS of the worker that is never killed at start and end.
 
-    .venv/bin/python bench/soak.py --rate 50 --duration 600
+    .venv/bin/python -m bench.soak --rate 50 --duration 600
 """
 
 from __future__ import annotations
@@ -42,21 +42,19 @@ from typing import Any
 import aiohttp
 import httpx
 import redis
+from celery import Celery
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from bench.ingest_load import SECRET, close_stores, open_stores, photos, seed
+from classpulse.harness.factories import add_key
+from classpulse.ports import free_port
+from services.inference.process import REQUEUED_LOG
+from shared.db.engine import make_sync_engine
+from shared.db.models import Frame, KeyRole, Lesson, SchoolClass
+from shared.schemas import FRAME_QUEUE
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-from celery import Celery  # noqa: E402
-from sqlalchemy import select  # noqa: E402
-from sqlalchemy.orm import Session  # noqa: E402
-
-from bench.analytics_seed import add_key  # noqa: E402
-from bench.ingest_load import SECRET, close_stores, open_stores, photos, seed  # noqa: E402
-from classpulse.ports import free_port  # noqa: E402
-from services.inference.process import REQUEUED_LOG  # noqa: E402
-from shared.db.engine import make_sync_engine  # noqa: E402
-from shared.db.models import Frame, KeyRole, Lesson, SchoolClass  # noqa: E402
-from shared.schemas import FRAME_QUEUE  # noqa: E402
 
 #: Status recorded for an attempt that got no HTTP answer.
 TRANSPORT_ERROR = 0

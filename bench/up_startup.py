@@ -5,7 +5,7 @@ data directory: first start (initdb, migrations from empty), stop, second
 start on the kept data, stop. Prints seconds until the URLs are printed and
 seconds from SIGINT to exit, per run.
 
-    .venv/bin/python bench/up_startup.py [--runs 2] [--no-workers]
+    .venv/bin/python -m bench.up_startup [--runs 2] [--no-workers]
 """
 
 from __future__ import annotations

@@ -1,4 +1,5 @@
-"""Rows for analytics tests and benchmarks: an organisation, keys, a lesson, students, events.
+"""Rows for tests and benchmarks: an organisation, keys, a class, a lesson, students,
+consents, events.
 
 Tests insert a few hand-made events with :func:`insert_events`; the benchmark
 generates hundreds of thousands with :func:`generate_events`, which does the
@@ -20,6 +21,7 @@ from shared.db.models import (
     ApiKey,
     Consent,
     ConsentParty,
+    Enrolment,
     EventKind,
     FaceEvent,
     FaceQuality,
@@ -100,9 +102,11 @@ def seed_lesson(
     title: str = "Fractions",
     is_demo: bool = False,
     consenting: bool = False,
+    enrolled: bool = False,
 ) -> SeededLesson:
     """An organisation, its LMS key, a class, its teacher key, a lesson and students;
-    with ``consenting``, the class-wide consent of both parties for each student."""
+    with ``consenting``, the class-wide consent of both parties for each student;
+    with ``enrolled``, each student enrolled in the class."""
     starts_at = starts_at or dt.datetime(2024, 5, 6, 8, 0, tzinfo=dt.UTC)
     with Session(engine) as session:
         org = Organisation(id=uuid.uuid4(), name="Test school")
@@ -130,6 +134,11 @@ def seed_lesson(
             session.add(student)
             seeded.students[external_id] = student.id
         session.flush()
+        if enrolled:
+            session.add_all(
+                Enrolment(class_id=school_class.id, student_id=student_id)
+                for student_id in seeded.students.values()
+            )
         if consenting:
             session.add_all(
                 Consent(student_id=student_id, class_id=school_class.id, party=party)

@@ -12,7 +12,7 @@ import pytest
 import uvicorn
 from sqlalchemy import Engine
 
-from bench.analytics_seed import TOKEN_SECRET, SeededLesson, seed_lesson
+from classpulse.harness.factories import TOKEN_SECRET, SeededLesson, seed_lesson
 from classpulse.ports import free_port
 from services.analytics.app import create_app
 from services.analytics.config import AnalyticsSettings

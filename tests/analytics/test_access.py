@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
-from bench.analytics_seed import SeededLesson, add_key, seed_lesson
+from classpulse.harness.factories import SeededLesson, add_key, seed_lesson
 from shared.db.models import KeyRole, SchoolClass
 from tests.analytics.conftest import bearer
 

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine
 
-from bench.analytics_seed import SeededLesson, SeedEvent, add_marker, insert_events
+from classpulse.harness.factories import SeededLesson, SeedEvent, add_marker, insert_events
 from shared.labels import Expression
 from tests.analytics.test_dashboard_views import _page, _until, _wait_loaded, browser
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine
 
-from bench.analytics_seed import SeededLesson, SeedEvent, insert_events, seed_lesson
+from classpulse.harness.factories import SeededLesson, SeedEvent, insert_events, seed_lesson
 from shared.labels import Expression
 
 pytestmark = pytest.mark.slow

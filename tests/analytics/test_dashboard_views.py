@@ -19,7 +19,13 @@ import httpx
 import pytest
 from sqlalchemy import Engine
 
-from bench.analytics_seed import SeededLesson, SeedEvent, add_marker, insert_events, seed_lesson
+from classpulse.harness.factories import (
+    SeededLesson,
+    SeedEvent,
+    add_marker,
+    insert_events,
+    seed_lesson,
+)
 from shared.labels import LABELS, Expression
 from shared.palette import EXPRESSION_COLOURS, palette
 

@@ -9,7 +9,7 @@ import httpx
 import pytest
 from sqlalchemy import Engine
 
-from bench.analytics_seed import SeededLesson, SeedEvent, insert_events
+from classpulse.harness.factories import SeededLesson, SeedEvent, insert_events
 from services.analytics.export import EVENT_COLUMNS, TIMELINE_COLUMNS
 from shared.labels import LABELS, Expression
 from tests.analytics.conftest import bearer
@@ -120,7 +120,7 @@ SAFE_IDS = ["s-1", "a;=1+1"]
 def test_formula_like_cells_are_neutralised_in_csv_and_kept_in_json(
     api: httpx.Client, clean_db: Engine
 ) -> None:
-    from bench.analytics_seed import seed_lesson
+    from classpulse.harness.factories import seed_lesson
 
     lesson = seed_lesson(clean_db, students=[*FORMULA_IDS, *SAFE_IDS])
     insert_events(

@@ -11,7 +11,7 @@ import httpx
 import pytest
 from sqlalchemy import Engine
 
-from bench.analytics_seed import SeededLesson, SeedEvent, add_marker, insert_events
+from classpulse.harness.factories import SeededLesson, SeedEvent, add_marker, insert_events
 from shared.labels import Expression
 from tests.analytics.conftest import K, bearer
 

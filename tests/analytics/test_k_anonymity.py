@@ -19,7 +19,7 @@ import redis as redis_lib
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
-from bench.analytics_seed import (
+from classpulse.harness.factories import (
     SeededLesson,
     SeedEvent,
     add_key,

@@ -8,7 +8,7 @@ import json
 import httpx
 from sqlalchemy import Engine, text
 
-from bench.analytics_seed import SeededLesson, SeedEvent, insert_events
+from classpulse.harness.factories import SeededLesson, SeedEvent, insert_events
 from tests.analytics.conftest import bearer
 
 

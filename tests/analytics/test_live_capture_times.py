@@ -14,7 +14,7 @@ import pytest
 import redis as redis_lib
 from sqlalchemy import Engine
 
-from bench.analytics_seed import SeededLesson, SeedEvent, insert_events
+from classpulse.harness.factories import SeededLesson, SeedEvent, insert_events
 from services.analytics.window import EARLIEST, LATEST, bucket_start
 from shared.labels import Expression
 from shared.schemas import live_channel

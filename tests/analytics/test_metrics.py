@@ -7,7 +7,7 @@ import time
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
-from bench.analytics_seed import SeededLesson
+from classpulse.harness.factories import SeededLesson
 from tests.analytics.conftest import bearer
 from tests.analytics.test_live import sse_events
 

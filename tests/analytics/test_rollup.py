@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import Engine, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from bench.analytics_seed import SeededLesson, SeedEvent, insert_events
+from classpulse.harness.factories import SeededLesson, SeedEvent, insert_events
 from services.analytics.queries.rollup import rollup_span
 from services.analytics.queries.timeline import bucket_counts
 from services.analytics.window import TimeWindow
@@ -150,7 +150,7 @@ async def test_segments_from_the_rollup_match_raw_events(
 ) -> None:
     import math
 
-    from bench.analytics_seed import add_marker
+    from classpulse.harness.factories import add_marker
     from services.analytics.queries.summary import segment_counts
 
     lesson = random_lesson

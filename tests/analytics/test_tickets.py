@@ -12,7 +12,7 @@ import httpx
 import pytest
 import redis as redis_lib
 
-from bench.analytics_seed import SeededLesson
+from classpulse.harness.factories import SeededLesson
 from tests.analytics.conftest import bearer
 
 

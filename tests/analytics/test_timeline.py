@@ -8,7 +8,7 @@ import httpx
 import pytest
 from sqlalchemy import Engine
 
-from bench.analytics_seed import SeededLesson, SeedEvent, insert_events
+from classpulse.harness.factories import SeededLesson, SeedEvent, insert_events
 from shared.labels import Expression
 from tests.analytics.conftest import bearer
 

@@ -23,7 +23,7 @@ from pydantic import SecretStr
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
-from bench.analytics_seed import TOKEN_SECRET, SeededLesson, add_key, seed_lesson
+from classpulse.harness.factories import TOKEN_SECRET, SeededLesson, add_key, seed_lesson
 from services.analytics.config import AnalyticsSettings
 from services.inference.tasks import EXPIRE_FRAMES_TASK, REQUEUE_ORPHANS_TASK
 from services.ingest.config import IngestSettings

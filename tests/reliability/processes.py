@@ -17,7 +17,7 @@ from pathlib import Path
 
 import httpx
 
-from bench.analytics_seed import TOKEN_SECRET
+from classpulse.harness.factories import TOKEN_SECRET
 from classpulse.ports import free_port
 from shared.schemas import FRAME_QUEUE
 from tests.conftest import ROOT

@@ -9,7 +9,7 @@ import redis as redis_lib
 from sqlalchemy import Engine, func, select, text
 from sqlalchemy.orm import Session
 
-from bench.analytics_seed import SeedEvent, insert_events
+from classpulse.harness.factories import SeedEvent, insert_events
 from services.inference import process
 from shared.db.models import (
     AuditEntry,

@@ -26,7 +26,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 )
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue
 
-from bench.analytics_seed import TOKEN_SECRET
+from classpulse.harness.factories import TOKEN_SECRET
 from shared import tracing
 from tests.reliability.conftest import SECRETS_KEY, Realm, bearer, jpeg
 from tests.reliability.processes import Scratch, ingest_process, start_worker, stop

@@ -11,7 +11,13 @@ from pydantic import SecretStr
 from sqlalchemy import Engine, delete, select, text, update
 from sqlalchemy.orm import Session
 
-from bench.analytics_seed import SeededLesson, SeedEvent, add_marker, insert_events, seed_lesson
+from classpulse.harness.factories import (
+    SeededLesson,
+    SeedEvent,
+    add_marker,
+    insert_events,
+    seed_lesson,
+)
 from services.xapi.deliver import deliver
 from services.xapi.lrs_config import set_lrs
 from services.xapi.statements import (

@@ -14,11 +14,12 @@ from sqlalchemy import Engine, text
 from sqlalchemy.orm import Session
 from typer.testing import CliRunner
 
-from bench.analytics_seed import TOKEN_SECRET, KeyRole, SeededLesson, add_key, seed_lesson
 from classpulse.cli import app
+from classpulse.harness.factories import TOKEN_SECRET, SeededLesson, add_key, seed_lesson
 from services.analytics.config import AnalyticsSettings
 from services.ingest.config import IngestSettings
 from shared import settings
+from shared.db.models import KeyRole
 from tests.analytics.conftest import running_app
 from tests.ingest.conftest import Servers
 from tests.xapi.conftest import SECRETS_KEY

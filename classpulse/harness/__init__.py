@@ -1,0 +1,7 @@
+"""What tests, benchmarks and ``classpulse up``/``demo`` need to stand up a world:
+factories for organisations, classes, lessons, students, consents and seeded
+events (:mod:`classpulse.harness.factories`).
+
+One place, so that a change to the schema is made once and not in every test
+world and benchmark that builds its own rows.
+"""
