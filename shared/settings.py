@@ -5,14 +5,13 @@ once, here. A process composes the pieces it needs into one settings class
 (``services.ingest.config.IngestSettings``,
 ``services.analytics.config.AnalyticsSettings``,
 ``services.inference.config.WorkerProcessSettings``), builds it once with
-``load`` at start-up and passes it on; the cached getters serve code not yet
-given its process's object. A bad value fails at start-up with pydantic's message, which
-names the variable.
+``load`` at start-up and passes it on; a command of the ``classpulse`` CLI
+builds the pieces it needs once per command. A bad value fails at start-up with
+pydantic's message, which names the variable.
 """
 
 from __future__ import annotations
 
-from functools import lru_cache
 from pathlib import Path
 from typing import Literal, TypeVar
 
@@ -198,70 +197,3 @@ def load(cls: type[T]) -> T:
                 bad.append(f"{name}: {err['msg']}")
         problems = missing + ([f"invalid setting: {'; '.join(bad)}"] if bad else [])
         raise ConfigError("; ".join(problems)) from None
-
-
-@lru_cache
-def store_settings() -> StoreSettings:
-    return load(StoreSettings)
-
-
-@lru_cache
-def frame_settings() -> FrameSettings:
-    return load(FrameSettings)
-
-
-@lru_cache
-def privacy_settings() -> PrivacySettings:
-    return load(PrivacySettings)
-
-
-@lru_cache
-def auth_settings() -> AuthSettings:
-    return load(AuthSettings)
-
-
-@lru_cache
-def secrets_settings() -> SecretsSettings:
-    return load(SecretsSettings)
-
-
-@lru_cache
-def lti_settings() -> LtiSettings:
-    return load(LtiSettings)
-
-
-@lru_cache
-def live_settings() -> LiveSettings:
-    return load(LiveSettings)
-
-
-@lru_cache
-def worker_settings() -> WorkerSettings:
-    return load(WorkerSettings)
-
-
-@lru_cache
-def api_settings() -> ApiSettings:
-    return load(ApiSettings)
-
-
-@lru_cache
-def log_settings() -> LogSettings:
-    return load(LogSettings)
-
-
-def clear_cache() -> None:
-    """Forget cached settings (tests, and ``up`` after it sets embedded URLs)."""
-    for getter in (
-        store_settings,
-        frame_settings,
-        privacy_settings,
-        auth_settings,
-        secrets_settings,
-        lti_settings,
-        live_settings,
-        worker_settings,
-        api_settings,
-        log_settings,
-    ):
-        getter.cache_clear()

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-
 import pytest
 from pydantic_settings import BaseSettings
 
@@ -14,39 +12,32 @@ from shared import settings
 from shared.errors import ConfigError
 
 
-@pytest.fixture(autouse=True)
-def _fresh_settings() -> Iterator[None]:
-    settings.clear_cache()
-    yield
-    settings.clear_cache()
-
-
 @pytest.mark.parametrize(
-    ("variable", "value", "getter"),
+    ("variable", "value", "piece"),
     [
-        ("CLASSPULSE_MIN_GROUP_SIZE", "abc", settings.privacy_settings),
-        ("CLASSPULSE_MIN_GROUP_SIZE", "0", settings.privacy_settings),
-        ("CLASSPULSE_RETENTION_DAYS", "-3", settings.privacy_settings),
-        ("CLASSPULSE_INFERENCE_ENABLED", "perhaps", settings.privacy_settings),
-        ("CLASSPULSE_MAX_FRAME_BYTES", "-1", settings.frame_settings),
-        ("CLASSPULSE_FRAME_TTL_SECONDS", "ten", settings.frame_settings),
-        ("CLASSPULSE_STUDENT_RATE_PER_SECOND", "0", settings.frame_settings),
-        ("CLASSPULSE_WORKER_CONCURRENCY", "0", settings.worker_settings),
-        ("CLASSPULSE_MIN_FACE_FRACTION", "0", settings.worker_settings),
-        ("CLASSPULSE_MIN_FACE_FRACTION", "1.5", settings.worker_settings),
-        ("CLASSPULSE_INGEST_PORT", "70000", settings.api_settings),
-        ("CLASSPULSE_TOKEN_TTL_SECONDS", "1.5h", settings.auth_settings),
+        ("CLASSPULSE_MIN_GROUP_SIZE", "abc", settings.PrivacySettings),
+        ("CLASSPULSE_MIN_GROUP_SIZE", "0", settings.PrivacySettings),
+        ("CLASSPULSE_RETENTION_DAYS", "-3", settings.PrivacySettings),
+        ("CLASSPULSE_INFERENCE_ENABLED", "perhaps", settings.PrivacySettings),
+        ("CLASSPULSE_MAX_FRAME_BYTES", "-1", settings.FrameSettings),
+        ("CLASSPULSE_FRAME_TTL_SECONDS", "ten", settings.FrameSettings),
+        ("CLASSPULSE_STUDENT_RATE_PER_SECOND", "0", settings.FrameSettings),
+        ("CLASSPULSE_WORKER_CONCURRENCY", "0", settings.WorkerSettings),
+        ("CLASSPULSE_MIN_FACE_FRACTION", "0", settings.WorkerSettings),
+        ("CLASSPULSE_MIN_FACE_FRACTION", "1.5", settings.WorkerSettings),
+        ("CLASSPULSE_INGEST_PORT", "70000", settings.ApiSettings),
+        ("CLASSPULSE_TOKEN_TTL_SECONDS", "1.5h", settings.AuthSettings),
     ],
 )
 def test_bad_value_is_a_config_error_naming_the_variable(
     monkeypatch: pytest.MonkeyPatch,
     variable: str,
     value: str,
-    getter: Callable[[], BaseSettings],
+    piece: type[BaseSettings],
 ) -> None:
     monkeypatch.setenv(variable, value)
     with pytest.raises(ConfigError, match=variable) as info:
-        getter()
+        settings.load(piece)
     assert info.value.code == "config_error"
 
 
@@ -54,7 +45,7 @@ def test_error_names_every_bad_variable(monkeypatch: pytest.MonkeyPatch) -> None
     monkeypatch.setenv("CLASSPULSE_MAX_FRAME_BYTES", "-1")
     monkeypatch.setenv("CLASSPULSE_QUEUE_LIMIT", "many")
     with pytest.raises(ConfigError) as info:
-        settings.frame_settings()
+        settings.load(settings.FrameSettings)
     assert "CLASSPULSE_MAX_FRAME_BYTES" in str(info.value)
     assert "CLASSPULSE_QUEUE_LIMIT" in str(info.value)
 
@@ -63,19 +54,19 @@ def test_good_values_are_read_and_typed(monkeypatch: pytest.MonkeyPatch) -> None
     monkeypatch.setenv("CLASSPULSE_MIN_GROUP_SIZE", "3")
     monkeypatch.setenv("CLASSPULSE_INFERENCE_ENABLED", "false")
     monkeypatch.setenv("CLASSPULSE_MAX_FRAME_BYTES", "500000")
-    assert settings.privacy_settings().min_group_size == 3
-    assert settings.privacy_settings().inference_enabled is False
-    assert settings.frame_settings().max_frame_bytes == 500_000
+    privacy = settings.load(settings.PrivacySettings)
+    assert privacy.min_group_size == 3
+    assert privacy.inference_enabled is False
+    assert settings.load(settings.FrameSettings).max_frame_bytes == 500_000
 
 
-def test_clear_cache_rereads_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_an_object_keeps_what_it_read(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("CLASSPULSE_RETENTION_DAYS", "7")
-    assert settings.privacy_settings().retention_days == 7
+    privacy = settings.load(settings.PrivacySettings)
     monkeypatch.setenv("CLASSPULSE_RETENTION_DAYS", "-1")
-    assert settings.privacy_settings().retention_days == 7  # cached until cleared
-    settings.clear_cache()
+    assert privacy.retention_days == 7  # read once, when built
     with pytest.raises(ConfigError, match="CLASSPULSE_RETENTION_DAYS"):
-        settings.privacy_settings()
+        settings.load(settings.PrivacySettings)
 
 
 #: What an API process cannot start without.

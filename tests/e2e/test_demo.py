@@ -12,7 +12,6 @@ import pytest
 from sqlalchemy import Engine, text
 
 from classpulse.demo import STUDENT_MEDIA, run_demo, sample_media
-from shared.settings import clear_cache
 from tests.conftest import MEDIA
 from tests.e2e.conftest import ARTIFACTS, Stack
 
@@ -45,9 +44,7 @@ def test_demo_plays_simulated_students_into_a_labelled_lesson(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setenv("CLASSPULSE_DATABASE_URL", stack.database_url)
-    clear_cache()
     run_demo(stack.ingest_url, stack.analytics_url, tmp_path, duration=DEMO_SECONDS)
-    clear_cache()
 
     links = (tmp_path / "demo-links.txt").read_text()
     # The link opens 10 s buckets: the first closed bucket shows 10 s into the demo.

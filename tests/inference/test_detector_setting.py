@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 
 from services.inference.config import WorkerProcessSettings
@@ -15,15 +13,12 @@ from shared.vision.detect import DETECTORS, HaarDetector
 from shared.vision.retinaface import RetinaFace
 
 
-@pytest.fixture(autouse=True)
-def _fresh_settings() -> Iterator[None]:
-    settings.clear_cache()
-    yield
-    settings.clear_cache()
-
-
 def test_the_default_is_the_measured_choice() -> None:
-    assert settings.worker_settings().detector == settings.DEFAULT_DETECTOR == "blazeface-full"
+    assert (
+        settings.load(settings.WorkerSettings).detector
+        == settings.DEFAULT_DETECTOR
+        == "blazeface-full"
+    )
     assert settings.DEFAULT_DETECTOR in DETECTORS
 
 
@@ -44,4 +39,4 @@ def test_the_setting_picks_the_detector(
 def test_an_unknown_detector_is_a_config_error(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("CLASSPULSE_DETECTOR", "yolo")
     with pytest.raises(ConfigError, match="CLASSPULSE_DETECTOR"):
-        settings.worker_settings()
+        settings.load(settings.WorkerSettings)

@@ -10,15 +10,12 @@ from sqlalchemy import Engine
 from typer.testing import CliRunner
 
 from classpulse.cli import app
-from shared import settings
 
 
 @pytest.fixture
-def cli_env(monkeypatch: pytest.MonkeyPatch, pg_url: str, clean_db: Engine):
+def cli_env(monkeypatch: pytest.MonkeyPatch, pg_url: str, clean_db: Engine) -> CliRunner:
     monkeypatch.setenv("CLASSPULSE_DATABASE_URL", pg_url)
-    settings.clear_cache()
-    yield CliRunner()
-    settings.clear_cache()
+    return CliRunner()
 
 
 def test_org_create_then_keys_create_list_revoke(cli_env: CliRunner, base_url: str) -> None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import Iterator
 
 import pytest
 from sqlalchemy import Engine, text
@@ -12,18 +11,15 @@ from sqlalchemy.orm import Session
 from typer.testing import CliRunner
 
 from classpulse.cli import app
-from shared import settings
 from shared.db.models import Organisation
 from tests.lti.conftest import Tool, launch
 from tests.lti.platform import LEARNER_ROLES, Platform, Scenario
 
 
 @pytest.fixture
-def cli(monkeypatch: pytest.MonkeyPatch, pg_url: str) -> Iterator[CliRunner]:
+def cli(monkeypatch: pytest.MonkeyPatch, pg_url: str) -> CliRunner:
     monkeypatch.setenv("CLASSPULSE_DATABASE_URL", pg_url)
-    settings.clear_cache()
-    yield CliRunner()
-    settings.clear_cache()
+    return CliRunner()
 
 
 def test_add_list_launch_remove(

@@ -7,7 +7,6 @@ from pathlib import Path
 
 import pytest
 
-from shared.settings import secrets_settings
 from tests.xapi.lrs_server import RALPH, Ralph
 
 #: Encrypts LRS passwords in these tests (``CLASSPULSE_SECRETS_KEY``).
@@ -37,8 +36,6 @@ def lrs(ralph: Ralph) -> Iterator[Ralph]:
 
 
 @pytest.fixture
-def secrets_key(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+def secrets_key(monkeypatch: pytest.MonkeyPatch) -> str:
     monkeypatch.setenv("CLASSPULSE_SECRETS_KEY", SECRETS_KEY)
-    secrets_settings.cache_clear()
-    yield SECRETS_KEY
-    secrets_settings.cache_clear()
+    return SECRETS_KEY

@@ -18,7 +18,6 @@ from classpulse.cli import app
 from classpulse.harness.factories import TOKEN_SECRET, SeededLesson, add_key, seed_lesson
 from services.analytics.config import AnalyticsSettings
 from services.ingest.config import IngestSettings
-from shared import settings
 from shared.db.models import KeyRole
 from tests.analytics.conftest import running_app
 from tests.ingest.conftest import Servers
@@ -30,11 +29,9 @@ ENDPOINT = "https://lrs.example.org/xAPI"
 
 
 @pytest.fixture
-def cli(monkeypatch: pytest.MonkeyPatch, pg_url: str, secrets_key: str) -> Iterator[CliRunner]:
+def cli(monkeypatch: pytest.MonkeyPatch, pg_url: str, secrets_key: str) -> CliRunner:
     monkeypatch.setenv("CLASSPULSE_DATABASE_URL", pg_url)
-    settings.clear_cache()
-    yield CliRunner()
-    settings.clear_cache()
+    return CliRunner()
 
 
 @pytest.fixture
