@@ -40,6 +40,7 @@ from sqlalchemy import Engine, func, select, text
 from sqlalchemy.orm import Session
 
 from classpulse.harness.factories import seed_lesson
+from classpulse.harness.servers import OwnRedis
 from classpulse.ports import free_port
 from shared.auth import issue_student_token
 from shared.db.base import Base
@@ -73,7 +74,7 @@ class Stores:
     redis_url: str
     #: What this run created and must remove: a database (admin engine, name), a Redis server.
     own_database: tuple[Engine, str] | None = None
-    own_redis: subprocess.Popen[bytes] | None = None
+    own_redis: OwnRedis | None = None
 
 
 def open_stores(args: argparse.Namespace) -> Stores:
@@ -101,28 +102,15 @@ def open_stores(args: argparse.Namespace) -> Stores:
     if stores.redis_url is None:
         if shutil.which("redis-server") is None:
             raise SystemExit("redis-server not found: pass --redis-url")
-        port = free_port()
-        process = subprocess.Popen(
-            ["redis-server", "--port", str(port), "--save", "", "--appendonly", "no"],
-            stdout=subprocess.DEVNULL,
-        )
-        redis_url = f"redis://127.0.0.1:{port}/0"
-        client = redis.Redis.from_url(redis_url)
-        for _ in range(100):
-            try:
-                client.ping()
-                break
-            except redis.ConnectionError:
-                time.sleep(0.05)
-        client.close()
-        stores.redis_url, stores.own_redis = redis_url, process
+        own_redis = OwnRedis()
+        own_redis.start()
+        stores.redis_url, stores.own_redis = own_redis.url, own_redis
     return stores
 
 
 def close_stores(stores: Stores) -> None:
     if stores.own_redis is not None:
         stores.own_redis.kill()
-        stores.own_redis.wait()
     if stores.own_database is not None:
         admin, name = stores.own_database
         with admin.connect() as conn:

@@ -41,13 +41,13 @@ from typing import Any
 
 import aiohttp
 import httpx
-import redis
 from celery import Celery
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from bench.ingest_load import SECRET, close_stores, open_stores, photos, seed
 from classpulse.harness.factories import add_key
+from classpulse.harness.servers import OwnRedis
 from classpulse.ports import free_port
 from services.inference.process import REQUEUED_LOG
 from shared.db.engine import make_sync_engine
@@ -59,44 +59,6 @@ ROOT = Path(__file__).resolve().parents[1]
 #: Status recorded for an attempt that got no HTTP answer.
 TRANSPORT_ERROR = 0
 RETRYABLE = {TRANSPORT_ERROR, 429, 503}
-
-
-class OwnRedis:
-    """A redis-server on a free port, persistence off as in production; stop and start at will."""
-
-    def __init__(self, directory: Path) -> None:
-        if shutil.which("redis-server") is None:
-            raise SystemExit("redis-server not found")
-        self.directory = directory
-        self.port = free_port()
-        self.url = f"redis://127.0.0.1:{self.port}/0"
-        self.process: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        command = [
-            "redis-server", "--port", str(self.port), "--bind", "127.0.0.1",
-            "--dir", str(self.directory), "--appendonly", "no", "--save", "",
-        ]  # fmt: skip
-        self.process = subprocess.Popen(command, stdout=subprocess.DEVNULL)
-        client = redis.Redis.from_url(self.url)
-        deadline = time.monotonic() + 10
-        try:
-            while True:
-                try:
-                    client.ping()
-                    return
-                except redis.ConnectionError:
-                    if time.monotonic() > deadline:
-                        raise
-                    time.sleep(0.05)
-        finally:
-            client.close()
-
-    def stop(self) -> None:
-        """A clean shutdown (SIGTERM): Redis exits and what it held is gone."""
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            self.process.wait(timeout=30)
 
 
 def service_env(database_url: str, redis_url: str, frame_ttl: int) -> dict[str, str]:
@@ -385,6 +347,8 @@ async def run(args: argparse.Namespace, work: Path) -> None:
     logs = work / "logs"
     logs.mkdir()
     (work / "redis").mkdir()
+    if shutil.which("redis-server") is None:
+        raise SystemExit("redis-server not found")
     own_redis = OwnRedis(work / "redis")
     own_redis.start()
     stores = open_stores(argparse.Namespace(database_url=None, redis_url=own_redis.url))

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import shutil
-import subprocess
-import time
 from collections.abc import Iterator
 
 import httpx
@@ -13,6 +11,7 @@ import redis as redis_lib
 from redis.asyncio import Redis
 from sqlalchemy import Engine
 
+from classpulse.harness.servers import OwnRedis
 from classpulse.ports import free_port
 from services.ingest.app import _open
 from services.ingest.config import IngestSettings
@@ -26,26 +25,14 @@ pytestmark = pytest.mark.asyncio
 
 
 @pytest.fixture
-def own_redis() -> Iterator[tuple[subprocess.Popen[bytes], str]]:
+def own_redis() -> Iterator[OwnRedis]:
     """A throwaway Redis server this test may stop (never the machine's)."""
     if shutil.which("redis-server") is None:
         pytest.skip("redis-server is not installed")
-    port = free_port()
-    process = subprocess.Popen(
-        ["redis-server", "--port", str(port), "--save", "", "--appendonly", "no"],
-        stdout=subprocess.DEVNULL,
-    )
-    client = redis_lib.Redis(port=port)
-    for _ in range(100):
-        try:
-            client.ping()
-            break
-        except redis_lib.ConnectionError:
-            time.sleep(0.05)
-    client.close()
-    yield process, f"redis://127.0.0.1:{port}/0"
-    process.kill()
-    process.wait()
+    server = OwnRedis()
+    server.start()
+    yield server
+    server.kill()
 
 
 async def test_redis_stopped_mid_test_answers_503_and_records_nothing(
@@ -54,15 +41,14 @@ async def test_redis_stopped_mid_test_answers_503_and_records_nothing(
     world: World,
     photo: bytes,
     clean_db: Engine,
-    own_redis: tuple[subprocess.Popen[bytes], str],
+    own_redis: OwnRedis,
 ) -> None:
-    process, url = own_redis
+    url = own_redis.url
     base = servers.start(replace(config, redis_url=url))
     async with httpx.AsyncClient(base_url=base) as client:
         before = await post_jpeg(client, world, photo, seq=1)
         assert before.status_code == 202
-        process.terminate()
-        process.wait()
+        own_redis.stop()
         after = await post_jpeg(client, world, photo, seq=2)
         ready = await client.get("/readyz")
         health = await client.get("/healthz")
@@ -142,16 +128,15 @@ async def test_stream_with_redis_down_says_so_and_closes(
     servers: Servers,
     config: IngestSettings,
     world: World,
-    own_redis: tuple[subprocess.Popen[bytes], str],
+    own_redis: OwnRedis,
 ) -> None:
     import json
 
     import websockets
 
-    process, url = own_redis
+    url = own_redis.url
     base = servers.start(replace(config, redis_url=url))
-    process.terminate()
-    process.wait()
+    own_redis.stop()
     ws_url = (
         base.replace("http://", "ws://")
         + f"/v1/lessons/{world.lesson_id}/stream?token={world.token()}"

@@ -20,7 +20,7 @@ import httpx
 import pytest
 from sqlalchemy import Engine, text
 
-from bench.soak import OwnRedis
+from classpulse.harness.servers import OwnRedis
 from tests.reliability.conftest import Realm, bearer, frame_stats, jpeg, wait_for_queue_to_drain
 from tests.reliability.processes import (
     Scratch,
