@@ -63,7 +63,9 @@ class IncomingFrame:
 class AcceptedFrame:
     frame_id: uuid.UUID
     seq: int
-    status: str = FrameStatus.QUEUED.value
+    #: The seq was accepted before (a retry, or a concurrent request that won the
+    #: race): the frame id is the earlier one's and nothing was queued.
+    repeated: bool = False
 
 
 def require_own_lesson(principal: Principal, lesson_id: uuid.UUID) -> uuid.UUID:
@@ -321,7 +323,7 @@ async def _accept(
     skew = dt.timedelta(seconds=settings.clock_skew_seconds)
     gate = await check_lesson(conn, lesson_id, student_id, frame, skew)
     if gate.earlier is not None:
-        return AcceptedFrame(gate.earlier, frame.seq)
+        return AcceptedFrame(gate.earlier, frame.seq, repeated=True)
     check_size(frame.size, settings.max_frame_bytes)
     body = check_body(
         frame, settings.max_frame_pixels, crops=crops_mode(settings, gate.class_crops)
@@ -355,7 +357,7 @@ async def _accept(
         winner = await conn.scalar(_EXISTING, {**key, **day_bounds})
         if winner is None:
             raise ServiceUnavailable("a concurrent request with this seq did not finish; retry")
-        return AcceptedFrame(winner, frame.seq)
+        return AcceptedFrame(winner, frame.seq, repeated=True)
 
     ref = FrameRef(
         frame_id=frame_id,

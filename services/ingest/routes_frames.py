@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 from contextlib import aclosing
-from typing import Any
+from typing import Any, Literal
 
 from fastapi import APIRouter, Request, status
 from fastapi.exceptions import RequestValidationError
@@ -183,7 +183,7 @@ async def _form(request: Request, max_files: int, frame_limit: int) -> FormData:
         "(429 + Retry-After), the stores (503 + Retry-After). Only the header is read: a "
         "body with a valid header and truncated data is accepted here and ends `failed` "
         "with its reason in the worker. A repeated `seq` answers with the first frame id "
-        "and queues nothing." + _BODY_NOTE
+        "and status `repeated`, and queues nothing." + _BODY_NOTE
     ),
 )
 async def post_frame(
@@ -227,7 +227,8 @@ async def post_frame(
             raise RequestValidationError(fields.problems)
         frame = IncomingFrame(seq, captured_at, data, len(data), declared)
         accepted = await accept_frame(resources, principal, lesson_id, frame)
-    return FrameAccepted(frame_id=accepted.frame_id, seq=accepted.seq)
+    status: Literal["queued", "repeated"] = "repeated" if accepted.repeated else "queued"
+    return FrameAccepted(frame_id=accepted.frame_id, status=status, seq=accepted.seq)
 
 
 def _batch_item(seq: int | None, exc: ClassPulseError) -> BatchItem:
@@ -307,7 +308,11 @@ async def post_frames_batch(
                 accepted = await accept_frame(
                     resources, principal, lesson_id, IncomingFrame(seq, captured, data, len(data))
                 )
-            results.append(BatchItem(seq=seq, status=202, frame_id=accepted.frame_id))
+            results.append(
+                BatchItem(
+                    seq=seq, status=202, frame_id=accepted.frame_id, repeated=accepted.repeated
+                )
+            )
         except ClassPulseError as exc:
             results.append(_batch_item(seq, exc))
         except RequestValidationError as exc:

@@ -200,7 +200,11 @@ class MeOut(BaseModel):
 
 class FrameAccepted(BaseModel):
     frame_id: uuid.UUID
-    status: Literal["queued"] = "queued"
+    status: Literal["queued", "repeated"] = Field(
+        description="`queued`: this request's frame is queued; `repeated`: a frame with this "
+        "`seq` was accepted before (a retry), `frame_id` is that frame's and nothing more was "
+        "queued"
+    )
     seq: int
 
 
@@ -208,6 +212,9 @@ class BatchItem(BaseModel):
     seq: int | None
     status: int = Field(description="HTTP status this frame would have had on its own")
     frame_id: uuid.UUID | None = None
+    repeated: bool = Field(
+        False, description="A 202 for a `seq` accepted before: `frame_id` is that frame's"
+    )
     error: dict[str, str | None] | None = None
     retry_after: int | None = None
 

@@ -152,7 +152,7 @@ async def _frames(conn: _Connection, resources: Resources, lesson_id: uuid.UUID)
                 "type": "ack",
                 "seq": seq,
                 "frame_id": str(accepted.frame_id),
-                "status": accepted.status,
+                "status": "repeated" if accepted.repeated else "queued",
             }
         )
 

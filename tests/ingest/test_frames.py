@@ -139,7 +139,9 @@ async def test_retry_with_same_seq_returns_first_answer_and_queues_nothing(
         first = await post_jpeg(client, world, photo, seq=1)
         again = await post_jpeg(client, world, photo, seq=1)
     assert first.status_code == again.status_code == 202
-    assert first.json() == again.json()
+    # The same frame id, and the answer says the retry queued nothing.
+    assert again.json() == {**first.json(), "status": "repeated"}
+    assert first.json()["status"] == "queued"
     assert len(frames_of(clean_db, world)) == 1
     assert len(queued_refs(redis_client)) == 1
     assert len(redis_client.keys("classpulse:frame:*")) == 1
@@ -154,6 +156,8 @@ async def test_concurrent_retries_race_to_one_frame(
         answers = await asyncio.gather(*(post_jpeg(client, world, photo, seq=3) for _ in range(6)))
     assert {a.status_code for a in answers} == {202}
     assert len({a.json()["frame_id"] for a in answers}) == 1
+    # One request queued the frame; the others were told theirs repeated it.
+    assert sorted(a.json()["status"] for a in answers) == ["queued"] + ["repeated"] * 5
     assert len(frames_of(clean_db, world)) == 1
     assert len(queued_refs(redis_client)) == 1
     assert len(redis_client.keys("classpulse:frame:*")) == 1
@@ -366,9 +370,20 @@ async def test_batch_gives_one_result_per_frame_in_order(
             data={"seq": ["1"], "captured_at": [now]},
             headers={"Authorization": f"Bearer {world.token()}"},
         )
+        again = await client.post(
+            f"/v1/lessons/{world.lesson_id}/frames:batch",
+            files=files[:1],
+            data={"seq": ["1"], "captured_at": [now]},
+            headers={"Authorization": f"Bearer {world.token()}"},
+        )
     assert response.status_code == 207, response.text
     results = response.json()["results"]
     assert [r["status"] for r in results] == [202, 415, 202]
+    assert [r["repeated"] for r in results] == [False, False, False]
+    # The batch's seq 1 sent again: the same frame, said to be a repeat.
+    [retried] = again.json()["results"]
+    assert (retried["status"], retried["repeated"]) == (202, True)
+    assert retried["frame_id"] == results[0]["frame_id"]
     assert [r["seq"] for r in results] == [1, 2, 3]
     assert results[1]["error"]["code"] == "unsupported_media_type"
     assert mismatched.status_code == 422

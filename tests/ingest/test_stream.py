@@ -59,6 +59,8 @@ async def test_each_frame_gets_an_ack_or_its_error(
     assert [a["type"] for a in acks] == ["ack", "ack", "ack"]
     assert [a["seq"] for a in acks] == [0, 1, 2]
     assert repeat["frame_id"] == acks[1]["frame_id"]
+    assert [a["status"] for a in acks] == ["queued"] * 3
+    assert repeat["status"] == "repeated"
     assert bad["type"] == "error"
     assert bad["seq"] == 9
     assert bad["error"]["code"] == "unsupported_media_type"
