@@ -73,11 +73,15 @@ def test_an_object_keeps_what_it_read(monkeypatch: pytest.MonkeyPatch) -> None:
 API_STORES = ("CLASSPULSE_DATABASE_URL", "CLASSPULSE_REDIS_URL", "CLASSPULSE_TOKEN_SECRET")
 
 
-def test_ingest_reads_one_object_from_the_pieces(monkeypatch: pytest.MonkeyPatch) -> None:
+def _set_api_stores(monkeypatch: pytest.MonkeyPatch) -> None:
     for variable, value in zip(
         API_STORES, ("postgresql://db/x", "redis://r/0", "s" * 32), strict=True
     ):
         monkeypatch.setenv(variable, value)
+
+
+def test_ingest_reads_one_object_from_the_pieces(monkeypatch: pytest.MonkeyPatch) -> None:
+    _set_api_stores(monkeypatch)
     monkeypatch.setenv("CLASSPULSE_MAX_FRAME_BYTES", "500000")
     monkeypatch.setenv("CLASSPULSE_DETECTOR", "retinaface")
     monkeypatch.setenv("CLASSPULSE_ANALYTICS_PORT", "9001")
@@ -112,10 +116,7 @@ def test_an_api_names_every_store_setting_it_lacks(monkeypatch: pytest.MonkeyPat
 
 
 def test_analytics_reads_one_object_from_the_pieces(monkeypatch: pytest.MonkeyPatch) -> None:
-    for variable, value in zip(
-        API_STORES, ("postgresql://db/x", "redis://r/0", "s" * 32), strict=True
-    ):
-        monkeypatch.setenv(variable, value)
+    _set_api_stores(monkeypatch)
     monkeypatch.setenv("CLASSPULSE_MIN_GROUP_SIZE", "3")
     monkeypatch.setenv("CLASSPULSE_LIVE_MAX_SECONDS", "60")
     analytics = settings.load(AnalyticsSettings)

@@ -30,7 +30,7 @@ if TYPE_CHECKING:
 
 #: Zooms tried: from none to the top of the GPU recipe's training zoom.
 ZOOMS = (1.0, 1.05, 1.1, 1.15, 1.2)
-#: Thresholds under which faces get the mirrored pass; 1.0 stands for every face.
+#: Thresholds under which faces get the mirrored pass (None, if none loses nothing: every face).
 TTA_BELOW = (0.4, 0.45, 0.5, 0.55, 0.6, 0.65, 0.7, 0.75, 0.8, 0.85, 0.9, 0.95)
 BATCH = 256
 
