@@ -207,13 +207,19 @@
     return buckets.map((b) => ({ x: minutesOf(b.start), y: b.expressions ? b.expressions[label] : null }));
   }
 
+  // Every series of a chart from its buckets: the expressions, then (right axis) face
+  // presence, facing the screen and the uncertain share, in makeChart's order.
+  function drawBuckets(chart, buckets) {
+    LABELS.forEach((label, i) => { chart.data.datasets[i].data = seriesFor(buckets, label); });
+    ["face_share", "facing_share", "uncertain_share"].forEach((field, i) => {
+      chart.data.datasets[LABELS.length + i].data = buckets.map((b) => ({ x: minutesOf(b.start), y: b[field] }));
+    });
+  }
+
   function renderClassChart() {
     const chart = window.classpulse.chart;
     const buckets = state.buckets;
-    LABELS.forEach((label, i) => { chart.data.datasets[i].data = seriesFor(buckets, label); });
-    chart.data.datasets[LABELS.length].data = buckets.map((b) => ({ x: minutesOf(b.start), y: b.face_share }));
-    chart.data.datasets[LABELS.length + 1].data = buckets.map((b) => ({ x: minutesOf(b.start), y: b.facing_share }));
-    chart.data.datasets[LABELS.length + 2].data = buckets.map((b) => ({ x: minutesOf(b.start), y: b.uncertain_share }));
+    drawBuckets(chart, buckets);
     const markers = state.summary ? state.summary.markers : [];
     chart.options.plugins.lessonMarkers.markers = markers.map((m) => ({ x: minutesOf(m.at), label: m.label }));
     chart.options.plugins.lessonMarkers.highlight = state.highlight;
@@ -339,11 +345,8 @@
     }
     state.student = body;
     const seen = body.buckets.filter((b) => b.frames > 0);
-    LABELS.forEach((label, i) => { chart.data.datasets[i].data = seriesFor(seen, label); });
-    // The student's presence and facing the screen, as the class chart draws the class's.
-    chart.data.datasets[LABELS.length].data = seen.map((b) => ({ x: minutesOf(b.start), y: b.face_share }));
-    chart.data.datasets[LABELS.length + 1].data = seen.map((b) => ({ x: minutesOf(b.start), y: b.facing_share }));
-    chart.data.datasets[LABELS.length + 2].data = seen.map((b) => ({ x: minutesOf(b.start), y: b.uncertain_share }));
+    // The student's series, as the class chart draws the class's.
+    drawBuckets(chart, seen);
     chart.options.plugins.lessonMarkers.markers = window.classpulse.chart.options.plugins.lessonMarkers.markers;
     chart.update();
     $("student-chart").dataset.student = body.external_id;
