@@ -40,8 +40,8 @@ from sqlalchemy import Engine, func, select, text
 from sqlalchemy.orm import Session
 
 from classpulse.harness.factories import seed_lesson
+from classpulse.harness.ports import free_port
 from classpulse.harness.servers import OwnRedis
-from classpulse.ports import free_port
 from shared.auth import issue_student_token
 from shared.db.base import Base
 from shared.db.engine import make_sync_engine

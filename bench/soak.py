@@ -47,8 +47,8 @@ from sqlalchemy.orm import Session
 
 from bench.ingest_load import SECRET, close_stores, open_stores, photos, seed
 from classpulse.harness.factories import add_key
+from classpulse.harness.ports import free_port
 from classpulse.harness.servers import OwnRedis
-from classpulse.ports import free_port
 from services.inference.process import REQUEUED_LOG
 from shared.db.engine import make_sync_engine
 from shared.db.models import Frame, KeyRole, Lesson, SchoolClass

@@ -19,7 +19,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from classpulse.ports import free_port
+from classpulse.harness.ports import free_port
 
 
 def one_run(data_dir: Path, workers: bool) -> tuple[float, float, str]:

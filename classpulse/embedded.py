@@ -26,7 +26,7 @@ import time
 import warnings
 from pathlib import Path
 
-from classpulse.ports import answers, pick_port, port_is_free
+from classpulse.harness.ports import answers, pick_port, port_is_free
 from shared.errors import ConfigError
 
 HOST = "127.0.0.1"

@@ -154,7 +154,7 @@ def token_secret(configured: SecretStr | None, data_dir: Path, demo: bool) -> st
 
 
 def _check_port_free(host: str, port: int, what: str) -> None:
-    from classpulse.ports import port_is_free
+    from classpulse.harness.ports import port_is_free
 
     if not port_is_free(port, host):
         raise ConfigError(
@@ -209,7 +209,7 @@ def _start_children(
 def _worker_metrics_env(env: dict[str, str], options: UpOptions, index: int) -> dict[str, str]:
     """A worker's /metrics port, and an empty folder where its pool's processes add up
     their samples (Prometheus multiprocess mode)."""
-    from classpulse.ports import pick_port
+    from classpulse.harness.ports import pick_port
 
     folder = options.data_dir / "metrics" / f"worker{index}"
     shutil.rmtree(folder, ignore_errors=True)

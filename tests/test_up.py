@@ -21,7 +21,7 @@ import pytest
 from sqlalchemy import text
 
 from classpulse.embedded import answers
-from classpulse.ports import free_port
+from classpulse.harness.ports import free_port
 from classpulse.processes import Child, stop_all
 from shared.db.engine import make_sync_engine
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from classpulse.ports import free_port
+from classpulse.harness.ports import free_port
 from tests.test_up import CLASSPULSE, up_env
 
 START_TIMEOUT = 90.0

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import redis
 
-from classpulse.ports import HOST, free_port
+from classpulse.harness.ports import HOST, free_port
 
 
 class OwnRedis:

@@ -13,7 +13,7 @@ import uvicorn
 from sqlalchemy import Engine
 
 from classpulse.harness.factories import TOKEN_SECRET, SeededLesson, seed_lesson
-from classpulse.ports import free_port
+from classpulse.harness.ports import free_port
 from services.analytics.app import create_app
 from services.analytics.config import AnalyticsSettings
 

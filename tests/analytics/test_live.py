@@ -95,7 +95,7 @@ def test_a_committed_frame_reaches_the_stream_coalesced(
 def test_live_and_readiness_answer_503_when_redis_is_down(
     analytics_config, lesson: SeededLesson
 ) -> None:
-    from classpulse.ports import free_port
+    from classpulse.harness.ports import free_port
 
     no_redis = analytics_config.model_copy(
         update={"redis_url": f"redis://127.0.0.1:{free_port()}/0"}

@@ -21,7 +21,7 @@ import httpx
 import pytest
 import redis as redis_lib
 
-from classpulse.ports import free_port
+from classpulse.harness.ports import free_port
 from tests.conftest import MEDIA, ROOT, empty_but_the_claim
 
 CHROMIUM = Path("/usr/bin/chromium")

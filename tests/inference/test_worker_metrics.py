@@ -12,7 +12,7 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from classpulse.ports import free_port
+from classpulse.harness.ports import free_port
 from shared.db.models import FrameStatus
 from shared.schemas import FRAME_QUEUE
 from tests.conftest import ROOT

@@ -16,7 +16,7 @@ from PIL import Image
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
-from classpulse.ports import free_port
+from classpulse.harness.ports import free_port
 from services.ingest.app import create_app
 from services.ingest.config import IngestSettings
 from services.ingest.keys import new_api_key

@@ -21,7 +21,7 @@ import pytest
 import redis as redis_lib
 import websockets
 
-from classpulse.ports import free_port
+from classpulse.harness.ports import free_port
 from classpulse.up import ANALYTICS_APP, INGEST_APP, uvicorn_args
 from tests.ingest.conftest import SECRET, World
 from tests.ingest.test_stream import send_frame, ws_url

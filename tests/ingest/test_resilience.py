@@ -11,8 +11,8 @@ import redis as redis_lib
 from redis.asyncio import Redis
 from sqlalchemy import Engine
 
+from classpulse.harness.ports import free_port
 from classpulse.harness.servers import OwnRedis
-from classpulse.ports import free_port
 from services.ingest.app import _open
 from services.ingest.config import IngestSettings
 from services.ingest.intake import IncomingFrame, accept_frame

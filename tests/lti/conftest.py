@@ -18,7 +18,7 @@ from pydantic import SecretStr
 from sqlalchemy import Engine, text
 from sqlalchemy.orm import Session
 
-from classpulse.ports import free_port
+from classpulse.harness.ports import free_port
 from services.analytics.app import create_app as create_analytics
 from services.analytics.config import AnalyticsSettings
 from services.ingest.config import IngestSettings

@@ -27,7 +27,7 @@ from fastapi import FastAPI, Form, Header, Request
 from fastapi.responses import HTMLResponse, JSONResponse
 from jwt.algorithms import RSAAlgorithm
 
-from classpulse.ports import free_port
+from classpulse.harness.ports import free_port
 
 LTI = "https://purl.imsglobal.org/spec/lti/claim/"
 INSTRUCTOR_ROLES = [

@@ -18,7 +18,7 @@ from pathlib import Path
 import httpx
 
 from classpulse.harness.factories import TOKEN_SECRET
-from classpulse.ports import free_port
+from classpulse.harness.ports import free_port
 from shared.schemas import FRAME_QUEUE
 from tests.conftest import ROOT
 from tests.reliability.conftest import SECRETS_KEY

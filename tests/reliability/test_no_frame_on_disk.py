@@ -21,7 +21,7 @@ import yaml
 from sqlalchemy import text
 from websockets.sync.client import connect as ws_connect
 
-from classpulse.ports import free_port
+from classpulse.harness.ports import free_port
 from shared.db.engine import make_sync_engine
 from tests.conftest import ROOT
 from tests.reliability.privacy_scan import image_in

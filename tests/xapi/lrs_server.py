@@ -24,7 +24,7 @@ from typing import Any
 
 import httpx
 
-from classpulse.ports import answers, free_port
+from classpulse.harness.ports import answers, free_port
 from tests.conftest import ROOT
 
 LRS_VENV = ROOT / ".venv-lrs"

@@ -371,7 +371,7 @@ def test_a_moved_lrs_keeps_statements_waiting_and_says_where(
     import http.server
     import threading
 
-    from classpulse.ports import free_port
+    from classpulse.harness.ports import free_port
 
     class Moved(http.server.BaseHTTPRequestHandler):
         def do_POST(self) -> None:  # noqa: N802 (http.server's name)
