@@ -21,7 +21,7 @@ from services.analytics import (
     tickets,
 )
 from services.analytics.config import AnalyticsSettings
-from services.analytics.deps import Resources
+from services.analytics.deps import AnalyticsResources
 from services.analytics.errors import install_error_handlers
 from services.api import health
 from services.api.docs import install_docs
@@ -40,11 +40,11 @@ DASHBOARD_PAGE = STATIC_DIR / "dashboard.html"
 READY_TIMEOUT = 2.0
 
 
-def _open(settings: AnalyticsSettings) -> Resources:
+def _open(settings: AnalyticsSettings) -> AnalyticsResources:
     engine = make_async_engine(settings.database_url, pool_size=10, max_overflow=10)
     # No socket_timeout: live streams block on pub/sub reads with their own timeout.
     redis = Redis.from_url(settings.redis_url, socket_connect_timeout=READY_TIMEOUT)
-    return Resources(
+    return AnalyticsResources(
         settings=settings,
         engine=engine,
         sessions=async_session_factory(engine),

@@ -23,7 +23,7 @@ from shared.errors import AuthError, NotFound
 
 
 @dataclass(frozen=True, slots=True)
-class Resources:
+class AnalyticsResources:
     """Created once in the lifespan, shared by every request."""
 
     settings: AnalyticsSettings
@@ -34,12 +34,12 @@ class Resources:
     live_hub: LiveHub
 
 
-def get_resources(request: Request) -> Resources:
-    resources: Resources = request.app.state.resources
+def get_resources(request: Request) -> AnalyticsResources:
+    resources: AnalyticsResources = request.app.state.resources
     return resources
 
 
-ResourcesDep = Annotated[Resources, Depends(get_resources)]
+ResourcesDep = Annotated[AnalyticsResources, Depends(get_resources)]
 
 
 async def get_session(resources: ResourcesDep) -> AsyncIterator[AsyncSession]:

@@ -21,7 +21,7 @@ from fastapi import APIRouter, Query
 from fastapi.responses import StreamingResponse
 from sqlalchemy import text
 
-from services.analytics.deps import ClassLessonDep, Resources, ResourcesDep, SessionDep
+from services.analytics.deps import AnalyticsResources, ClassLessonDep, ResourcesDep, SessionDep
 from services.analytics.errors import READ_ERRORS
 from services.analytics.params import BucketQuery, FromQuery, SmoothQuery, ToQuery
 from services.analytics.queries.timeline import timeline_buckets
@@ -168,7 +168,7 @@ async def _as_json(records: AsyncIterator[dict[str, Any]]) -> AsyncIterator[str]
 
 
 async def _timeline_records(
-    resources: Resources, lesson_id: uuid.UUID, window: TimeWindow, smooth: int
+    resources: AnalyticsResources, lesson_id: uuid.UUID, window: TimeWindow, smooth: int
 ) -> AsyncIterator[dict[str, Any]]:
     async with resources.sessions() as session:
         buckets = await timeline_buckets(
@@ -183,7 +183,7 @@ async def _timeline_records(
 
 
 async def _event_records(
-    resources: Resources, lesson_id: uuid.UUID, window: TimeWindow
+    resources: AnalyticsResources, lesson_id: uuid.UUID, window: TimeWindow
 ) -> AsyncIterator[dict[str, Any]]:
     params = {"lesson": lesson_id, "t0": window.start, "t1": window.end}
     async with resources.sessions() as session:

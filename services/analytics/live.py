@@ -32,9 +32,9 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from services.analytics.config import LIVE_INTERVAL_SECONDS
 from services.analytics.deps import (
+    AnalyticsResources,
     ClassLessonDep,
     CredentialDep,
-    Resources,
     ResourcesDep,
     SessionDep,
 )
@@ -58,7 +58,7 @@ RECONNECT_MS = 1000
 
 
 async def credential_problem(
-    resources: Resources, credential: str, lesson_id: uuid.UUID
+    resources: AnalyticsResources, credential: str, lesson_id: uuid.UUID
 ) -> tuple[str, str | None] | None:
     """Why the stream's caller may no longer read the lesson, as (reason, detail); None: it may.
 

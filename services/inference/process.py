@@ -26,7 +26,7 @@ from redis.exceptions import RedisError
 from sqlalchemy import Connection
 
 from services.inference import orphans, store
-from services.inference.resources import Resources
+from services.inference.resources import WorkerResources
 from services.inference.store import FrameRow
 from shared import face_crops, metrics, tracing
 from shared.db import partitions
@@ -76,7 +76,7 @@ class _Analysis:
     failure: str | None = None
 
 
-def process_frame(ref: FrameRef, res: Resources) -> Outcome:
+def process_frame(ref: FrameRef, res: WorkerResources) -> Outcome:
     """Process one queued frame; idempotent, safe to run again after any failure."""
     with res.engine.begin() as conn:
         claim = _claim(conn, ref, res)
@@ -131,7 +131,9 @@ def _settled(conn: Connection, frame_id: uuid.UUID, frame: FrameRow | None) -> O
     return None
 
 
-def _claim(conn: Connection, ref: FrameRef, res: Resources) -> Outcome | tuple[FrameRow, bytes]:
+def _claim(
+    conn: Connection, ref: FrameRef, res: WorkerResources
+) -> Outcome | tuple[FrameRow, bytes]:
     """Settle what needs no pixel (consent before any pixel is decoded), else the bytes."""
     frame_id = ref.frame_id
     frame = store.lock_frame(conn, frame_id, ref.captured_at, res.clock_skew)
@@ -146,7 +148,7 @@ def _claim(conn: Connection, ref: FrameRef, res: Resources) -> Outcome | tuple[F
     return frame, data
 
 
-def _analyze(data: bytes, res: Resources) -> _Analysis:
+def _analyze(data: bytes, res: WorkerResources) -> _Analysis:
     """Faces of a frame's bytes, outside any transaction."""
     try:
         if face_crops.is_packed(data):
@@ -168,7 +170,9 @@ def _analyze(data: bytes, res: Resources) -> _Analysis:
     return _Analysis(result=result)
 
 
-def _record(conn: Connection, claimed: FrameRow, analysis: _Analysis, res: Resources) -> Outcome:
+def _record(
+    conn: Connection, claimed: FrameRow, analysis: _Analysis, res: WorkerResources
+) -> Outcome:
     """Store the analysis if the frame is still the claimed, queued, consented one."""
     frame = store.lock_frame(conn, claimed.id, claimed.key_time, res.clock_skew)
     settled = _settled(conn, claimed.id, frame)
@@ -187,7 +191,7 @@ def _record(conn: Connection, claimed: FrameRow, analysis: _Analysis, res: Resou
     return Outcome(FrameStatus.DONE, faces=len(result.faces), labels=labels)
 
 
-def _announce(ref: FrameRef, outcome: Outcome, res: Resources) -> None:
+def _announce(ref: FrameRef, outcome: Outcome, res: WorkerResources) -> None:
     assert outcome.status is not None
     notice = LiveNotice(
         frame_id=ref.frame_id,
@@ -206,7 +210,7 @@ def _announce(ref: FrameRef, outcome: Outcome, res: Resources) -> None:
         log.warning("frame %s: live notice not published: %s", ref.frame_id, exc)
 
 
-def give_up(ref: FrameRef, res: Resources) -> bool:
+def give_up(ref: FrameRef, res: WorkerResources) -> bool:
     """Best effort after the last retry: mark the frame failed so it is not left queued."""
     try:
         with res.engine.begin() as conn:
@@ -222,7 +226,7 @@ def give_up(ref: FrameRef, res: Resources) -> bool:
 
 
 def expire_stale(
-    res: Resources,
+    res: WorkerResources,
     now: dt.datetime | None = None,
     batch: int = 500,
     *,
@@ -264,7 +268,7 @@ def fail_bad_capture_times(conn: Connection, frame_ids: list[uuid.UUID]) -> None
     store.finish_frames(conn, frame_ids, FrameStatus.FAILED, INVALID_CAPTURE_TIME)
 
 
-def _drop_bytes(res: Resources, frame_ids: list[uuid.UUID]) -> None:
+def _drop_bytes(res: WorkerResources, frame_ids: list[uuid.UUID]) -> None:
     """Best effort: the bytes expire with their TTL anyway."""
     if not frame_ids:
         return
@@ -274,7 +278,7 @@ def _drop_bytes(res: Resources, frame_ids: list[uuid.UUID]) -> None:
         log.warning("bytes of %d failed frames not deleted: %s", len(frame_ids), exc)
 
 
-def _bytes_present(res: Resources, refs: list[FrameRef]) -> list[bool]:
+def _bytes_present(res: WorkerResources, refs: list[FrameRef]) -> list[bool]:
     """Whether each frame's bytes are still in Redis, in one round trip."""
     pipe = res.redis.pipeline(transaction=False)
     for ref in refs:
@@ -283,7 +287,7 @@ def _bytes_present(res: Resources, refs: list[FrameRef]) -> list[bool]:
 
 
 def requeue_orphans(
-    res: Resources,
+    res: WorkerResources,
     publish: Callable[[FrameRef], None],
     older_than: dt.timedelta,
     now: dt.datetime | None = None,
@@ -321,7 +325,7 @@ def requeue_orphans(
     return [ref.frame_id for ref in lost]
 
 
-def purge_old(res: Resources, now: dt.datetime | None = None) -> store.Purged:
+def purge_old(res: WorkerResources, now: dt.datetime | None = None) -> store.Purged:
     """Drop the days older than the retention period, and delete the rows outside any
     day partition that are older or captured impossibly far ahead
     (``FUTURE_CAPTURE_LIMIT``)."""
@@ -331,7 +335,7 @@ def purge_old(res: Resources, now: dt.datetime | None = None) -> store.Purged:
         return store.purge_outside(conn, cutoff, now + FUTURE_CAPTURE_LIMIT)
 
 
-def create_partitions(res: Resources, now: dt.datetime | None = None) -> list[str]:
+def create_partitions(res: WorkerResources, now: dt.datetime | None = None) -> list[str]:
     """Day partitions from today to ``partitions.DAYS_AHEAD`` days ahead; the ones created."""
     with res.engine.begin() as conn:
         return partitions.ensure_ahead(conn, now or dt.datetime.now(dt.UTC))

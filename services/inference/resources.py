@@ -2,7 +2,7 @@
 a Redis client.
 
 Created once per process at worker start-up (``init_resources``, given the
-settings the worker read), never at import. Tests build their own ``Resources``
+settings the worker read), never at import. Tests build their own ``WorkerResources``
 on the session's stores.
 """
 
@@ -27,7 +27,7 @@ from shared.vision.preprocess import GrayImage
 
 
 @dataclass
-class Resources:
+class WorkerResources:
     settings: WorkerProcessSettings
     engine: Engine
     redis: redis.Redis
@@ -89,9 +89,9 @@ def build_pipeline(settings: WorkerProcessSettings) -> Pipeline:
     return Pipeline(traced, detector, uncertain_below=uncertain_below)
 
 
-def build_resources(settings: WorkerProcessSettings) -> Resources:
+def build_resources(settings: WorkerProcessSettings) -> WorkerResources:
     """Stores and pipeline of the worker's settings."""
-    return Resources(
+    return WorkerResources(
         settings=settings,
         # A worker process runs one task at a time: a small pool is enough.
         engine=make_sync_engine(settings.database_url, pool_size=2, max_overflow=2),
@@ -100,11 +100,11 @@ def build_resources(settings: WorkerProcessSettings) -> Resources:
     )
 
 
-_resources: Resources | None = None
+_resources: WorkerResources | None = None
 _owner_pid: int | None = None
 
 
-def init_resources(settings: WorkerProcessSettings) -> Resources:
+def init_resources(settings: WorkerProcessSettings) -> WorkerResources:
     """Create this process's resources (again after a fork: connections are not shared)."""
     global _resources, _owner_pid
     _resources = build_resources(settings)
@@ -112,7 +112,7 @@ def init_resources(settings: WorkerProcessSettings) -> Resources:
     return _resources
 
 
-def get_resources() -> Resources:
+def get_resources() -> WorkerResources:
     """This process's resources, created on first use if start-up did not (after a fork,
     on the same settings)."""
     if _resources is None or _owner_pid != os.getpid():

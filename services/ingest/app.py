@@ -27,7 +27,7 @@ from services.ingest import (
     ws,
 )
 from services.ingest.config import IngestSettings
-from services.ingest.deps import Resources
+from services.ingest.deps import IngestResources
 from services.ingest.errors import install_error_handlers
 from services.ingest.queue import FrameQueue, producer_app
 from services.ingest.queue_metrics import refresh_queue_metrics
@@ -68,7 +68,7 @@ def make_frames_engine(database_url: str) -> AsyncEngine:
     )
 
 
-async def _open(settings: IngestSettings) -> Resources:
+async def _open(settings: IngestSettings) -> IngestResources:
     engine = make_async_engine(settings.database_url, pool_size=5, max_overflow=10)
     redis = Redis.from_url(
         settings.redis_url, socket_timeout=READY_TIMEOUT, socket_connect_timeout=READY_TIMEOUT
@@ -78,7 +78,7 @@ async def _open(settings: IngestSettings) -> Resources:
         queue_limit=settings.queue_limit,
         frame_ttl_seconds=settings.frame_ttl_seconds,
     )
-    return Resources(
+    return IngestResources(
         settings=settings,
         engine=engine,
         frames_engine=make_frames_engine(settings.database_url),

@@ -21,7 +21,7 @@ from shared.errors import Forbidden
 
 
 @dataclass(frozen=True, slots=True)
-class Resources:
+class IngestResources:
     """Created once in the lifespan, shared by every request."""
 
     settings: IngestSettings
@@ -38,12 +38,12 @@ class Resources:
 
 # Dependencies are ``async def`` even when they do not await: FastAPI runs plain
 # functions in a thread pool, a hand-off that costs more than the work here.
-async def get_resources(request: Request) -> Resources:
-    resources: Resources = request.app.state.resources
+async def get_resources(request: Request) -> IngestResources:
+    resources: IngestResources = request.app.state.resources
     return resources
 
 
-ResourcesDep = Annotated[Resources, Depends(get_resources)]
+ResourcesDep = Annotated[IngestResources, Depends(get_resources)]
 
 
 async def get_session(resources: ResourcesDep) -> AsyncIterator[AsyncSession]:

@@ -25,7 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.ingest.config import IngestSettings
 from services.ingest.crop_check import CheckedBody, check_face_crops
-from services.ingest.deps import Resources
+from services.ingest.deps import IngestResources
 from services.ingest.image_header import read_header
 from shared import metrics, tracing
 from shared.auth import Principal
@@ -280,7 +280,7 @@ def refuse_closed(live: bool, school: bool, student: bool) -> None:
 
 
 async def check_lesson_open(
-    resources: Resources, lesson_id: uuid.UUID, student_id: uuid.UUID
+    resources: IngestResources, lesson_id: uuid.UUID, student_id: uuid.UUID
 ) -> None:
     """The lesson's 404, 409 and 451 checks alone, for a request about to be refused for
     its fields: those refusals come first, as they do for a well-formed frame."""
@@ -299,7 +299,7 @@ async def check_lesson_open(
 
 
 async def accept_frame(
-    resources: Resources, principal: Principal, lesson_id: uuid.UUID, frame: IncomingFrame
+    resources: IngestResources, principal: Principal, lesson_id: uuid.UUID, frame: IncomingFrame
 ) -> AcceptedFrame:
     """Validate, store and queue one frame of the token's student, or raise why not."""
     student_id = require_own_lesson(principal, lesson_id)
@@ -313,7 +313,7 @@ async def accept_frame(
 
 
 async def _accept(
-    resources: Resources,
+    resources: IngestResources,
     conn: AsyncConnection,
     student_id: uuid.UUID,
     lesson_id: uuid.UUID,

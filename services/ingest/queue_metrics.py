@@ -8,14 +8,14 @@ import datetime as dt
 from fastapi import FastAPI
 from sqlalchemy import func, select
 
-from services.ingest.deps import Resources
+from services.ingest.deps import IngestResources
 from shared import metrics
 from shared.db.models import Frame, FrameStatus
 
 
 async def refresh_queue_metrics(app: FastAPI) -> None:
     """Set the queue length (broker) and the oldest queued frame's age (PostgreSQL)."""
-    resources: Resources = app.state.resources
+    resources: IngestResources = app.state.resources
     metrics.QUEUE_LENGTH.set(await resources.queue.length())
     # One index lookup: frames (status, received_at).
     query = select(func.min(Frame.received_at)).where(Frame.status == FrameStatus.QUEUED)

@@ -18,7 +18,7 @@ from pydantic import AwareDatetime, BaseModel, ValidationError
 from redis.exceptions import RedisError
 
 from services.api.live_hub import LiveHub
-from services.ingest.deps import Resources
+from services.ingest.deps import IngestResources
 from services.ingest.errors import retry_after_seconds
 from services.ingest.intake import IncomingFrame, accept_frame, require_own_lesson
 from services.ingest.schemas import Seq
@@ -93,7 +93,7 @@ class _Connection:
 
 
 async def _refused(
-    conn: _Connection, resources: Resources, message: dict[str, Any]
+    conn: _Connection, resources: IngestResources, message: dict[str, Any]
 ) -> dict[str, Any]:
     """A refused message costs the student's rate; the 429 instead once it is used up."""
     try:
@@ -103,7 +103,7 @@ async def _refused(
     return message
 
 
-async def _frames(conn: _Connection, resources: Resources, lesson_id: uuid.UUID) -> None:
+async def _frames(conn: _Connection, resources: IngestResources, lesson_id: uuid.UUID) -> None:
     websocket = conn.websocket
     token = websocket.query_params.get("token", "")
     header: FrameHeader | None = None
@@ -160,7 +160,7 @@ async def _frames(conn: _Connection, resources: Resources, lesson_id: uuid.UUID)
 @router.websocket("/v1/lessons/{lesson_id}/stream")
 async def stream(websocket: WebSocket, lesson_id: uuid.UUID) -> None:
     """Frames in, acknowledgements and results out; ``?token=`` carries the student token."""
-    resources: Resources = websocket.app.state.resources
+    resources: IngestResources = websocket.app.state.resources
     hub: LiveHub = websocket.app.state.live_hub
     await websocket.accept()
     try:

@@ -14,7 +14,7 @@ from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
 from services.inference.config import WorkerProcessSettings
-from services.inference.resources import Resources
+from services.inference.resources import WorkerResources
 from shared.db.engine import make_sync_engine
 from shared.db.models import (
     Consent,
@@ -147,11 +147,11 @@ def world(clean_db: Engine, redis_client: redis_lib.Redis) -> World:
 
 def make_resources(
     database_url: str, redis_url: str, *, inference_enabled: bool = True
-) -> Resources:
+) -> WorkerResources:
     pipeline = (
         Pipeline(FakeClassifier()) if inference_enabled else Pipeline(None, inference_enabled=False)
     )
-    return Resources(
+    return WorkerResources(
         settings=WorkerProcessSettings(database_url=database_url, redis_url=redis_url),
         engine=make_sync_engine(database_url),
         redis=redis_lib.Redis.from_url(redis_url),
@@ -160,7 +160,7 @@ def make_resources(
 
 
 @pytest.fixture
-def resources(world: World, pg_url: str, redis_url: str) -> Iterator[Resources]:
+def resources(world: World, pg_url: str, redis_url: str) -> Iterator[WorkerResources]:
     res = make_resources(pg_url, redis_url)
     yield res
     res.close()

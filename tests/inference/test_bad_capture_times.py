@@ -16,7 +16,7 @@ import pytest
 from sqlalchemy import select, text
 
 from services.inference import process
-from services.inference.resources import Resources
+from services.inference.resources import WorkerResources
 from shared.db.models import FaceEvent, Frame, FrameStatus
 from shared.schemas import FrameRef, frame_key
 from tests.inference.conftest import NOW, World
@@ -57,7 +57,7 @@ def status_of(world: World, frame_id: uuid.UUID) -> tuple[FrameStatus, str | Non
 
 @pytest.mark.parametrize("stored", STORED)
 def test_the_worker_fails_such_a_frame_instead_of_crashing(
-    stored: str, world: World, resources: Resources, one_face: bytes
+    stored: str, world: World, resources: WorkerResources, one_face: bytes
 ) -> None:
     ref = bad_frame(world, STORED[stored], one_face, NOW)
     outcome = process.process_frame(ref, resources)
@@ -69,7 +69,7 @@ def test_the_worker_fails_such_a_frame_instead_of_crashing(
 
 
 def test_expiry_marks_them_failed_and_goes_on(
-    world: World, resources: Resources, one_face: bytes, caplog: pytest.LogCaptureFixture
+    world: World, resources: WorkerResources, one_face: bytes, caplog: pytest.LogCaptureFixture
 ) -> None:
     bad = [bad_frame(world, value, one_face, OLD) for value in STORED.values()]
     gone = world.add_frame(None, received_at=OLD)
@@ -88,7 +88,7 @@ def test_expiry_marks_them_failed_and_goes_on(
 
 
 def test_requeue_marks_them_failed_and_goes_on(
-    world: World, resources: Resources, one_face: bytes
+    world: World, resources: WorkerResources, one_face: bytes
 ) -> None:
     bad = [bad_frame(world, value, one_face, OLD) for value in STORED.values()]
     lost = world.add_frame(one_face, received_at=OLD)
@@ -103,7 +103,7 @@ def test_requeue_marks_them_failed_and_goes_on(
 
 
 def test_purge_deletes_rows_captured_impossibly_far_ahead(
-    world: World, resources: Resources, one_face: bytes
+    world: World, resources: WorkerResources, one_face: bytes
 ) -> None:
     kept = world.add_frame(one_face)
     assert process.process_frame(kept, resources).status is FrameStatus.DONE

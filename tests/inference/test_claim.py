@@ -11,7 +11,7 @@ from sqlalchemy import text, update
 from sqlalchemy.orm import Session
 
 from services.inference import process
-from services.inference.resources import Resources
+from services.inference.resources import WorkerResources
 from shared.db.models import Consent, FrameStatus
 from shared.vision.pipeline import Pipeline
 from tests.inference.conftest import NOW, FakeClassifier, World, make_resources
@@ -28,13 +28,13 @@ class ClassifierWithAHook(FakeClassifier):
         return super().predict(faces)
 
 
-def with_hook(resources: Resources, during: Callable[[], None]) -> Resources:
+def with_hook(resources: WorkerResources, during: Callable[[], None]) -> WorkerResources:
     resources.pipeline = Pipeline(ClassifierWithAHook(during))
     return resources
 
 
 def test_the_frame_row_is_not_locked_while_the_pipeline_runs(
-    world: World, resources: Resources, one_face: bytes
+    world: World, resources: WorkerResources, one_face: bytes
 ) -> None:
     ref = world.add_frame(one_face)
     seen: list[str] = []
@@ -56,7 +56,7 @@ def test_the_frame_row_is_not_locked_while_the_pipeline_runs(
 
 
 def test_a_delivery_that_finished_the_frame_meanwhile_wins(
-    world: World, resources: Resources, one_face: bytes, pg_url: str, redis_url: str
+    world: World, resources: WorkerResources, one_face: bytes, pg_url: str, redis_url: str
 ) -> None:
     ref = world.add_frame(one_face)
     other = make_resources(pg_url, redis_url)
@@ -74,7 +74,7 @@ def test_a_delivery_that_finished_the_frame_meanwhile_wins(
 
 
 def test_consent_withdrawn_while_the_pipeline_runs_stores_nothing(
-    world: World, resources: Resources, one_face: bytes
+    world: World, resources: WorkerResources, one_face: bytes
 ) -> None:
     ref = world.add_frame(one_face)
 
@@ -91,7 +91,7 @@ def test_consent_withdrawn_while_the_pipeline_runs_stores_nothing(
 
 
 def test_the_workers_log_line_carries_the_frame_id(
-    world: World, resources: Resources, one_face: bytes, caplog: pytest.LogCaptureFixture
+    world: World, resources: WorkerResources, one_face: bytes, caplog: pytest.LogCaptureFixture
 ) -> None:
     ref = world.add_frame(one_face)
     with caplog.at_level(logging.DEBUG, logger="services.inference.process"):

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from services.inference import process
-from services.inference.resources import Resources
+from services.inference.resources import WorkerResources
 from shared import face_crops
 from shared.db.models import EventKind, FaceQuality, FrameStatus
 from shared.labels import Expression
@@ -26,7 +26,7 @@ def photo() -> np.ndarray:
 
 
 def test_crops_are_labelled_as_the_whole_frame_would_be(
-    world: World, resources: Resources, photo: np.ndarray
+    world: World, resources: WorkerResources, photo: np.ndarray
 ) -> None:
     detections = BlazeFace(FULL_RANGE).detect(photo)
     assert len(detections) == 2
@@ -57,7 +57,7 @@ def test_crops_are_labelled_as_the_whole_frame_would_be(
     assert world.redis.exists(frame_key(crops.frame_id)) == 0
 
 
-def test_no_face_body_gives_one_no_face_event(world: World, resources: Resources) -> None:
+def test_no_face_body_gives_one_no_face_event(world: World, resources: WorkerResources) -> None:
     ref = world.add_frame(face_crops_body.no_face_body())
     outcome = process.process_frame(ref, resources)
     assert outcome.status is FrameStatus.DONE
@@ -67,7 +67,7 @@ def test_no_face_body_gives_one_no_face_event(world: World, resources: Resources
 
 
 def test_a_face_too_small_for_the_workers_is_dropped_as_their_detector_drops_it(
-    world: World, resources: Resources, photo: np.ndarray
+    world: World, resources: WorkerResources, photo: np.ndarray
 ) -> None:
     detections = BlazeFace(FULL_RANGE).detect(photo)
     big = (photo.shape[0] * 6, photo.shape[1] * 6)
@@ -82,7 +82,7 @@ def test_a_face_too_small_for_the_workers_is_dropped_as_their_detector_drops_it(
 
 
 def test_crops_of_the_wrong_size_fail_with_the_reason(
-    world: World, resources: Resources, photo: np.ndarray
+    world: World, resources: WorkerResources, photo: np.ndarray
 ) -> None:
     detections = BlazeFace(FULL_RANGE).detect(photo)
     one_crop = cv2.imencode(".png", np.zeros((96, 96), np.uint8))[1].tobytes()
@@ -94,7 +94,7 @@ def test_crops_of_the_wrong_size_fail_with_the_reason(
 
 
 def test_broken_crops_fail_with_a_reason_never_a_crash(
-    world: World, resources: Resources, photo: np.ndarray
+    world: World, resources: WorkerResources, photo: np.ndarray
 ) -> None:
     detections = BlazeFace(FULL_RANGE).detect(photo)[:1]
     whole = face_crops_body.body(photo, detections)
@@ -110,7 +110,7 @@ def test_broken_crops_fail_with_a_reason_never_a_crash(
 
 
 def test_keypoints_on_one_point_are_flagged_not_labelled(
-    world: World, resources: Resources, photo: np.ndarray
+    world: World, resources: WorkerResources, photo: np.ndarray
 ) -> None:
     (first, *_) = BlazeFace(FULL_RANGE).detect(photo)
     data = face_crops_body.body(photo, [first])

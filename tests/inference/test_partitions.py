@@ -13,7 +13,7 @@ from sqlalchemy import Engine, text
 from services.inference import process, store, tasks
 from services.inference.celery_app import celery_config
 from services.inference.config import CelerySettings
-from services.inference.resources import Resources
+from services.inference.resources import WorkerResources
 from shared.db import partitions
 from shared.db.models import FrameStatus
 from tests.inference.conftest import NOW, World
@@ -45,7 +45,7 @@ def days_of(engine: Engine, table: str) -> list[dt.datetime]:
 
 
 def test_a_processed_frame_its_events_and_rollup_land_in_the_day_of_capture(
-    world: World, resources: Resources, one_face: bytes
+    world: World, resources: WorkerResources, one_face: bytes
 ) -> None:
     day = NOW.strftime("%Y%m%d")
     ref = world.add_frame(one_face)
@@ -62,7 +62,9 @@ def test_a_processed_frame_its_events_and_rollup_land_in_the_day_of_capture(
     assert len(world.events(ref.frame_id)) == 1
 
 
-def test_the_worker_finds_its_frame_in_one_partition(world: World, resources: Resources) -> None:
+def test_the_worker_finds_its_frame_in_one_partition(
+    world: World, resources: WorkerResources
+) -> None:
     """The lookup by id and the message's capture time is pruned to that day's partition."""
     ref = world.add_frame(None)
     query = "EXPLAIN SELECT 1 FROM frames WHERE id = :id AND captured_at = :at FOR UPDATE"
@@ -79,7 +81,7 @@ def test_the_worker_finds_its_frame_in_one_partition(world: World, resources: Re
 
 
 def test_a_frame_whose_time_changed_after_its_message_is_still_finished(
-    world: World, resources: Resources, one_face: bytes
+    world: World, resources: WorkerResources, one_face: bytes
 ) -> None:
     """The row moved to another day (an UPDATE of the partition key): the id alone finds it."""
     ref = world.add_frame(one_face)
@@ -115,7 +117,7 @@ def test_beat_schedules_the_partition_task(redis_url: str) -> None:
 
 
 def test_a_new_day_takes_its_rows_out_of_the_default_partition(
-    world: World, resources: Resources, one_face: bytes
+    world: World, resources: WorkerResources, one_face: bytes
 ) -> None:
     """Rows written while their day had no partition (beat down) move in when it is made,
     with their rollup rows, and the rollup still matches the events."""
@@ -139,7 +141,7 @@ def test_a_new_day_takes_its_rows_out_of_the_default_partition(
 
 
 def test_retention_drops_whole_days_and_keeps_the_day_that_straddles_the_cutoff(
-    world: World, resources: Resources, one_face: bytes
+    world: World, resources: WorkerResources, one_face: bytes
 ) -> None:
     ref = world.add_frame(one_face)
     assert process.process_frame(ref, resources).status is FrameStatus.DONE
@@ -163,7 +165,7 @@ def test_retention_drops_whole_days_and_keeps_the_day_that_straddles_the_cutoff(
 
 
 def test_retention_deletes_old_rows_of_the_default_partition_with_their_rollup(
-    world: World, resources: Resources, one_face: bytes
+    world: World, resources: WorkerResources, one_face: bytes
 ) -> None:
     """Rows of a day that never had a partition are deleted row by row, through the
     parent table, so the rollup loses them too."""

@@ -8,7 +8,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from services.inference import process
-from services.inference.resources import Resources
+from services.inference.resources import WorkerResources
 from shared.db.models import EventKind, FaceEvent, FaceEventMinute, FaceQuality, FrameStatus
 from shared.labels import Expression
 from shared.vision.detect import HAAR, make_detector
@@ -44,7 +44,7 @@ def rollup(world: World) -> tuple[int, int, int]:
 
 
 def test_a_frontal_face_is_stored_facing_with_its_angles(
-    world: World, resources: Resources, one_face: bytes
+    world: World, resources: WorkerResources, one_face: bytes
 ) -> None:
     ref = world.add_frame(one_face)
     assert process.process_frame(ref, resources).status is FrameStatus.DONE
@@ -60,7 +60,7 @@ def test_a_frontal_face_is_stored_facing_with_its_angles(
 
 
 def test_heads_turned_away_are_stored_not_facing_and_get_no_label(
-    world: World, resources: Resources
+    world: World, resources: WorkerResources
 ) -> None:
     # Frame 250 of the clip: the audience, heads in three-quarter view and profile.
     ref = world.add_frame(clip_frame(250))
@@ -77,7 +77,7 @@ def test_heads_turned_away_are_stored_not_facing_and_get_no_label(
 
 
 def test_a_no_face_frame_and_a_haar_face_have_no_pose(
-    world: World, resources: Resources, one_face: bytes
+    world: World, resources: WorkerResources, one_face: bytes
 ) -> None:
     blank = cv2.imencode(".png", np.full((480, 640, 3), 127, np.uint8))[1].tobytes()
     ref = world.add_frame(blank)
@@ -87,7 +87,7 @@ def test_a_no_face_frame_and_a_haar_face_have_no_pose(
     assert (empty.yaw, empty.pitch, empty.facing) == (None, None, None)
 
     # The thesis's Haar cascade finds the face but has no keypoints to pose it with.
-    haar = Resources(
+    haar = WorkerResources(
         settings=resources.settings,
         engine=resources.engine,
         redis=resources.redis,
@@ -104,7 +104,7 @@ def test_a_no_face_frame_and_a_haar_face_have_no_pose(
 
 
 def test_deleting_an_event_takes_its_facing_counts_out_of_the_rollup(
-    world: World, resources: Resources, one_face: bytes
+    world: World, resources: WorkerResources, one_face: bytes
 ) -> None:
     for _ in range(2):
         process.process_frame(world.add_frame(one_face), resources)

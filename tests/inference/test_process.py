@@ -14,7 +14,7 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
 from services.inference import process
-from services.inference.resources import Resources
+from services.inference.resources import WorkerResources
 from shared.db.models import Consent, ConsentParty, EventKind, FaceQuality, Frame, FrameStatus
 from shared.labels import Expression
 from shared.schemas import LiveNotice, frame_key, live_channel
@@ -22,7 +22,7 @@ from tests.inference.conftest import NOW, FakeClassifier, World, make_resources
 
 
 def test_frame_with_two_faces_is_stored_announced_and_its_bytes_deleted(
-    world: World, resources: Resources, two_faces: bytes
+    world: World, resources: WorkerResources, two_faces: bytes
 ) -> None:
     ref = world.add_frame(two_faces)
     listener = world.redis.pubsub()
@@ -62,7 +62,7 @@ def test_frame_with_two_faces_is_stored_announced_and_its_bytes_deleted(
 
 
 def test_frame_processed_twice_is_written_once(
-    world: World, resources: Resources, one_face: bytes
+    world: World, resources: WorkerResources, one_face: bytes
 ) -> None:
     ref = world.add_frame(one_face)
     first = process.process_frame(ref, resources)
@@ -76,7 +76,7 @@ def test_frame_processed_twice_is_written_once(
     assert world.redis.exists(frame_key(ref.frame_id)) == 0
 
 
-def test_blank_frame_gives_one_no_face_event(world: World, resources: Resources) -> None:
+def test_blank_frame_gives_one_no_face_event(world: World, resources: WorkerResources) -> None:
     ok, data = cv2.imencode(".png", np.full((480, 640, 3), 120, np.uint8))
     ref = world.add_frame(data.tobytes())
     outcome = process.process_frame(ref, resources)
@@ -95,7 +95,7 @@ def test_blank_frame_gives_one_no_face_event(world: World, resources: Resources)
     ],
 )
 def test_undecodable_bytes_fail_with_the_reason(
-    world: World, resources: Resources, data: bytes, reason: str
+    world: World, resources: WorkerResources, data: bytes, reason: str
 ) -> None:
     ref = world.add_frame(data)
     outcome = process.process_frame(ref, resources)
@@ -107,14 +107,14 @@ def test_undecodable_bytes_fail_with_the_reason(
 
 
 def test_truncated_jpeg_fails_as_truncated(
-    world: World, resources: Resources, one_face: bytes
+    world: World, resources: WorkerResources, one_face: bytes
 ) -> None:
     ref = world.add_frame(one_face[: len(one_face) // 3])
     process.process_frame(ref, resources)
     assert world.frame(ref.frame_id).failure_reason == "truncated"
 
 
-def test_expired_bytes_mark_the_frame_expired(world: World, resources: Resources) -> None:
+def test_expired_bytes_mark_the_frame_expired(world: World, resources: WorkerResources) -> None:
     ref = world.add_frame(None)
     outcome = process.process_frame(ref, resources)
     assert outcome.status is FrameStatus.EXPIRED
@@ -124,7 +124,7 @@ def test_expired_bytes_mark_the_frame_expired(world: World, resources: Resources
 
 
 def test_consent_withdrawn_after_queueing_fails_and_deletes_the_bytes(
-    world: World, resources: Resources, one_face: bytes
+    world: World, resources: WorkerResources, one_face: bytes
 ) -> None:
     ref = world.add_frame(one_face)
     with Session(world.engine) as session, session.begin():
@@ -140,7 +140,7 @@ def test_consent_withdrawn_after_queueing_fails_and_deletes_the_bytes(
 
 
 def test_lesson_scoped_consent_covers_only_its_lesson(
-    world: World, resources: Resources, one_face: bytes
+    world: World, resources: WorkerResources, one_face: bytes
 ) -> None:
     ref = world.add_frame(one_face)
     with Session(world.engine) as session, session.begin():
@@ -151,7 +151,7 @@ def test_lesson_scoped_consent_covers_only_its_lesson(
 
 
 def test_lesson_refusal_overrides_class_consent_as_ingest_decides(
-    world: World, resources: Resources, one_face: bytes
+    world: World, resources: WorkerResources, one_face: bytes
 ) -> None:
     ref = world.add_frame(one_face)
     with Session(world.engine) as session, session.begin():
@@ -219,7 +219,7 @@ def closed_port() -> int:
 
 
 def test_database_down_raises_a_transient_error_then_a_retry_stores(
-    world: World, resources: Resources, redis_url: str, one_face: bytes
+    world: World, resources: WorkerResources, redis_url: str, one_face: bytes
 ) -> None:
     ref = world.add_frame(one_face)
     down = make_resources(f"postgresql://postgres@127.0.0.1:{closed_port()}/nowhere", redis_url)
@@ -236,7 +236,7 @@ def test_database_down_raises_a_transient_error_then_a_retry_stores(
 
 
 def test_expire_marks_only_old_frames_whose_bytes_are_gone(
-    world: World, resources: Resources, one_face: bytes
+    world: World, resources: WorkerResources, one_face: bytes
 ) -> None:
     old = NOW - dt.timedelta(hours=1)
     gone = world.add_frame(None, received_at=old)
@@ -252,7 +252,7 @@ def test_expire_marks_only_old_frames_whose_bytes_are_gone(
 
 
 def test_after_redis_lost_its_data_recent_frames_without_bytes_expire_at_once(
-    world: World, resources: Resources, one_face: bytes
+    world: World, resources: WorkerResources, one_face: bytes
 ) -> None:
     """`up` restarted its embedded Redis (which keeps nothing): no TTL to wait for."""
     restarted = NOW + dt.timedelta(seconds=1)
@@ -267,7 +267,7 @@ def test_after_redis_lost_its_data_recent_frames_without_bytes_expire_at_once(
 
 
 def test_purge_deletes_what_is_older_than_the_retention(
-    world: World, resources: Resources, one_face: bytes
+    world: World, resources: WorkerResources, one_face: bytes
 ) -> None:
     ref = world.add_frame(one_face)
     process.process_frame(ref, resources)
@@ -306,7 +306,7 @@ def test_worker_pipeline_detects_down_to_the_configured_face_size(
 
 
 def test_students_withdrawal_stops_processing_whatever_the_school_grants(
-    world: World, resources: Resources, one_face: bytes
+    world: World, resources: WorkerResources, one_face: bytes
 ) -> None:
     """Either party's no decides: a later school grant does not undo the student's."""
     ref = world.add_frame(one_face)

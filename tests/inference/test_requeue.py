@@ -8,7 +8,7 @@ import datetime as dt
 import redis as redis_lib
 
 from services.inference import orphans, process
-from services.inference.resources import Resources
+from services.inference.resources import WorkerResources
 from shared.db.models import FrameStatus
 from shared.schemas import FRAME_QUEUE, FrameRef
 from tests.inference.conftest import NOW, World
@@ -17,7 +17,7 @@ PERIOD = dt.timedelta(minutes=2)
 OLD = NOW - dt.timedelta(hours=1)
 
 
-def sweep(resources: Resources, *, waiting: int | None = 3) -> list[FrameRef]:
+def sweep(resources: WorkerResources, *, waiting: int | None = 3) -> list[FrameRef]:
     published: list[FrameRef] = []
     requeued = process.requeue_orphans(
         resources,
@@ -31,7 +31,7 @@ def sweep(resources: Resources, *, waiting: int | None = 3) -> list[FrameRef]:
 
 
 def test_a_frame_is_requeued_once_the_queue_has_passed_it(
-    world: World, resources: Resources, one_face: bytes
+    world: World, resources: WorkerResources, one_face: bytes
 ) -> None:
     lost = world.add_frame(one_face, received_at=OLD)
     bytes_gone = world.add_frame(None, received_at=OLD)
@@ -54,7 +54,7 @@ def test_a_frame_is_requeued_once_the_queue_has_passed_it(
 
 
 def test_an_empty_queue_has_passed_every_old_queued_frame(
-    world: World, resources: Resources, one_face: bytes
+    world: World, resources: WorkerResources, one_face: bytes
 ) -> None:
     lost = world.add_frame(one_face, received_at=OLD)
     assert sweep(resources, waiting=None) == []  # length unknown, nothing finished
@@ -62,7 +62,7 @@ def test_an_empty_queue_has_passed_every_old_queued_frame(
 
 
 def test_a_frame_finished_before_the_cutoff_says_nothing_of_later_ones(
-    world: World, resources: Resources, one_face: bytes
+    world: World, resources: WorkerResources, one_face: bytes
 ) -> None:
     world.add_frame(one_face, received_at=OLD)
     earlier = world.add_frame(one_face, received_at=OLD - dt.timedelta(minutes=1))
@@ -71,7 +71,7 @@ def test_a_frame_finished_before_the_cutoff_says_nothing_of_later_ones(
 
 
 def test_a_requeued_frame_waits_a_period_before_it_is_requeued_again(
-    world: World, resources: Resources, one_face: bytes, redis_client: redis_lib.Redis
+    world: World, resources: WorkerResources, one_face: bytes, redis_client: redis_lib.Redis
 ) -> None:
     lost = world.add_frame(one_face, received_at=OLD)
     assert len(sweep(resources, waiting=0)) == 1
@@ -84,7 +84,7 @@ def test_a_requeued_frame_waits_a_period_before_it_is_requeued_again(
 
 
 def test_the_sweep_reads_no_message_of_the_broker(
-    world: World, resources: Resources, one_face: bytes, redis_client: redis_lib.Redis
+    world: World, resources: WorkerResources, one_face: bytes, redis_client: redis_lib.Redis
 ) -> None:
     """Unreadable messages in the queue or kombu's hash do not matter: they are never read."""
     lost = world.add_frame(one_face, received_at=OLD)
@@ -94,7 +94,7 @@ def test_the_sweep_reads_no_message_of_the_broker(
 
 
 def test_a_requeued_frame_delivered_twice_is_stored_once(
-    world: World, resources: Resources, one_face: bytes
+    world: World, resources: WorkerResources, one_face: bytes
 ) -> None:
     """The message was only slow: the original and the requeued copy both arrive."""
     slow = world.add_frame(one_face, received_at=OLD)
