@@ -22,6 +22,7 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
+from shared.vision import opencv
 from shared.vision.detect import Keypoints
 from shared.vision.preprocess import INPUT_SIZE, GrayImage, to_gray
 
@@ -94,7 +95,7 @@ def aligned_crop(image: npt.NDArray[np.uint8], kp: Keypoints) -> GrayImage:
     shrink = min(1.0, scale)
     if shrink < 1.0:
         size = (max(1, round(region.shape[1] * shrink)), max(1, round(region.shape[0] * shrink)))
-        region = cv2.resize(region, size, interpolation=cv2.INTER_AREA)  # type: ignore[assignment]
+        region = opencv.resize(region, size, interpolation=cv2.INTER_AREA)
     sx, sy = region.shape[1] / (x1 - x0), region.shape[0] / (y1 - y0)
     # frame -> region: subtract the origin and scale; so region -> crop is
     # matrix composed with the inverse of that.

@@ -19,6 +19,7 @@ import numpy as np
 import numpy.typing as npt
 
 from shared.settings import DEFAULT_MIN_FACE_FRACTION, DETECTOR_MODELS_DIR
+from shared.vision import opencv
 from shared.vision.detect import Detection, Image, onnx_session, rows_to_detections, shrink
 from shared.vision.nms import weighted_nms
 
@@ -151,9 +152,9 @@ def letterbox(image: Image, size: int) -> tuple[npt.NDArray[np.float32], float, 
 def to_rgb(image: npt.NDArray[np.uint8]) -> npt.NDArray[np.uint8]:
     """RGB copy of a gray, BGR or BGRA image."""
     if image.ndim == 2:
-        return cv2.cvtColor(image, cv2.COLOR_GRAY2RGB)  # type: ignore[return-value]
+        return opencv.convert_color(image, cv2.COLOR_GRAY2RGB)
     if image.shape[2] == 1:
-        return cv2.cvtColor(image[:, :, 0], cv2.COLOR_GRAY2RGB)  # type: ignore[return-value]
+        return opencv.convert_color(image[:, :, 0], cv2.COLOR_GRAY2RGB)
     if image.shape[2] == 4:
-        return cv2.cvtColor(image, cv2.COLOR_BGRA2RGB)  # type: ignore[return-value]
-    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)  # type: ignore[return-value]
+        return opencv.convert_color(image, cv2.COLOR_BGRA2RGB)
+    return opencv.convert_color(image, cv2.COLOR_BGR2RGB)

@@ -17,6 +17,7 @@ import numpy as np
 
 from shared.errors import InvalidFrame
 from shared.face_crops import CROP_SIDE, FaceCrops
+from shared.vision import opencv
 from shared.vision.detect import Detection, rows_to_detections
 from shared.vision.preprocess import INPUT_SIZE, GrayImage
 
@@ -33,7 +34,7 @@ def decode_strip(image: bytes, faces: int) -> GrayImage:
     """The crops image as gray pixels, checked to hold ``faces`` crops; else ``InvalidFrame``."""
     buffer = np.frombuffer(image, dtype=np.uint8)
     try:
-        strip = cv2.imdecode(buffer, cv2.IMREAD_GRAYSCALE)
+        strip = opencv.decode(buffer, cv2.IMREAD_GRAYSCALE)
     except cv2.error:
         strip = None
     if strip is None:
@@ -44,7 +45,7 @@ def decode_strip(image: bytes, faces: int) -> GrayImage:
             f"crops are {strip.shape[1]}x{strip.shape[0]}, expected "
             f"{CROP_SIDE}x{CROP_SIDE * faces} for {faces} faces",
         )
-    return strip  # type: ignore[return-value]
+    return strip
 
 
 def aligned_faces(meta: FaceCrops, image: bytes, min_face_fraction: float) -> list[AlignedFace]:
@@ -71,6 +72,6 @@ def aligned_faces(meta: FaceCrops, image: bytes, min_face_fraction: float) -> li
         if not detections:
             continue
         tile = strip[index * CROP_SIDE : (index + 1) * CROP_SIDE]
-        small = cv2.resize(tile, (INPUT_SIZE, INPUT_SIZE), interpolation=cv2.INTER_AREA)
+        small = opencv.resize(tile, (INPUT_SIZE, INPUT_SIZE), interpolation=cv2.INTER_AREA)
         found.append(AlignedFace(detections[0], np.ascontiguousarray(small)))
     return sorted(found, key=lambda f: (f.detection.box.x, f.detection.box.y))

@@ -23,6 +23,7 @@ import numpy.typing as npt
 
 from shared.errors import InvalidFrame
 from shared.image_header import JPEG, ImageHeader, looks_complete, read_header
+from shared.vision import opencv
 
 BGRImage = npt.NDArray[np.uint8]
 
@@ -65,7 +66,7 @@ def _decode_full(data: bytes, info: ImageHeader) -> BGRImage:
     """The pixels at full size of an image whose header ``info`` has passed."""
     buffer = np.frombuffer(data, dtype=np.uint8)
     try:
-        image = cv2.imdecode(buffer, cv2.IMREAD_COLOR)
+        image = opencv.decode(buffer, cv2.IMREAD_COLOR)
     except cv2.error as exc:
         raise InvalidFrame(
             "undecodable", f"the {info.format.upper()} data cannot be decoded: {exc.msg}"
@@ -75,7 +76,7 @@ def _decode_full(data: bytes, info: ImageHeader) -> BGRImage:
         raise InvalidFrame(reason, f"the {info.format.upper()} data cannot be decoded ({reason})")
     if image.size == 0:
         raise InvalidFrame("empty", "the image decodes to zero pixels")
-    return image  # type: ignore[return-value]
+    return image
 
 
 def reduction_for(width: int, height: int, min_face_fraction: float) -> int:
@@ -96,7 +97,7 @@ def decode_reduced(data: bytes, min_face_fraction: float, max_pixels: int) -> De
         return DecodedFrame(full, full.shape[1], full.shape[0])
     flag = dict(_REDUCED)[factor]
     try:
-        image = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), flag)
+        image = opencv.decode(np.frombuffer(data, dtype=np.uint8), flag)
     except cv2.error:
         image = None
     if image is None or image.size == 0:
@@ -107,4 +108,4 @@ def decode_reduced(data: bytes, min_face_fraction: float, max_pixels: int) -> De
     width, height = info.width, info.height
     if (image.shape[1] > image.shape[0]) != (width > height) and width != height:
         width, height = height, width
-    return DecodedFrame(image, width, height)  # type: ignore[arg-type]
+    return DecodedFrame(image, width, height)

@@ -32,6 +32,7 @@ import numpy as np
 import numpy.typing as npt
 
 from shared.settings import DEFAULT_MIN_FACE_FRACTION, DETECTOR_MODELS_DIR, DetectorName
+from shared.vision import opencv
 from shared.vision.preprocess import Box, to_gray
 
 Image = npt.NDArray[np.uint8]
@@ -173,12 +174,12 @@ def shrink(image: npt.NDArray[np.uint8], width: int, height: int) -> npt.NDArray
         # The fast path needs an exact ratio: drop the last < factor columns
         # and rows (at most 0.3 % of a 640 px frame's width at 640 -> 128).
         h, w = image.shape[0] // factor, image.shape[1] // factor
-        image = cv2.resize(  # type: ignore[assignment]
+        image = opencv.resize(
             image[: h * factor, : w * factor], (w, h), interpolation=cv2.INTER_AREA
         )
     if (image.shape[1], image.shape[0]) == (width, height):
         return image
-    return cv2.resize(image, (width, height), interpolation=cv2.INTER_LINEAR)  # type: ignore[return-value]
+    return opencv.resize(image, (width, height), interpolation=cv2.INTER_LINEAR)
 
 
 def onnx_session(path: Path, threads: int) -> Any:
@@ -244,7 +245,7 @@ class HaarDetector:
         small = gray
         if scale < 1.0:
             size = (max(1, round(width * scale)), max(1, round(height * scale)))
-            small = cv2.resize(gray, size, interpolation=cv2.INTER_AREA)  # type: ignore[assignment]
+            small = opencv.resize(gray, size, interpolation=cv2.INTER_AREA)
         min_side = max(HAAR_WINDOW, int(min(small.shape[:2]) * self.settings.min_face_fraction))
         if min(small.shape[:2]) < min_side:
             return []

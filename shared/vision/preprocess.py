@@ -15,6 +15,8 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
+from shared.vision import opencv
+
 #: Side of the square model input, as in FER2013.
 INPUT_SIZE = 48
 #: Shape of one model input sample (height, width, channels).
@@ -46,9 +48,9 @@ def to_gray(image: npt.NDArray[np.uint8]) -> GrayImage:
     if image.ndim == 3 and image.shape[2] == 1:
         return image[:, :, 0]
     if image.ndim == 3 and image.shape[2] == 4:
-        return cv2.cvtColor(image, cv2.COLOR_BGRA2GRAY)  # type: ignore[return-value]
+        return opencv.convert_color(image, cv2.COLOR_BGRA2GRAY)
     if image.ndim == 3 and image.shape[2] == 3:
-        return cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)  # type: ignore[return-value]
+        return opencv.convert_color(image, cv2.COLOR_BGR2GRAY)
     raise ValueError(f"expected a gray, BGR or BGRA image, got shape {image.shape}")
 
 
@@ -58,8 +60,8 @@ def to_model_input(image: npt.NDArray[np.uint8]) -> GrayImage:
     if gray.shape == (INPUT_SIZE, INPUT_SIZE):
         return np.ascontiguousarray(gray)
     interpolation = cv2.INTER_AREA if min(gray.shape) >= INPUT_SIZE else cv2.INTER_LINEAR
-    resized = cv2.resize(gray, (INPUT_SIZE, INPUT_SIZE), interpolation=interpolation)
-    return resized  # type: ignore[return-value]
+    resized = opencv.resize(gray, (INPUT_SIZE, INPUT_SIZE), interpolation=interpolation)
+    return resized
 
 
 def square_box(box: Box, frame_w: int, frame_h: int, margin: float = DEFAULT_MARGIN) -> Box:

@@ -24,6 +24,7 @@ import numpy as np
 import numpy.typing as npt
 
 from shared.settings import DEFAULT_MIN_FACE_FRACTION, DETECTOR_MODELS_DIR
+from shared.vision import opencv
 from shared.vision.detect import Detection, Image, onnx_session, rows_to_detections, shrink
 from shared.vision.nms import nms
 
@@ -124,9 +125,9 @@ class RetinaFace:
 def to_bgr(image: npt.NDArray[np.uint8]) -> npt.NDArray[np.uint8]:
     """BGR view or copy of a gray, BGR or BGRA image."""
     if image.ndim == 2:
-        return cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)  # type: ignore[return-value]
+        return opencv.convert_color(image, cv2.COLOR_GRAY2BGR)
     if image.shape[2] == 1:
-        return cv2.cvtColor(image[:, :, 0], cv2.COLOR_GRAY2BGR)  # type: ignore[return-value]
+        return opencv.convert_color(image[:, :, 0], cv2.COLOR_GRAY2BGR)
     if image.shape[2] == 4:
-        return cv2.cvtColor(image, cv2.COLOR_BGRA2BGR)  # type: ignore[return-value]
+        return opencv.convert_color(image, cv2.COLOR_BGRA2BGR)
     return image
