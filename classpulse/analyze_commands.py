@@ -50,6 +50,7 @@ def video_frames(
 ) -> tuple[int, Iterator[tuple[float, npt.NDArray[np.uint8]]]]:
     """(number of samples, iterator of (seconds, BGR frame)) every ``every`` seconds."""
     import cv2
+    import numpy as np
 
     capture = cv2.VideoCapture(str(path))
     if not capture.isOpened():
@@ -81,7 +82,7 @@ def video_frames(
                 if not ok:
                     return
                 index += 1
-                yield seconds, frame  # type: ignore[misc]
+                yield seconds, np.asarray(frame, dtype=np.uint8)  # the same array, typed
         finally:
             capture.release()
 

@@ -141,10 +141,11 @@ def _claim(
     if settled is not None:
         return settled
     assert frame is not None  # settled otherwise
-    data: bytes | None = res.redis.get(frame_key(frame_id))  # type: ignore[assignment]
+    data = res.redis.get(frame_key(frame_id))
     if data is None:
         store.finish_frame(conn, frame_id, frame.key_time, FrameStatus.EXPIRED, BYTES_EXPIRED)
         return Outcome(FrameStatus.EXPIRED, BYTES_EXPIRED)
+    assert isinstance(data, bytes)  # a synchronous client that does not decode responses
     return frame, data
 
 
