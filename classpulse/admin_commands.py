@@ -47,21 +47,15 @@ def create_org(
     name: Annotated[str, typer.Argument(help="Display name of the organisation")],
 ) -> None:
     """Create an organisation and its first LMS API key (printed once)."""
-    from services.ingest.keys import new_api_key
-    from shared.db.models import AuditEntry, KeyRole, Organisation
+    from services.ingest.keys import open_organisation
 
     try:
         with _session() as session:
-            org = Organisation(id=uuid.uuid4(), name=name)
-            session.add(org)
-            session.flush()
-            key, plaintext = new_api_key(org.id, KeyRole.LMS, "lms")
-            session.add(key)
-            session.add(AuditEntry(actor="cli", action="org.create", subject=f"org:{org.id}"))
+            organisation_id, plaintext = open_organisation(session, name, actor="cli")
             session.commit()
     except ClassPulseError as exc:
         raise _fail(exc) from None
-    typer.echo(f"organisation: {org.id}")
+    typer.echo(f"organisation: {organisation_id}")
     typer.echo(f"LMS API key (shown once, store it now): {plaintext}")
 
 
@@ -82,8 +76,8 @@ def create_key(
     ] = None,
 ) -> None:
     """Create an LMS key (or a teacher key with --teacher-class); printed once."""
-    from services.ingest.keys import new_api_key
-    from shared.db.models import AuditEntry, KeyRole, Organisation, SchoolClass
+    from services.ingest.keys import key_created, new_api_key
+    from shared.db.models import KeyRole, Organisation, SchoolClass
 
     role = KeyRole.TEACHER if teacher_class else KeyRole.LMS
     try:
@@ -98,14 +92,7 @@ def create_key(
                 org, role, name or role.value, teacher_class, per_student=per_student
             )
             session.add(key)
-            session.add(
-                AuditEntry(
-                    actor="cli",
-                    action="key.create",
-                    subject=f"key:{key.prefix}",
-                    details={"role": role.value, "per_student": key.per_student},
-                )
-            )
+            session.add(key_created(key, "cli"))
             session.commit()
     except ClassPulseError as exc:
         raise _fail(exc) from None

@@ -1,9 +1,11 @@
 """A demo lesson played by simulated students from real photos and videos.
 
-``run_demo`` creates an organisation (once), a "Demo class", a lesson marked as
-a demo that is live now, six consenting students and a few slide markers, then
-sends each student's frames through the real ingest HTTP API, so the teacher
-dashboard moves within a minute. ``classpulse demo`` runs it against services
+``run_demo`` opens an organisation (once) and gets an LMS key in the database,
+the one step an operator takes there (``classpulse org create``/``keys create``);
+then, like any LMS and classroom client, through the ingest API only: a "Demo
+class", a lesson marked as a demo that is live now, six consenting students, a
+few slide markers and each student's frames, so the teacher dashboard moves
+within a minute. ``classpulse demo`` runs it against services
 that are already up; ``classpulse up --demo`` prepares the lesson before it
 prints its summary (whose dashboard link is the demo's, key included) and plays
 it in a background thread.
@@ -17,8 +19,6 @@ import logging
 import threading
 import time
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -30,7 +30,6 @@ from shared.errors import ConfigError
 
 if TYPE_CHECKING:
     import numpy as np
-    from sqlalchemy import Engine
 
 log = logging.getLogger(__name__)
 
@@ -152,17 +151,6 @@ def sample_media(path: Path) -> list[bytes]:
 # ---------------------------------------------------------------- set-up
 
 
-@contextmanager
-def _engine(database_url: str) -> Iterator[Engine]:
-    from shared.db.engine import make_sync_engine
-
-    engine = make_sync_engine(database_url)
-    try:
-        yield engine
-    finally:
-        engine.dispose()
-
-
 def create_lms_key(
     database_url: str, organisation_name: str = ORGANISATION_NAME
 ) -> tuple[uuid.UUID, str]:
@@ -182,36 +170,33 @@ def _create_lms_key(database_url: str, organisation_name: str) -> tuple[uuid.UUI
     from sqlalchemy import select
     from sqlalchemy.orm import Session
 
-    from services.ingest.keys import new_api_key
-    from shared.db.models import AuditEntry, KeyRole, Organisation
+    from services.ingest.keys import key_created, new_api_key, open_organisation
+    from shared.db.engine import make_sync_engine
+    from shared.db.models import KeyRole, Organisation
 
-    with _engine(database_url) as engine, Session(engine) as session:
-        org = session.scalar(
-            select(Organisation)
-            .where(Organisation.name == organisation_name)
-            .order_by(Organisation.created_at)
-            .limit(1)
-        )
-        if org is None:
-            org = Organisation(id=uuid.uuid4(), name=organisation_name)
-            session.add(org)
-            session.flush()
-        key, plaintext = new_api_key(org.id, KeyRole.LMS, "demo")
-        session.add(key)
-        session.add(AuditEntry(actor="demo", action="key.create", subject=f"key:{key.prefix}"))
-        org_id = org.id
-        session.commit()
-    return org_id, plaintext
-
-
-def mark_demo(database_url: str, lesson_id: uuid.UUID) -> None:
-    """Flag the lesson as a demo so the dashboard labels it (no API sets this flag)."""
-    from sqlalchemy import update
-
-    from shared.db.models import Lesson
-
-    with _engine(database_url) as engine, engine.begin() as conn:
-        conn.execute(update(Lesson).where(Lesson.id == lesson_id).values(is_demo=True))
+    # The one step no API offers, as an operator takes it with `classpulse org create`
+    # (or `keys create` once the organisation exists); all else goes through the API.
+    engine = make_sync_engine(database_url)
+    try:
+        with Session(engine) as session:
+            organisation_id = session.scalar(
+                select(Organisation.id)
+                .where(Organisation.name == organisation_name)
+                .order_by(Organisation.created_at)
+                .limit(1)
+            )
+            if organisation_id is None:
+                organisation_id, plaintext = open_organisation(
+                    session, organisation_name, actor="demo"
+                )
+            else:
+                key, plaintext = new_api_key(organisation_id, KeyRole.LMS, "demo")
+                session.add(key)
+                session.add(key_created(key, "demo"))
+            session.commit()
+    finally:
+        engine.dispose()
+    return organisation_id, plaintext
 
 
 def _checked(response: httpx.Response) -> Any:
@@ -262,11 +247,11 @@ def set_up_lesson(
                     # first one-minute bucket of the chart is already filling.
                     "starts_at": (now - dt.timedelta(seconds=5)).isoformat(),
                     "ends_at": (now + dt.timedelta(minutes=minutes)).isoformat(),
+                    "is_demo": True,
                 },
             )
         )
         lesson_id = uuid.UUID(lesson["id"])
-        mark_demo(database_url, lesson_id)
         external_ids = [f"demo-student-{i + 1}" for i in range(students)]
         _checked(
             client.post(

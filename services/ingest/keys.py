@@ -1,11 +1,14 @@
-"""API key rows: created by the command line (LMS keys) and the API (teacher keys)."""
+"""API key rows: created by the command line (LMS keys) and the API (teacher keys), and
+the organisation an operator opens with its first LMS key."""
 
 from __future__ import annotations
 
 import uuid
 
+from sqlalchemy.orm import Session
+
 from shared.auth import generate_api_key
-from shared.db.models import ApiKey, KeyRole
+from shared.db.models import ApiKey, AuditEntry, KeyRole, Organisation
 
 
 def new_api_key(
@@ -39,3 +42,26 @@ def new_api_key(
         key_hash=key.key_hash,
     )
     return row, key.plaintext
+
+
+def key_created(row: ApiKey, actor: str) -> AuditEntry:
+    """The audit entry for a new key: who made it, its prefix and scope, never its secret."""
+    details: dict[str, str | bool] = {"role": row.role.value, "per_student": row.per_student}
+    if row.class_id is not None:
+        details["class_id"] = str(row.class_id)
+    return AuditEntry(
+        actor=actor, action="key.create", subject=f"key:{row.prefix}", details=details
+    )
+
+
+def open_organisation(session: Session, name: str, *, actor: str) -> tuple[uuid.UUID, str]:
+    """A new organisation and its first LMS key, both audited; returns the organisation's
+    id and the key's plaintext (shown once). The caller commits."""
+    organisation = Organisation(id=uuid.uuid4(), name=name)
+    session.add(organisation)
+    session.flush()
+    key, plaintext = new_api_key(organisation.id, KeyRole.LMS, "lms")
+    session.add(key)
+    session.add(AuditEntry(actor=actor, action="org.create", subject=f"org:{organisation.id}"))
+    session.add(key_created(key, actor))
+    return organisation.id, plaintext

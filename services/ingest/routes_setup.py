@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from services.ingest import consent
 from services.ingest.deps import LmsDep, PrincipalDep, ResourcesDep, SessionDep
 from services.ingest.errors import error_responses
-from services.ingest.keys import new_api_key
+from services.ingest.keys import key_created, new_api_key
 from services.ingest.schemas import (
     TEXT_PATTERN,
     ClassIn,
@@ -35,7 +35,6 @@ from services.ingest.schemas import (
 from shared.access import check_class_access, check_per_student_access, lesson_with_class
 from shared.auth import Principal, PrincipalKind, issue_student_token
 from shared.db.models import (
-    AuditEntry,
     ConsentParty,
     Enrolment,
     KeyRole,
@@ -150,7 +149,11 @@ async def create_lesson(
 ) -> LessonOut:
     await _class(session, principal, class_id)
     row = Lesson(
-        class_id=class_id, title=body.title, starts_at=body.starts_at, ends_at=body.ends_at
+        class_id=class_id,
+        title=body.title,
+        starts_at=body.starts_at,
+        ends_at=body.ends_at,
+        is_demo=body.is_demo,
     )
     session.add(row)
     await session.commit()
@@ -203,18 +206,7 @@ async def create_teacher_key(
         per_student=wanted.per_student,
     )
     session.add(row)
-    session.add(
-        AuditEntry(
-            actor=_actor(principal),
-            action="key.create",
-            subject=f"key:{row.prefix}",
-            details={
-                "role": "teacher",
-                "class_id": str(class_id),
-                "per_student": wanted.per_student,
-            },
-        )
-    )
+    session.add(key_created(row, _actor(principal)))
     await session.commit()
     return TeacherKeyOut(
         key=plaintext,

@@ -56,6 +56,11 @@ class LessonIn(BaseModel):
     title: str = Field(min_length=1, max_length=300, pattern=TEXT_PATTERN)
     starts_at: AwareDatetime
     ends_at: AwareDatetime
+    is_demo: bool = Field(
+        default=False,
+        description="A demonstration with simulated students: the dashboard labels it and "
+        "no xAPI statements are sent for it",
+    )
 
     @model_validator(mode="after")
     def _ends_after_start(self) -> LessonIn:

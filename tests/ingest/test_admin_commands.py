@@ -6,7 +6,7 @@ import re
 
 import httpx
 import pytest
-from sqlalchemy import Engine
+from sqlalchemy import Engine, text
 from typer.testing import CliRunner
 
 from classpulse.cli import app
@@ -18,7 +18,9 @@ def cli_env(monkeypatch: pytest.MonkeyPatch, pg_url: str, clean_db: Engine) -> C
     return CliRunner()
 
 
-def test_org_create_then_keys_create_list_revoke(cli_env: CliRunner, base_url: str) -> None:
+def test_org_create_then_keys_create_list_revoke(
+    cli_env: CliRunner, base_url: str, clean_db: Engine
+) -> None:
     created = cli_env.invoke(app, ["org", "create", "North School"])
     assert created.exit_code == 0, created.output
     org_id = re.search(r"organisation: (\S+)", created.output).group(1)
@@ -33,6 +35,19 @@ def test_org_create_then_keys_create_list_revoke(cli_env: CliRunner, base_url: s
     assert listed.exit_code == 0
     assert prefix in listed.output
     assert second_key not in listed.output  # secrets are never shown again
+
+    with clean_db.connect() as conn:
+        audit = conn.execute(
+            text("SELECT actor, action, subject, details FROM audit_log ORDER BY id")
+        ).all()
+    first_prefix = lms_key.split("_")[1]
+    assert [(a.actor, a.action, a.subject) for a in audit] == [
+        ("cli", "org.create", f"org:{org_id}"),
+        ("cli", "key.create", f"key:{first_prefix}"),
+        ("cli", "key.create", f"key:{prefix}"),
+    ]
+    assert audit[1].details == {"role": "lms", "per_student": True}
+    assert not any(key in str(audit) for key in (lms_key, second_key))
 
     def classes(key: str) -> int:
         return httpx.get(

@@ -46,6 +46,23 @@ async def test_lms_sets_up_a_lesson_and_a_student_sends_a_frame(
         )
         assert lesson.status_code == 201, lesson.text
         lesson_id = lesson.json()["id"]
+        assert lesson.json()["is_demo"] is False
+        demo = await client.post(
+            f"/v1/classes/{class_id}/lessons",
+            json={
+                "title": "Cells, a demonstration",
+                "starts_at": now.isoformat(),
+                "ends_at": (now + dt.timedelta(minutes=5)).isoformat(),
+                "is_demo": True,
+            },
+            headers=lms,
+        )
+        assert demo.status_code == 201, demo.text
+        listed = (await client.get(f"/v1/classes/{class_id}/lessons", headers=lms)).json()
+        assert {row["title"]: row["is_demo"] for row in listed} == {
+            "Cells": False,
+            "Cells, a demonstration": True,
+        }
         backwards = await client.post(
             f"/v1/classes/{class_id}/lessons",
             json={"title": "x", "starts_at": now.isoformat(), "ends_at": now.isoformat()},
