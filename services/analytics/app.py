@@ -32,7 +32,7 @@ from services.api.security import SecurityHeaders
 from shared.db.engine import async_session_factory, make_async_engine
 from shared.logs import configure_logging
 from shared.palette import palette
-from shared.settings import LogSettings, load
+from shared.settings import load
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 DASHBOARD_PAGE = STATIC_DIR / "dashboard.html"
@@ -54,11 +54,13 @@ def _open(settings: AnalyticsSettings) -> AnalyticsResources:
 
 
 def create_app(settings: AnalyticsSettings | None = None) -> FastAPI:
-    """The analytics app on ``settings``; by default (``--factory``) they are read at start-up."""
+    """The analytics app on ``settings``; by default (``--factory``) they are read here, once,
+    when uvicorn makes the app at start-up, and serve both the logs and the lifespan."""
+    config = settings if settings is not None else load(AnalyticsSettings)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        resources = _open(settings or load(AnalyticsSettings))
+        resources = _open(config)
         app.state.resources = resources
         try:
             yield
@@ -85,7 +87,7 @@ def create_app(settings: AnalyticsSettings | None = None) -> FastAPI:
     app.add_middleware(SecurityHeaders)
     redact_server_logs()
     # Now, not at start-up, so that uvicorn's first lines are in the format too.
-    configure_logging("analytics", settings if settings is not None else load(LogSettings))
+    configure_logging("analytics", config)
     app.include_router(routes_lessons.router)
     app.include_router(routes_timeline.router)
     app.include_router(routes_summary.router)

@@ -39,7 +39,7 @@ from shared.client_detection import PAGE_MODEL_FILES
 from shared.db.engine import async_session_factory, make_async_engine, with_driver
 from shared.errors import NotFound
 from shared.logs import configure_logging
-from shared.settings import DETECTOR_MODELS_DIR, LogSettings, load
+from shared.settings import DETECTOR_MODELS_DIR, load
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 CLASSROOM_PAGE = STATIC_DIR / "classroom.html"
@@ -91,11 +91,13 @@ async def _open(settings: IngestSettings) -> IngestResources:
 
 
 def create_app(settings: IngestSettings | None = None) -> FastAPI:
-    """The ingest app on ``settings``; by default (``--factory``) they are read at start-up."""
+    """The ingest app on ``settings``; by default (``--factory``) they are read here, once,
+    when uvicorn makes the app at start-up, and serve both the logs and the lifespan."""
+    config = settings if settings is not None else load(IngestSettings)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        resources = await _open(settings or load(IngestSettings))
+        resources = await _open(config)
         app.state.resources = resources
         app.state.live_hub = LiveHub(resources.redis)
         try:
@@ -124,7 +126,7 @@ def create_app(settings: IngestSettings | None = None) -> FastAPI:
     app.add_middleware(SecurityHeaders)
     redact_server_logs()
     # Now, not at start-up, so that uvicorn's first lines are in the format too.
-    configure_logging("ingest", settings if settings is not None else load(LogSettings))
+    configure_logging("ingest", config)
     app.include_router(routes_setup.router)
     app.include_router(routes_students.router)
     app.include_router(routes_lrs.router)

@@ -9,13 +9,14 @@ import httpx
 import pytest
 
 from services.ingest.app import create_app
+from services.ingest.config import IngestSettings
 from tests.ingest.conftest import World, frame_params
 
 FRAMES = "/v1/lessons/{lesson_id}/frames"
 
 
-def test_openapi_says_a_frame_needs_seq_and_captured_at() -> None:
-    operation = create_app(None).openapi()["paths"][FRAMES]["post"]
+def test_openapi_says_a_frame_needs_seq_and_captured_at(config: IngestSettings) -> None:
+    operation = create_app(config).openapi()["paths"][FRAMES]["post"]
     query = {p["name"]: p for p in operation["parameters"] if p["in"] == "query"}
     assert query["seq"]["required"] is True
     assert query["seq"]["schema"]["minimum"] == 0
