@@ -91,11 +91,23 @@ def issue_student_token(
     now: dt.datetime | None = None,
 ) -> str:
     """A signed token for one student in one lesson, valid ``ttl_seconds``."""
+    ids = {"sub": student_id, "lesson": lesson_id}
+    return _sign(secret, TOKEN_AUDIENCE, ids, ttl_seconds, now)
+
+
+def _sign(
+    secret: str,
+    audience: str,
+    ids: dict[str, uuid.UUID],
+    ttl_seconds: int,
+    now: dt.datetime | None,
+) -> str:
+    """A token for ``audience`` carrying ``ids``, issued ``now`` and valid ``ttl_seconds``
+    (what ``_verify`` checks)."""
     issued = now or dt.datetime.now(dt.UTC)
-    claims = {
-        "sub": str(student_id),
-        "lesson": str(lesson_id),
-        "aud": TOKEN_AUDIENCE,
+    claims: dict[str, str | int] = {name: str(value) for name, value in ids.items()}
+    claims |= {
+        "aud": audience,
         "iat": int(issued.timestamp()),
         "exp": int((issued + dt.timedelta(seconds=ttl_seconds)).timestamp()),
     }
@@ -150,15 +162,8 @@ def issue_teacher_session(
     now: dt.datetime | None = None,
 ) -> str:
     """A signed session for one class's teacher (class-level reads only), valid ``ttl_seconds``."""
-    issued = now or dt.datetime.now(dt.UTC)
-    claims = {
-        "org": str(organisation_id),
-        "class": str(class_id),
-        "aud": SESSION_AUDIENCE,
-        "iat": int(issued.timestamp()),
-        "exp": int((issued + dt.timedelta(seconds=ttl_seconds)).timestamp()),
-    }
-    return jwt.encode(claims, secret, algorithm=TOKEN_ALGORITHM)
+    ids = {"org": organisation_id, "class": class_id}
+    return _sign(secret, SESSION_AUDIENCE, ids, ttl_seconds, now)
 
 
 def is_teacher_session(token: str) -> bool:
