@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 
 from sqlalchemy import Engine, insert, text
@@ -51,12 +51,21 @@ class SeededLesson:
     teacher_key: str
     students: dict[str, uuid.UUID] = field(default_factory=dict)
 
-    def student_token(self, external_id: str, lesson_id: uuid.UUID | None = None) -> str:
+    def student_token(
+        self,
+        external_id: str,
+        lesson_id: uuid.UUID | None = None,
+        *,
+        ttl: int = 3600,
+        now: dt.datetime | None = None,
+    ) -> str:
+        """A token signed with :data:`TOKEN_SECRET`, valid ``ttl`` seconds from ``now``."""
         return issue_student_token(
             TOKEN_SECRET,
             student_id=self.students[external_id],
             lesson_id=lesson_id or self.lesson_id,
-            ttl_seconds=3600,
+            ttl_seconds=ttl,
+            now=now,
         )
 
     def at(self, seconds: float) -> dt.datetime:
@@ -93,6 +102,20 @@ def add_key(
     return new.plaintext
 
 
+#: Which of the seeded students something applies to: all (True), none (False) or
+#: those whose external ids are named.
+Chosen = bool | Collection[str]
+
+
+def _chosen(which: Chosen, students: dict[str, uuid.UUID]) -> list[uuid.UUID]:
+    if isinstance(which, bool):
+        return list(students.values()) if which else []
+    unknown = set(which) - students.keys()
+    if unknown:
+        raise ValueError(f"not among the seeded students: {sorted(unknown)}")
+    return [students[external_id] for external_id in which]
+
+
 def seed_lesson(
     engine: Engine,
     *,
@@ -101,12 +124,12 @@ def seed_lesson(
     minutes: int = 60,
     title: str = "Fractions",
     is_demo: bool = False,
-    consenting: bool = False,
-    enrolled: bool = False,
+    consenting: Chosen = False,
+    enrolled: Chosen = False,
 ) -> SeededLesson:
     """An organisation, its LMS key, a class, its teacher key, a lesson and students;
-    with ``consenting``, the class-wide consent of both parties for each student;
-    with ``enrolled``, each student enrolled in the class."""
+    the ``consenting`` students have the class-wide consent of both parties and the
+    ``enrolled`` ones are enrolled in the class (each: all, none or those named)."""
     starts_at = starts_at or dt.datetime(2024, 5, 6, 8, 0, tzinfo=dt.UTC)
     with Session(engine) as session:
         org = Organisation(id=uuid.uuid4(), name="Test school")
@@ -134,17 +157,15 @@ def seed_lesson(
             session.add(student)
             seeded.students[external_id] = student.id
         session.flush()
-        if enrolled:
-            session.add_all(
-                Enrolment(class_id=school_class.id, student_id=student_id)
-                for student_id in seeded.students.values()
-            )
-        if consenting:
-            session.add_all(
-                Consent(student_id=student_id, class_id=school_class.id, party=party)
-                for student_id in seeded.students.values()
-                for party in ConsentParty
-            )
+        session.add_all(
+            Enrolment(class_id=school_class.id, student_id=student_id)
+            for student_id in _chosen(enrolled, seeded.students)
+        )
+        session.add_all(
+            Consent(student_id=student_id, class_id=school_class.id, party=party)
+            for student_id in _chosen(consenting, seeded.students)
+            for party in ConsentParty
+        )
         session.commit()
     return seeded
 

@@ -13,20 +13,11 @@ import redis as redis_lib
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
+from classpulse.harness.factories import seed_lesson
 from services.inference.config import WorkerProcessSettings
 from services.inference.resources import WorkerResources
 from shared.db.engine import make_sync_engine
-from shared.db.models import (
-    Consent,
-    ConsentParty,
-    FaceEvent,
-    Frame,
-    FrameStatus,
-    Lesson,
-    Organisation,
-    SchoolClass,
-    Student,
-)
+from shared.db.models import Consent, ConsentParty, FaceEvent, Frame, FrameStatus
 from shared.labels import Expression
 from shared.schemas import FrameRef, frame_key
 from shared.vision.pipeline import Pipeline
@@ -106,42 +97,23 @@ class World:
 
 @pytest.fixture
 def world(clean_db: Engine, redis_client: redis_lib.Redis) -> World:
-    ids = {name: uuid.uuid4() for name in ("org", "class", "lesson", "student", "consent")}
-    with Session(clean_db) as session, session.begin():
-        session.add(Organisation(id=ids["org"], name="School"))
-        session.flush()
-        session.add(
-            SchoolClass(
-                id=ids["class"], organisation_id=ids["org"], external_id="c1", title="Maths"
+    """Student s1 with both consents, in a lesson from an hour ago to an hour on."""
+    seeded = seed_lesson(
+        clean_db,
+        students=["s1"],
+        starts_at=NOW - dt.timedelta(hours=1),
+        minutes=120,
+        consenting=True,
+    )
+    student_id = seeded.students["s1"]
+    with Session(clean_db) as session:
+        school_consent = session.scalars(
+            select(Consent.id).where(
+                Consent.student_id == student_id, Consent.party == ConsentParty.SCHOOL
             )
-        )
-        session.add(Student(id=ids["student"], organisation_id=ids["org"], external_id="s1"))
-        session.flush()
-        session.add(
-            Lesson(
-                id=ids["lesson"],
-                class_id=ids["class"],
-                title="Fractions",
-                starts_at=NOW - dt.timedelta(hours=1),
-                ends_at=NOW + dt.timedelta(hours=1),
-            )
-        )
-        session.flush()
-        session.add_all(
-            [
-                Consent(
-                    id=ids["consent"],
-                    student_id=ids["student"],
-                    class_id=ids["class"],
-                    party=ConsentParty.SCHOOL,
-                ),
-                Consent(
-                    student_id=ids["student"], class_id=ids["class"], party=ConsentParty.STUDENT
-                ),
-            ]
-        )
+        ).one()
     return World(
-        clean_db, redis_client, ids["class"], ids["lesson"], ids["student"], ids["consent"]
+        clean_db, redis_client, seeded.class_id, seeded.lesson_id, student_id, school_consent
     )
 
 

@@ -8,32 +8,20 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
 
 import pytest
 import uvicorn
 from PIL import Image
 from sqlalchemy import Engine
-from sqlalchemy.orm import Session
 
+from classpulse.harness.factories import TOKEN_SECRET, SeededLesson, seed_lesson
 from classpulse.harness.ports import free_port
 from services.ingest.app import create_app
 from services.ingest.config import IngestSettings
-from services.ingest.keys import new_api_key
-from shared.auth import issue_student_token
-from shared.db.models import (
-    Consent,
-    ConsentParty,
-    Enrolment,
-    KeyRole,
-    Lesson,
-    Organisation,
-    SchoolClass,
-    Student,
-)
 from tests.conftest import MEDIA
 
-SECRET = "ingest-test-secret-of-at-least-32-bytes"
+#: The secret the ingest under test verifies student tokens with (the harness's).
+SECRET = TOKEN_SECRET
 
 
 def jpeg_640x480(name: str = "obama.jpg", quality: int = 85) -> bytes:
@@ -102,15 +90,8 @@ def base_url(servers: Servers, config: IngestSettings, redis_client: object) -> 
     return servers.start(config)
 
 
-@dataclass
-class World:
+class World(SeededLesson):
     """One organisation with an LMS key, a class, a live lesson and consenting students."""
-
-    organisation_id: uuid.UUID
-    lms_key: str
-    class_id: uuid.UUID
-    lesson_id: uuid.UUID
-    students: dict[str, uuid.UUID] = field(default_factory=dict)
 
     def token(
         self,
@@ -119,53 +100,23 @@ class World:
         ttl: int = 600,
         now: dt.datetime | None = None,
     ) -> str:
-        return issue_student_token(
-            SECRET,
-            student_id=self.students[student],
-            lesson_id=lesson_id or self.lesson_id,
-            ttl_seconds=ttl,
-            now=now,
-        )
+        return self.student_token(student, lesson_id, ttl=ttl, now=now)
 
     def lms_headers(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.lms_key}"}
 
 
 def seed_world(engine: Engine, students: tuple[str, ...] = ("s1", "s2", "nocon")) -> World:
-    """Rows for one live lesson; every student but ``nocon`` has class consent of both parties."""
-    now = dt.datetime.now(dt.UTC)
-    with Session(engine) as session:
-        org = Organisation(id=uuid.uuid4(), name="Test school")
-        session.add(org)
-        session.flush()
-        key_row, plaintext = new_api_key(org.id, KeyRole.LMS, "lms")
-        school_class = SchoolClass(
-            id=uuid.uuid4(), organisation_id=org.id, external_id="c1", title="Maths"
-        )
-        lesson = Lesson(
-            id=uuid.uuid4(),
-            class_id=school_class.id,
-            title="Fractions",
-            starts_at=now - dt.timedelta(minutes=10),
-            ends_at=now + dt.timedelta(minutes=50),
-        )
-        session.add_all([key_row, school_class])
-        session.flush()
-        session.add(lesson)
-        world = World(org.id, plaintext, school_class.id, lesson.id)
-        for external_id in students:
-            student = Student(id=uuid.uuid4(), organisation_id=org.id, external_id=external_id)
-            session.add(student)
-            session.flush()
-            session.add(Enrolment(class_id=school_class.id, student_id=student.id))
-            if external_id != "nocon":
-                session.add_all(
-                    Consent(student_id=student.id, class_id=school_class.id, party=party)
-                    for party in ConsentParty
-                )
-            world.students[external_id] = student.id
-        session.commit()
-    return world
+    """Rows for one live lesson (ten minutes in, an hour long) with every student enrolled;
+    every student but ``nocon`` has class consent of both parties."""
+    seeded = seed_lesson(
+        engine,
+        students=students,
+        starts_at=dt.datetime.now(dt.UTC) - dt.timedelta(minutes=10),
+        enrolled=True,
+        consenting=[s for s in students if s != "nocon"],
+    )
+    return World(**vars(seeded))
 
 
 @pytest.fixture

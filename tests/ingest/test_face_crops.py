@@ -212,7 +212,7 @@ async def test_an_lms_sets_a_class_s_mode_over_the_deployment_s(
     changed = await set_class_mode(base_url, world, not deployment)
     assert changed.status_code == 200, changed.text
     assert changed.json()["client_detection"] is (not deployment)
-    assert changed.json()["title"] == "Maths"
+    assert changed.json()["title"] == "Maths 7B"
     assert (await page_detection(base_url, world) is not None) is (not deployment)
     first = (crops, MEDIA_TYPE) if deployment else (jpeg, "image/jpeg")
     refused = await post(base_url, world, first[0], seq=1, content_type=first[1])

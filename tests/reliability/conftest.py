@@ -28,8 +28,7 @@ from services.analytics.config import AnalyticsSettings
 from services.inference.tasks import EXPIRE_FRAMES_TASK, REQUEUE_ORPHANS_TASK
 from services.ingest.config import IngestSettings
 from services.xapi.lrs_config import set_lrs
-from shared.auth import issue_student_token
-from shared.db.models import Consent, ConsentParty, Enrolment, KeyRole
+from shared.db.models import KeyRole
 from tests.analytics.conftest import running_app
 from tests.conftest import MEDIA, send_task
 from tests.ingest.conftest import Servers
@@ -50,36 +49,16 @@ class Realm:
     def token(
         self, external_id: str = "s1", *, ttl: int = 3600, now: dt.datetime | None = None
     ) -> str:
-        return issue_student_token(
-            TOKEN_SECRET,
-            student_id=self.a.students[external_id],
-            lesson_id=self.a.lesson_id,
-            ttl_seconds=ttl,
-            now=now,
-        )
+        return self.a.student_token(external_id, ttl=ttl, now=now)
 
     def expired_token(self) -> str:
         return self.token(ttl=60, now=dt.datetime.now(dt.UTC) - dt.timedelta(hours=2))
 
 
-def enrol_with_consent(engine: Engine, lesson: SeededLesson) -> None:
-    """Enrol every student of ``lesson`` in its class with class-wide consent of both parties."""
-    with Session(engine) as session:
-        for student_id in lesson.students.values():
-            session.add(Enrolment(class_id=lesson.class_id, student_id=student_id))
-            session.add_all(
-                Consent(student_id=student_id, class_id=lesson.class_id, party=party)
-                for party in ConsentParty
-            )
-        session.commit()
-
-
 def seed_realm(engine: Engine) -> Realm:
-    now = dt.datetime.now(dt.UTC)
-    a = seed_lesson(engine, students=STUDENTS, starts_at=now - dt.timedelta(minutes=10))
-    b = seed_lesson(engine, students=("s1",), starts_at=now - dt.timedelta(minutes=10))
-    enrol_with_consent(engine, a)
-    enrol_with_consent(engine, b)
+    starts_at = dt.datetime.now(dt.UTC) - dt.timedelta(minutes=10)
+    a = seed_lesson(engine, students=STUDENTS, starts_at=starts_at, consenting=True, enrolled=True)
+    b = seed_lesson(engine, students=("s1",), starts_at=starts_at, consenting=True, enrolled=True)
     with Session(engine) as session:
         revoked = add_key(session, a.organisation_id, KeyRole.LMS, revoked=True)
         set_lrs(
