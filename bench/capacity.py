@@ -31,7 +31,8 @@ import redis
 from sqlalchemy import Engine, func, insert, select, text
 
 from bench.ingest_load import close_stores, open_stores, photos, seed
-from bench.soak import service_env, start_worker, stop
+from bench.soak import service_env
+from classpulse.harness.processes import start_worker, stop
 from services.ingest.queue import FrameQueue, producer_app
 from shared.db.engine import make_sync_engine
 from shared.db.models import Frame, FrameStatus, Student
@@ -137,7 +138,8 @@ def main() -> None:
             refs = store_frames(engine, client, lesson_id, students, args.frames, seq)
             ids = [ref.frame_id for ref in refs]
             seq += args.frames
-            workers = [start_worker(f"cap{count}-{i}", env, logs) for i in range(count)]
+            names = [f"cap{count}-{i}" for i in range(count)]
+            workers = [start_worker(name, env, logs / f"worker-{name}.log") for name in names]
             procs = [psutil.Process(w.pid) for w in workers]
             cpu0, (commits0, rows0) = cpu_seconds(procs), pg_counters(engine)
             started = time.perf_counter()

@@ -17,14 +17,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import datetime as dt
 import io
 import multiprocessing as mp
 import os
 import shutil
 import statistics
-import subprocess
-import sys
+import tempfile
 import time
 import uuid
 from collections import Counter
@@ -33,14 +33,19 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
-import httpx
 import redis
 from PIL import Image
 from sqlalchemy import Engine, func, select, text
 from sqlalchemy.orm import Session
 
 from classpulse.harness.factories import seed_lesson
-from classpulse.harness.ports import free_port
+from classpulse.harness.processes import (
+    INGEST_APP,
+    RunningApi,
+    api_process,
+    start_worker,
+    stop,
+)
 from classpulse.harness.servers import OwnRedis
 from shared.auth import issue_student_token
 from shared.db.base import Base
@@ -141,7 +146,11 @@ def seed(database_url: str, students: int) -> tuple[uuid.UUID, list[str]]:
     return seeded.lesson_id, tokens
 
 
-def start_ingest(stores: Stores, workers: int, port: int, rate: float) -> subprocess.Popen[bytes]:
+def serve_ingest(
+    stores: Stores, workers: int, rate: float, log: Path
+) -> contextlib.AbstractContextManager[RunningApi]:
+    """Ingest as deployed for load: ``workers`` uvicorn processes on uvloop and httptools,
+    a deep listen backlog and keep-alive that outlasts the clients' pauses."""
     env = {
         **os.environ,
         "CLASSPULSE_DATABASE_URL": stores.database_url,
@@ -150,44 +159,9 @@ def start_ingest(stores: Stores, workers: int, port: int, rate: float) -> subpro
         "CLASSPULSE_STUDENT_RATE_PER_SECOND": str(rate),
         "CLASSPULSE_QUEUE_LIMIT": "1000000",
     }
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "uvicorn",
-            "services.ingest.app:create_app",
-            "--factory",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--workers",
-            str(workers),
-            "--loop",
-            "uvloop",
-            "--http",
-            "httptools",
-            "--no-access-log",
-            "--log-level",
-            "warning",
-            "--timeout-keep-alive",
-            "30",
-            "--backlog",
-            "4096",
-        ],
-        cwd=ROOT,
-        env=env,
-    )
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/readyz").status_code == 200:
-                return process
-        except httpx.TransportError:
-            pass
-        time.sleep(0.2)
-    process.kill()
-    raise SystemExit("ingest did not become ready")
+    options = ["--workers", str(workers), "--loop", "uvloop", "--http", "httptools"]
+    options += ["--timeout-keep-alive", "30", "--backlog", "4096"]
+    return api_process(INGEST_APP, env, log, log_level="warning", extra=options)
 
 
 def cpu_seconds(pid: int) -> float:
@@ -282,7 +256,7 @@ def _client_process(args: tuple[Any, ...]) -> ClientResult:
     return asyncio.run(_drive(*args))
 
 
-def drain_with_worker(stores: Stores, lesson_id: uuid.UUID, timeout: float) -> None:
+def drain_with_worker(stores: Stores, lesson_id: uuid.UUID, timeout: float, logs: Path) -> None:
     if not (ROOT / "services" / "inference" / "celery_app.py").exists():
         print("drain: services/inference is not present; skipped")
         return
@@ -291,22 +265,8 @@ def drain_with_worker(stores: Stores, lesson_id: uuid.UUID, timeout: float) -> N
         "CLASSPULSE_DATABASE_URL": stores.database_url,
         "CLASSPULSE_REDIS_URL": stores.redis_url,
     }
-    worker = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "celery",
-            "-A",
-            "services.inference.celery_app:app",
-            "worker",
-            "-Q",
-            FRAME_QUEUE,
-            "--loglevel",
-            "WARNING",
-        ],
-        cwd=ROOT,
-        env=env,
-    )
+    # Celery's default pool: one process per core, as a deployment's worker.
+    worker = start_worker("drain", env, logs / "worker.log", pool=None)
     engine = make_sync_engine(stores.database_url)
     try:
         deadline = time.monotonic() + timeout
@@ -322,8 +282,7 @@ def drain_with_worker(stores: Stores, lesson_id: uuid.UUID, timeout: float) -> N
                 break
             time.sleep(5)
     finally:
-        worker.terminate()
-        worker.wait(timeout=60)
+        stop(worker)
         engine.dispose()
 
 
@@ -381,14 +340,17 @@ def main() -> None:
     args = parser.parse_args()
 
     stores = open_stores(args)
-    server = None
+    logs = Path(tempfile.mkdtemp(prefix="classpulse-ingest-load-"))
+    # Our ingest stops once the load is measured, before any drain.
+    ingest = contextlib.ExitStack()
     try:
         lesson_id, tokens = seed(stores.database_url, args.students)
-        url = args.url
+        url, server_pid = args.url, None
         if url is None:
-            port = free_port()
-            server = start_ingest(stores, args.workers, port, args.rate)
-            url = f"http://127.0.0.1:{port}"
+            served = ingest.enter_context(
+                serve_ingest(stores, args.workers, args.rate, logs / "ingest.log")
+            )
+            url, server_pid = served.url, served.process.pid
         images = photos()
         share = [tokens[i :: args.client_procs] for i in range(args.client_procs)]
         jobs = [
@@ -400,11 +362,11 @@ def main() -> None:
             # Server CPU over the measured window: ingest's own cost per frame,
             # whatever share of the cores other work leaves it.
             time.sleep(args.warmup + 1.0)  # + process start-up of the clients
-            cpu_start = cpu_seconds(server.pid) if server is not None else None
+            cpu_start = cpu_seconds(server_pid) if server_pid is not None else None
             time.sleep(args.duration - 1.0)
             cpu_used = (
-                cpu_seconds(server.pid) - cpu_start
-                if server is not None and cpu_start is not None
+                cpu_seconds(server_pid) - cpu_start
+                if server_pid is not None and cpu_start is not None
                 else None
             )
             results = pending.get()
@@ -430,16 +392,13 @@ def main() -> None:
                 f"ingest CPU: {per_frame * 1000:.2f} ms per accepted frame "
                 f"(= {1 / per_frame:.0f} frames/s per fully available core)"
             )
-        if server is not None:
-            server.terminate()
-            server.wait(timeout=30)
-            server = None
+        ingest.close()
         if args.drain:
-            drain_with_worker(stores, lesson_id, args.drain_timeout)
+            drain_with_worker(stores, lesson_id, args.drain_timeout, logs)
         print(f"lost: {account(stores, lesson_id, accepted, args.drain)}")
+        print(f"logs in {logs}")
     finally:
-        if server is not None:
-            server.kill()
+        ingest.close()
         close_stores(stores)
 
 

@@ -24,13 +24,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import datetime as dt
 import os
 import shutil
 import signal
 import statistics
 import subprocess
-import sys
 import tempfile
 import time
 import uuid
@@ -47,14 +47,19 @@ from sqlalchemy.orm import Session
 
 from bench.ingest_load import SECRET, close_stores, open_stores, photos, seed
 from classpulse.harness.factories import add_key
-from classpulse.harness.ports import free_port
+from classpulse.harness.processes import (
+    ANALYTICS_APP,
+    INGEST_APP,
+    api_process,
+    rss_mib,
+    start_worker,
+    stop,
+)
 from classpulse.harness.servers import OwnRedis
 from services.inference.process import REQUEUED_LOG
 from shared.db.engine import make_sync_engine
 from shared.db.models import Frame, KeyRole, Lesson, SchoolClass
 from shared.schemas import FRAME_QUEUE
-
-ROOT = Path(__file__).resolve().parents[1]
 
 #: Status recorded for an attempt that got no HTTP answer.
 TRANSPORT_ERROR = 0
@@ -62,6 +67,7 @@ RETRYABLE = {TRANSPORT_ERROR, 429, 503}
 
 
 def service_env(database_url: str, redis_url: str, frame_ttl: int) -> dict[str, str]:
+    """The services' settings in a benchmark: no client limit gets in the way of the load."""
     return {
         **os.environ,
         "CLASSPULSE_DATABASE_URL": database_url,
@@ -77,69 +83,16 @@ def service_env(database_url: str, redis_url: str, frame_ttl: int) -> dict[str, 
     }
 
 
-def start_api(name: str, env: dict[str, str], logs: Path) -> tuple[subprocess.Popen[bytes], str]:
-    port = free_port()
-    command = [
-        sys.executable, "-m", "uvicorn", f"services.{name}.app:create_app", "--factory",
-        "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning", "--no-access-log",
-    ]  # fmt: skip
-    with (logs / f"{name}.log").open("ab") as out:
-        process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=out, stderr=out)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
-                return process, url
-        except httpx.TransportError:
-            pass
-        time.sleep(0.2)
-    process.kill()
-    raise SystemExit(f"{name} did not become ready; see {logs / f'{name}.log'}")
-
-
-def start_worker(
+def start_soak_worker(
     name: str, env: dict[str, str], logs: Path, *, beat: bool = False
 ) -> subprocess.Popen[bytes]:
-    log = logs / f"worker-{name}.log"
-    command = [
-        sys.executable, "-m", "celery", "-A", "services.inference.celery_app:app", "worker",
-        "-Q", FRAME_QUEUE, "--pool", "solo", "--loglevel", "INFO", "-n", f"soak-{name}@%h",
-        "--without-heartbeat", "--without-gossip", "--without-mingle",
-    ]  # fmt: skip
-    if beat:
-        # The periodic tasks (expiry, lost-message requeue), as `classpulse up` runs them.
-        command += ["-B", "-s", str(logs / "celerybeat-schedule")]
-    size = log.stat().st_size if log.exists() else 0
-    with log.open("ab") as out:
-        process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=out, stderr=out)
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        with log.open("rb") as read:
-            read.seek(size)
-            if b" ready." in read.read():
-                return process
-        if process.poll() is not None:
-            break
-        time.sleep(0.2)
-    raise SystemExit(f"worker {name} did not start; see {log}")
-
-
-def rss_mib(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
-
-
-def stop(process: subprocess.Popen[bytes]) -> None:
-    if process.poll() is None:
-        process.terminate()
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+    """Worker ``name``; with ``beat`` also the periodic tasks (expiry, lost-message
+    requeue), as `classpulse up`'s first worker runs them."""
+    schedule = logs / "celerybeat-schedule" if beat else None
+    # Longer than the harness default: worker b restarts under full load.
+    return start_worker(
+        f"soak-{name}", env, logs / f"worker-{name}.log", beat_schedule=schedule, timeout=120
+    )
 
 
 @dataclass
@@ -265,7 +218,7 @@ async def inject_faults(
             workers["b"].wait()
             faults.worker_kills += 1
             print(f"[{now - start:6.1f}s] worker b killed; restarting", flush=True)
-            workers["b"] = await asyncio.to_thread(start_worker, "b", env, logs)
+            workers["b"] = await asyncio.to_thread(start_soak_worker, "b", env, logs)
             next_kill += args.kill_every
         if not redis_done and now >= redis_at:
             print(f"[{now - start:6.1f}s] redis stopped for {args.redis_down:g}s", flush=True)
@@ -352,17 +305,20 @@ async def run(args: argparse.Namespace, work: Path) -> None:
     own_redis = OwnRedis(work / "redis")
     own_redis.start()
     stores = open_stores(argparse.Namespace(database_url=None, redis_url=own_redis.url))
-    processes: list[subprocess.Popen[bytes]] = []
     workers: dict[str, subprocess.Popen[bytes]] = {}
+    apis = contextlib.ExitStack()
     try:
         lesson_id, tokens = seed(stores.database_url, args.students)
         key = lms_key(stores.database_url, lesson_id)
         env = service_env(stores.database_url, own_redis.url, args.frame_ttl)
-        ingest, ingest_url = start_api("ingest", env, logs)
-        analytics, analytics_url = start_api("analytics", env, logs)
-        processes += [ingest, analytics]
-        workers["a"] = start_worker("a", env, logs, beat=True)
-        workers["b"] = start_worker("b", env, logs)
+        ingest_url = apis.enter_context(
+            api_process(INGEST_APP, env, logs / "ingest.log", log_level="warning")
+        ).url
+        analytics_url = apis.enter_context(
+            api_process(ANALYTICS_APP, env, logs / "analytics.log", log_level="warning")
+        ).url
+        workers["a"] = start_soak_worker("a", env, logs, beat=True)
+        workers["b"] = start_soak_worker("b", env, logs)
         print(
             f"soak: {args.rate:g} frames/s from {args.students} students for "
             f"{args.duration:g}s; logs in {logs}",
@@ -385,8 +341,9 @@ async def run(args: argparse.Namespace, work: Path) -> None:
             log.read_text(errors="replace").count(REQUEUED_LOG) for log in logs.glob("worker-*.log")
         )
     finally:
-        for process in [*workers.values(), *processes]:
-            stop(process)
+        for worker in workers.values():
+            stop(worker)
+        apis.close()
         own_redis.stop()
         close_stores(stores)
 

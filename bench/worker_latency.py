@@ -32,7 +32,8 @@ from sqlalchemy import insert
 
 from bench.face_crops import crops_body
 from bench.ingest_load import close_stores, open_stores, photos, seed
-from bench.soak import service_env, start_worker, stop
+from bench.soak import service_env
+from classpulse.harness.processes import start_worker, stop
 from services.ingest.queue import FrameQueue, producer_app
 from shared.db.engine import make_sync_engine
 from shared.db.models import Frame, FrameStatus, Student
@@ -71,7 +72,7 @@ def main() -> None:
         worker = start_worker(
             "latency",
             service_env(stores.database_url, stores.redis_url, FRAME_TTL_SECONDS),
-            Path(tempfile.mkdtemp()),
+            Path(tempfile.mkdtemp(prefix="classpulse-latency-")) / "worker.log",
         )
         client = redis.Redis.from_url(stores.redis_url)
         # Published as ingest publishes (its blocking half: no event loop here).

@@ -21,7 +21,6 @@ import os
 import secrets
 import shutil
 import signal
-import sys
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -32,6 +31,14 @@ import typer
 from pydantic import SecretStr
 
 from classpulse.embedded import PRIVATE_UMASK, private_dir, write_private
+from classpulse.harness.processes import (
+    ANALYTICS_APP,
+    CELERY_APP,
+    HEALTH_PATH,
+    INGEST_APP,
+    api_command,
+    worker_command,
+)
 from classpulse.processes import Child, stop_all
 from classpulse.stores import Stores, check_redis, migrate_or_explain, redact, start_stores
 from classpulse.supervise import RedisService, Service, Supervisor
@@ -48,10 +55,6 @@ from shared.settings import (
     load,
 )
 
-INGEST_APP = "services.ingest.app:create_app"
-ANALYTICS_APP = "services.analytics.app:create_app"
-CELERY_APP = "services.inference.celery_app:app"
-HEALTH_PATH = "/healthz"
 DEMO_MODULE = "classpulse.demo"
 #: Where the first worker's Celery beat keeps its schedule (periodic expiry and retention).
 BEAT_SCHEDULE_FILE = "celerybeat-schedule"
@@ -59,32 +62,6 @@ BEAT_SCHEDULE_FILE = "celerybeat-schedule"
 #: gives way to a free port).
 WORKER_METRICS_PORT = 9181
 DEMO_SECRET_FILE = "demo-secret"
-
-
-def uvicorn_args(app_path: str, host: str, port: int) -> list[str]:
-    """Arguments after ``python`` that serve one of the APIs.
-
-    No access log: every frame is a request; errors and start-up are still logged.
-    """
-    args = ["-m", "uvicorn", app_path, "--factory", "--host", host, "--port", str(port)]
-    return [*args, "--no-access-log"]
-
-
-def worker_args(
-    concurrency: int, prefetch: int, *, name: str, beat_schedule: Path | None = None
-) -> list[str]:
-    """Arguments after ``python`` for one inference worker (with beat if ``beat_schedule``)."""
-    args = ["-m", "celery", "-A", CELERY_APP, "worker", "-Q", FRAME_QUEUE, "-l", "info"]
-    args += ["--concurrency", str(concurrency), "--prefetch-multiplier", str(prefetch)]
-    args += ["-n", name]
-    if beat_schedule is not None:
-        args += ["-B", "-s", str(beat_schedule)]
-    return args
-
-
-def beat_args(schedule: Path) -> list[str]:
-    """Arguments after ``python`` for a stand-alone Celery beat (periodic tasks)."""
-    return ["-m", "celery", "-A", CELERY_APP, "beat", "-l", "info", "-s", str(schedule)]
 
 
 def module_exists(target: str) -> bool:
@@ -179,7 +156,7 @@ def _start_children(
         if not module_exists(app_path):
             typer.echo(f"skipped {name}: module {app_path.split(':')[0]} not found")
             continue
-        command = [sys.executable, *uvicorn_args(app_path, options.host, port)]
+        command = api_command(app_path, port, host=options.host)
         children.append(Child(name, command, env, logs / f"{name}.log"))
         urls[name] = f"http://{options.host}:{port}"
     if options.workers and not module_exists(CELERY_APP):
@@ -187,15 +164,15 @@ def _start_children(
     elif options.workers:
         for index in range(1, options.workers + 1):
             beat = options.data_dir / BEAT_SCHEDULE_FILE if index == 1 else None
-            args = worker_args(
-                settings.worker_concurrency,
-                settings.worker_prefetch,
-                name=f"worker{index}@%h",
+            name = f"worker{index}"
+            command = worker_command(
+                f"{name}@%h",
+                concurrency=settings.worker_concurrency,
+                prefetch=settings.worker_prefetch,
                 beat_schedule=beat,
             )
-            name = f"worker{index}"
             worker_env = _worker_metrics_env(env, options, index)
-            children.append(Child(name, [sys.executable, *args], worker_env, logs / f"{name}.log"))
+            children.append(Child(name, command, worker_env, logs / f"{name}.log"))
             urls[f"{name} metrics"] = (
                 f"http://{options.host}:{worker_env['CLASSPULSE_WORKER_METRICS_PORT']}"
             )

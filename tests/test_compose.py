@@ -19,6 +19,15 @@ import yaml
 from pydantic_settings import BaseSettings
 
 from classpulse import up
+from classpulse.harness.processes import (
+    ANALYTICS_APP,
+    CELERY_APP,
+    HEALTH_PATH,
+    INGEST_APP,
+    api_command,
+    beat_command,
+    worker_command,
+)
 from shared import settings
 from tests.conftest import ROOT
 
@@ -55,38 +64,33 @@ def test_compose_file_follows_the_compose_specification() -> None:
 
 def test_apis_run_the_commands_of_up(compose: dict[str, Any]) -> None:
     services = compose["services"]
-    assert services["ingest"]["command"] == [
-        "python",
-        *up.uvicorn_args(up.INGEST_APP, "0.0.0.0", 8000),
-    ]
-    assert services["analytics"]["command"] == [
-        "python",
-        *up.uvicorn_args(up.ANALYTICS_APP, "0.0.0.0", 8001),
-    ]
+    assert services["ingest"]["command"] == api_command(
+        INGEST_APP, 8000, host="0.0.0.0", python="python"
+    )
+    assert services["analytics"]["command"] == api_command(
+        ANALYTICS_APP, 8001, host="0.0.0.0", python="python"
+    )
     for name, port in (("ingest", 8000), ("analytics", 8001)):
         assert services[name]["ports"] == [f"{port}:{port}"]
         health = " ".join(services[name]["healthcheck"]["test"])
-        assert f"http://127.0.0.1:{port}{up.HEALTH_PATH}" in health
+        assert f"http://127.0.0.1:{port}{HEALTH_PATH}" in health
 
 
 def test_workers_run_the_commands_of_up(compose: dict[str, Any]) -> None:
     services = compose["services"]
     defaults = settings.WorkerSettings.model_fields
-    assert services["inference"]["command"] == [
-        "python",
-        *up.worker_args(
-            defaults["worker_concurrency"].default,
-            defaults["worker_prefetch"].default,
-            name="worker@%h",
-        ),
-    ]
-    assert services["beat"]["command"] == [
-        "python",
-        *up.beat_args(Path("/data") / up.BEAT_SCHEDULE_FILE),
-    ]
+    assert services["inference"]["command"] == worker_command(
+        "worker@%h",
+        concurrency=defaults["worker_concurrency"].default,
+        prefetch=defaults["worker_prefetch"].default,
+        python="python",
+    )
+    assert services["beat"]["command"] == beat_command(
+        Path("/data") / up.BEAT_SCHEDULE_FILE, python="python"
+    )
     # Scaling `inference` must not multiply the periodic tasks.
     assert "-B" not in services["inference"]["command"]
-    assert up.CELERY_APP in " ".join(services["inference"]["healthcheck"]["test"])
+    assert CELERY_APP in " ".join(services["inference"]["healthcheck"]["test"])
 
 
 def test_migrate_runs_once_before_the_services(compose: dict[str, Any]) -> None:

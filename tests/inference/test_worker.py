@@ -11,7 +11,6 @@ import os
 import signal
 import socket
 import subprocess
-import sys
 import threading
 import time
 import uuid
@@ -23,34 +22,13 @@ from sqlalchemy import select, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
 
+from classpulse.harness.processes import start_worker, stop
 from shared.db.models import Frame, FrameStatus
-from shared.schemas import FRAME_QUEUE, FrameRef
-from tests.conftest import ROOT, send_task
+from shared.schemas import FrameRef
+from tests.conftest import send_task
 from tests.inference.conftest import World
 
 pytestmark = pytest.mark.slow
-
-
-def start_worker(env: dict[str, str], log: Path, name: str) -> subprocess.Popen[bytes]:
-    command = [
-        sys.executable, "-m", "celery", "-A", "services.inference.celery_app:app", "worker",
-        "-Q", FRAME_QUEUE, "--pool", "solo", "--loglevel", "INFO", "-n", f"{name}@%h",
-        "--without-heartbeat", "--without-gossip", "--without-mingle",
-    ]  # fmt: skip
-    with log.open("ab") as out:
-        proc = subprocess.Popen(command, cwd=ROOT, env=env, stdout=out, stderr=out)
-    wait_for(lambda: b" ready." in log.read_bytes(), 90, f"worker {name} did not start", proc, log)
-    return proc
-
-
-def stop(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=5)
 
 
 def wait_for(
@@ -159,7 +137,7 @@ def test_worker_retries_while_the_database_is_down_then_stores_and_keeps_serving
     # The worker's database is behind a proxy that is not listening yet.
     url = make_url(pg_url).set(port=proxy.port).render_as_string(hide_password=False)
     log = tmp_path / "worker.log"
-    worker = start_worker(worker_env(url, redis_url), log, "retry")
+    worker = start_worker("retry", worker_env(url, redis_url), log)
     try:
         first = world.add_frame(one_face)
         send(redis_url, first)
@@ -211,7 +189,7 @@ def test_worker_killed_mid_task_leaves_the_frame_to_be_redelivered_once(
     with world.engine.connect() as blocker:
         # Hold the frame row: the first worker's task blocks on it, mid-task.
         blocker.execute(select(Frame.id).where(Frame.id == ref.frame_id).with_for_update())
-        first = start_worker(env, log, "first")
+        first = start_worker("first", env, log)
         try:
             send(redis_url, ref)
 
@@ -234,7 +212,7 @@ def test_worker_killed_mid_task_leaves_the_frame_to_be_redelivered_once(
         blocker.rollback()
     assert status_of(world, ref.frame_id) is FrameStatus.QUEUED
 
-    second = start_worker(env, log, "second")
+    second = start_worker("second", env, log)
     try:
         wait_for(
             lambda: status_of(world, ref.frame_id) is FrameStatus.DONE,
@@ -257,7 +235,7 @@ def test_worker_queues_again_a_frame_whose_message_was_lost(
     old = dt.datetime.now(dt.UTC) - dt.timedelta(minutes=5)
     lost = world.add_frame(one_face, received_at=old)
     log = tmp_path / "worker.log"
-    worker = start_worker(worker_env(pg_url, redis_url), log, "sweeper")
+    worker = start_worker("sweeper", worker_env(pg_url, redis_url), log)
     try:
         send_task(redis_url, "classpulse.requeue_orphaned_frames")
         wait_for(

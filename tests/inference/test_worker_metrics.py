@@ -4,8 +4,6 @@ and its log lines come out as JSON when asked."""
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import httpx
@@ -13,11 +11,10 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from classpulse.harness.ports import free_port
+from classpulse.harness.processes import start_worker, stop
 from shared.db.models import FrameStatus
-from shared.schemas import FRAME_QUEUE
-from tests.conftest import ROOT
 from tests.inference.conftest import World
-from tests.inference.test_worker import send, status_of, stop, wait_for, worker_env
+from tests.inference.test_worker import send, status_of, wait_for, worker_env
 
 pytestmark = pytest.mark.slow
 
@@ -45,15 +42,8 @@ def test_a_prefork_workers_metrics_count_what_its_child_processed(
         # Over the command line's -l INFO: the frame trail's DEBUG lines show.
         CLASSPULSE_LOG_LEVEL="DEBUG",
     )
-    command = [
-        sys.executable, "-m", "celery", "-A", "services.inference.celery_app:app", "worker",
-        "-Q", FRAME_QUEUE, "--pool", "prefork", "--concurrency", "1", "--loglevel", "INFO",
-        "-n", "metrics@%h", "--without-heartbeat", "--without-gossip", "--without-mingle",
-    ]  # fmt: skip
-    with log.open("ab") as out:
-        worker = subprocess.Popen(command, cwd=ROOT, env=env, stdout=out, stderr=out)
+    worker = start_worker("metrics", env, log, pool="prefork", concurrency=1)
     try:
-        wait_for(lambda: b" ready." in log.read_bytes(), 90, "worker did not start", worker, log)
         ref = world.add_frame(one_face)
         send(redis_url, ref)
         wait_for(

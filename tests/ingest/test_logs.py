@@ -9,11 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
-import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -21,37 +16,11 @@ import pytest
 import redis as redis_lib
 import websockets
 
-from classpulse.harness.ports import free_port
-from classpulse.up import ANALYTICS_APP, INGEST_APP, uvicorn_args
+from classpulse.harness.processes import ANALYTICS_APP, HEALTH_PATH, INGEST_APP, api_process
 from tests.ingest.conftest import SECRET, World
 from tests.ingest.test_stream import send_frame, ws_url
 
 pytestmark = pytest.mark.asyncio
-
-
-@contextmanager
-def served(args: list[str], port: int, env: dict[str, str], log: Path) -> Iterator[str]:
-    """``python <args>`` serving on ``port``, its output in ``log``, until the block ends."""
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            [sys.executable, *args], env=env, stdout=out, stderr=subprocess.STDOUT
-        )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert process.poll() is None, log.read_text()
-            assert time.monotonic() < deadline, log.read_text()
-            time.sleep(0.2)
-        yield url
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
 
 
 @pytest.fixture
@@ -73,12 +42,13 @@ async def test_the_classroom_sockets_token_is_not_logged(
     tmp_path: Path,
     redis_client: redis_lib.Redis,
 ) -> None:
-    port, log = free_port(), tmp_path / "ingest.log"
+    log = tmp_path / "ingest.log"
     token, refused = world.token(), world.token("s2") + "forged"
-    with served(uvicorn_args(INGEST_APP, "127.0.0.1", port), port, env, log) as url:
-        async with websockets.connect(ws_url(url, world, token)) as ws:
+    # As up serves it (its options, its health check).
+    with api_process(INGEST_APP, env, log, ready_path=HEALTH_PATH) as api:
+        async with websockets.connect(ws_url(api.url, world, token)) as ws:
             assert (await send_frame(ws, 1, photo))["type"] == "ack"
-        async with websockets.connect(ws_url(url, world, refused)) as ws:
+        async with websockets.connect(ws_url(api.url, world, refused)) as ws:
             await ws.recv()  # the error, then the server closes
     text = log.read_text()
     assert "WebSocket /v1/lessons/" in text  # the sockets were logged ...
@@ -90,12 +60,11 @@ async def test_the_classroom_sockets_token_is_not_logged(
 async def test_an_access_log_does_not_keep_access_tokens(
     world: World, env: dict[str, str], tmp_path: Path
 ) -> None:
-    port, log = free_port(), tmp_path / "analytics.log"
+    log = tmp_path / "analytics.log"
     # As uvicorn serves by default: with its access log.
-    args = ["-m", "uvicorn", ANALYTICS_APP, "--factory", "--host", "127.0.0.1"]
-    with served([*args, "--port", str(port)], port, env, log) as url:
+    with api_process(ANALYTICS_APP, env, log, access_log=True, ready_path=HEALTH_PATH) as api:
         answer = httpx.get(
-            f"{url}/v1/lessons", params={"access_token": world.lms_key, "limit": "5"}
+            f"{api.url}/v1/lessons", params={"access_token": world.lms_key, "limit": "5"}
         )
         # A key in the URL is refused (tickets replace it), and still kept out of the log.
         assert answer.status_code == 401
@@ -109,11 +78,11 @@ async def test_an_access_log_does_not_keep_access_tokens(
 async def test_json_logs_follow_a_frame_and_keep_out_the_token(
     world: World, env: dict[str, str], photo: bytes, tmp_path: Path
 ) -> None:
-    port, log = free_port(), tmp_path / "ingest.log"
+    log = tmp_path / "ingest.log"
     json_env = {**env, "CLASSPULSE_LOG_FORMAT": "json", "CLASSPULSE_LOG_LEVEL": "DEBUG"}
     token = world.token()
-    with served(uvicorn_args(INGEST_APP, "127.0.0.1", port), port, json_env, log) as url:
-        async with websockets.connect(ws_url(url, world, token)) as ws:
+    with api_process(INGEST_APP, json_env, log, ready_path=HEALTH_PATH) as api:
+        async with websockets.connect(ws_url(api.url, world, token)) as ws:
             ack = await send_frame(ws, 1, photo)
             assert ack["type"] == "ack"
     lines = [line for line in log.read_text().splitlines() if line.strip()]

@@ -20,14 +20,10 @@ import httpx
 import pytest
 from sqlalchemy import Engine, text
 
+from classpulse.harness.processes import stop
 from classpulse.harness.servers import OwnRedis
 from tests.reliability.conftest import Realm, bearer, frame_stats, jpeg, wait_for_queue_to_drain
-from tests.reliability.processes import (
-    Scratch,
-    service_process,
-    start_worker,
-    stop,
-)
+from tests.reliability.processes import Scratch, service_process, start_worker
 
 pytestmark = pytest.mark.slow
 

@@ -28,6 +28,7 @@ import redis as redis_lib
 from PIL import Image
 from sqlalchemy import Engine, text
 
+from classpulse.harness.processes import stop
 from shared.schemas import FRAME_QUEUE, LiveNotice, frame_key, live_channel
 from tests.conftest import send_task
 from tests.reliability.conftest import (
@@ -45,7 +46,7 @@ from tests.reliability.privacy_scan import (
     images_in_redis,
     images_on_disk,
 )
-from tests.reliability.processes import Scratch, ingest_process, start_worker, stop
+from tests.reliability.processes import Scratch, ingest_process, start_worker
 
 pytestmark = pytest.mark.slow
 

@@ -27,9 +27,10 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue
 
 from classpulse.harness.factories import TOKEN_SECRET
+from classpulse.harness.processes import stop
 from shared import tracing
 from tests.reliability.conftest import SECRETS_KEY, Realm, bearer, jpeg
-from tests.reliability.processes import Scratch, ingest_process, start_worker, stop
+from tests.reliability.processes import Scratch, ingest_process, start_worker
 
 pytestmark = pytest.mark.slow
 
