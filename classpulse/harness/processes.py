@@ -226,19 +226,26 @@ def start_worker(
     env: Mapping[str, str],
     log: Path,
     *,
+    app: str = CELERY_APP,
     cwd: Path | None = None,
     pool: str | None = "solo",
     concurrency: int | None = None,
     beat_schedule: Path | None = None,
     timeout: float = START_TIMEOUT,
 ) -> subprocess.Popen[bytes]:
-    """An inference worker ``name@host`` alone on the frames queue, once it consumes.
+    """A worker ``name@host`` of ``app`` (the inference worker) alone on the frames queue,
+    once it consumes.
 
     Its readiness is read from what it appends to ``log``, so a log shared with
     an earlier worker does not count.
     """
     command = worker_command(
-        f"{name}@%h", pool=pool, concurrency=concurrency, beat_schedule=beat_schedule, extra=ALONE
+        f"{name}@%h",
+        app=app,
+        pool=pool,
+        concurrency=concurrency,
+        beat_schedule=beat_schedule,
+        extra=ALONE,
     )
     offset = log.stat().st_size if log.exists() else 0
     process = spawn(command, env, log, cwd)

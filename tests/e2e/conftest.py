@@ -7,26 +7,20 @@ drives the pages.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import os
 import secrets
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 import redis as redis_lib
 
-from classpulse.harness.ports import free_port
+from classpulse.harness.processes import ANALYTICS_APP, INGEST_APP, api_process, start_worker, stop
 from tests.conftest import MEDIA, ROOT, empty_but_the_claim
 
 CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = ROOT / "test-artifacts"
-START_TIMEOUT = 60.0
 
 
 @dataclasses.dataclass
@@ -45,42 +39,6 @@ class Stack:
         return "\n".join(parts)
 
 
-def _wait_ready(url: str, proc: subprocess.Popen[bytes], name: str, log: Path) -> None:
-    deadline = time.monotonic() + START_TIMEOUT
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"{name} exited with {proc.returncode}:\n{log.read_text()}")
-        with contextlib.suppress(httpx.HTTPError):
-            if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
-                return
-        time.sleep(0.2)
-    raise RuntimeError(f"{name} was not ready within {START_TIMEOUT}s:\n{log.read_text()}")
-
-
-def _wait_worker(proc: subprocess.Popen[bytes], log: Path) -> None:
-    """Celery logs 'ready' once it consumes; frames sent before would wait anyway."""
-    deadline = time.monotonic() + START_TIMEOUT
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"worker exited with {proc.returncode}:\n{log.read_text()}")
-        if "ready." in log.read_text(errors="replace"):
-            return
-        time.sleep(0.2)
-    raise RuntimeError(f"the worker was not ready within {START_TIMEOUT}s:\n{log.read_text()}")
-
-
-def _stop(procs: list[subprocess.Popen[bytes]]) -> None:
-    for proc in procs:
-        if proc.poll() is None:
-            proc.terminate()
-    for proc in procs:
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=5)
-
-
 # Module scope, not session: a live worker and servers on the session's
 # database and Redis would consume and write the frames of later test modules.
 @pytest.fixture(scope="module")
@@ -97,50 +55,23 @@ def stack(pg_url: str, redis_url: str, tmp_path_factory: pytest.TempPathFactory)
         "CLASSPULSE_MIN_GROUP_SIZE": "1",
         "PYTHONUNBUFFERED": "1",
     }
-    ingest_port, analytics_port = free_port(), free_port()
-    python = sys.executable
-    commands = {
-        "ingest": [
-            python, "-m", "uvicorn", "services.ingest.app:create_app", "--factory",
-            "--host", "127.0.0.1", "--port", str(ingest_port), "--log-level", "warning",
-        ],
-        "analytics": [
-            python, "-m", "uvicorn", "services.analytics.app:create_app", "--factory",
-            "--host", "127.0.0.1", "--port", str(analytics_port), "--log-level", "warning",
-        ],
-    }  # fmt: skip
-    procs: list[subprocess.Popen[bytes]] = []
-    logs: dict[str, Path] = {}
-    try:
-        for name, command in commands.items():
-            logs[name] = logs_dir / f"{name}.log"
-            with logs[name].open("wb") as out:
-                procs.append(subprocess.Popen(command, cwd=ROOT, env=env, stdout=out, stderr=out))
-        ingest_url = f"http://127.0.0.1:{ingest_port}"
-        analytics_url = f"http://127.0.0.1:{analytics_port}"
-        _wait_ready(ingest_url, procs[0], "ingest", logs["ingest"])
-        _wait_ready(analytics_url, procs[1], "analytics", logs["analytics"])
-        yield Stack(ingest_url, analytics_url, pg_url, env, logs)
-    finally:
-        _stop(procs)
+    logs = {name: logs_dir / f"{name}.log" for name in ("ingest", "analytics")}
+    with (
+        api_process(INGEST_APP, env, logs["ingest"], log_level="warning") as ingest,
+        api_process(ANALYTICS_APP, env, logs["analytics"], log_level="warning") as analytics,
+    ):
+        yield Stack(ingest.url, analytics.url, pg_url, env, logs)
 
 
 @pytest.fixture(scope="module")
 def worker(stack: Stack) -> Iterator[None]:
     """One real Celery worker process consuming the frames queue of the stack."""
     log = stack.logs["worker"] = stack.logs["ingest"].with_name("worker.log")
-    command = [
-        sys.executable, "-m", "celery", "-A", "services.inference.celery_app:app", "worker",
-        "-Q", "frames", "--concurrency", "1", "--loglevel", "INFO", "--without-heartbeat",
-        "--without-gossip", "--without-mingle", "-n", f"e2e-{os.getpid()}@%h",
-    ]  # fmt: skip
-    with log.open("wb") as out:
-        proc = subprocess.Popen(command, cwd=ROOT, env=stack.env, stdout=out, stderr=out)
+    process = start_worker(f"e2e-{os.getpid()}", stack.env, log, pool=None, concurrency=1)
     try:
-        _wait_worker(proc, log)
         yield
     finally:
-        _stop([proc])
+        stop(process)
 
 
 @pytest.fixture(scope="session")

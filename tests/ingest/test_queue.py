@@ -7,8 +7,6 @@ import base64
 import datetime as dt
 import json
 import os
-import subprocess
-import sys
 import time
 import uuid
 from pathlib import Path
@@ -18,6 +16,7 @@ import pytest
 import redis as redis_lib
 from celery import Celery
 
+from classpulse.harness.processes import start_worker, stop
 from services.ingest.queue import FrameQueue, producer_app
 from shared.schemas import FRAME_QUEUE, FrameRef, frame_key
 from shared.tasks import PROCESS_FRAME
@@ -75,40 +74,31 @@ async def test_message_matches_what_celery_send_task_writes(
 
 @pytest.mark.slow
 async def test_a_real_celery_worker_consumes_ingested_frames(
-    base_url: str, world: World, photo: bytes, redis_url: str, redis_client: redis_lib.Redis
+    base_url: str,
+    world: World,
+    photo: bytes,
+    redis_url: str,
+    redis_client: redis_lib.Redis,
+    tmp_path: Path,
 ) -> None:
     async with httpx.AsyncClient(base_url=base_url) as client:
         accepted = [
             (await post_jpeg(client, world, photo, seq=s)).json()["frame_id"] for s in range(3)
         ]
-    worker = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "celery",
-            "-A",
-            "tests.ingest.echo_worker:app",
-            "worker",
-            "-Q",
-            FRAME_QUEUE,
-            "--pool",
-            "solo",
-            "--without-heartbeat",
-            "--without-mingle",
-            "--without-gossip",
-            "--loglevel",
-            "WARNING",
-        ],
+    # The echo app is imported from the checkout (tests/ is not installed).
+    worker = start_worker(
+        "echo",
+        {**os.environ, "ECHO_BROKER_URL": redis_url},
+        tmp_path / "worker.log",
+        app="tests.ingest.echo_worker:app",
         cwd=ROOT,
-        env={**os.environ, "ECHO_BROKER_URL": redis_url},
     )
     try:
         deadline = time.monotonic() + 60
         while redis_client.llen("echo:received") < 3 and time.monotonic() < deadline:
             time.sleep(0.2)
     finally:
-        worker.terminate()
-        worker.wait(timeout=30)
+        stop(worker)
     received = [json.loads(r) for r in redis_client.lrange("echo:received", 0, -1)]
     assert sorted(r["frame_id"] for r in received) == sorted(accepted)
     assert all(r["lesson_id"] == str(world.lesson_id) for r in received)

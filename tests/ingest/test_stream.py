@@ -6,8 +6,6 @@ import asyncio
 import datetime as dt
 import json
 import os
-import subprocess
-import sys
 import uuid
 from pathlib import Path
 
@@ -17,13 +15,13 @@ import websockets
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
+from classpulse.harness.processes import start_worker, stop
 from shared.db.models import Frame, FrameStatus
 from shared.schemas import LiveNotice, live_channel
 from tests.ingest.conftest import World
 from tests.ingest.test_frames import frames_of
 
 pytestmark = pytest.mark.asyncio
-ROOT = Path(__file__).resolve().parents[2]
 
 
 def ws_url(base_url: str, world: World, token: str) -> str:
@@ -109,30 +107,16 @@ async def test_results_of_own_frames_are_forwarded(
 
 @pytest.mark.slow
 async def test_end_to_end_with_the_inference_worker(
-    base_url: str, world: World, photo: bytes, clean_db: Engine, pg_url: str, redis_url: str
+    base_url: str,
+    world: World,
+    photo: bytes,
+    clean_db: Engine,
+    pg_url: str,
+    redis_url: str,
+    tmp_path: Path,
 ) -> None:
     env = {**os.environ, "CLASSPULSE_DATABASE_URL": pg_url, "CLASSPULSE_REDIS_URL": redis_url}
-    worker = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "celery",
-            "-A",
-            "services.inference.celery_app:app",
-            "worker",
-            "-Q",
-            "frames",
-            "--pool",
-            "solo",
-            "--without-heartbeat",
-            "--without-mingle",
-            "--without-gossip",
-            "--loglevel",
-            "WARNING",
-        ],
-        cwd=ROOT,
-        env=env,
-    )
+    worker = start_worker("stream", env, tmp_path / "worker.log")
     try:
         async with websockets.connect(ws_url(base_url, world, world.token())) as ws:
             ack = await send_frame(ws, 1, photo)
@@ -146,5 +130,4 @@ async def test_end_to_end_with_the_inference_worker(
         assert status == FrameStatus.DONE
         assert result["faces"] >= 1  # obama.jpg shows one face
     finally:
-        worker.terminate()
-        worker.wait(timeout=30)
+        stop(worker)
