@@ -1,8 +1,8 @@
 """OpenTelemetry traces of a frame, on only where an OTLP endpoint is configured.
 
 With ``OTEL_EXPORTER_OTLP_ENDPOINT`` (or ``OTEL_EXPORTER_OTLP_TRACES_ENDPOINT``)
-set, each process calls ``init_tracing`` at start-up (the ingest lifespan's app
-factory, each worker process after its fork): spans go in batches to that
+set, each process calls ``init_tracing`` at start-up (each API's app factory,
+each worker process after its fork): spans go in batches to that
 endpoint over OTLP/HTTP (protobuf), configured by OpenTelemetry's standard
 variables (``OTEL_SERVICE_NAME``, ``OTEL_RESOURCE_ATTRIBUTES``,
 ``OTEL_EXPORTER_OTLP_HEADERS``, ``OTEL_TRACES_SAMPLER``, ``OTEL_BSP_*`` …).

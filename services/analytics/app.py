@@ -29,6 +29,7 @@ from services.api.live_hub import LiveHub
 from services.api.logs import redact_server_logs
 from services.api.metrics import install_metrics
 from services.api.security import SecurityHeaders
+from shared import tracing
 from shared.db.engine import async_session_factory, make_async_engine
 from shared.logs import configure_logging
 from shared.palette import palette
@@ -84,6 +85,8 @@ def create_app(settings: AnalyticsSettings | None = None) -> FastAPI:
     install_error_handlers(app)
     install_docs(app)
     install_metrics(app)
+    tracing.init_tracing("analytics")
+    tracing.instrument_app(app)
     app.add_middleware(SecurityHeaders)
     redact_server_logs()
     # Now, not at start-up, so that uvicorn's first lines are in the format too.

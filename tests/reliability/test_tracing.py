@@ -30,7 +30,7 @@ from classpulse.harness.factories import TOKEN_SECRET
 from classpulse.harness.processes import stop
 from shared import tracing
 from tests.reliability.conftest import SECRETS_KEY, Realm, bearer, jpeg
-from tests.reliability.processes import Scratch, ingest_process, start_worker
+from tests.reliability.processes import Scratch, ingest_process, service_process, start_worker
 
 pytestmark = pytest.mark.slow
 
@@ -133,9 +133,19 @@ def test_one_frame_is_one_trace_from_ingest_to_the_live_notice_without_credentia
             assert answer.status_code == 202, answer.text
             frame_id = answer.json()["frame_id"]
             spans = _wait_for_trace(receiver, frame_id, worker, scratch.logs / "traced.log")
+        with service_process("analytics", scratch, env) as analytics_url:
+            # A teacher reading the timeline: the analytics API traces its requests too.
+            timeline = httpx.get(
+                f"{analytics_url}/v1/lessons/{realm.a.lesson_id}/timeline",
+                headers=bearer(realm.a.teacher_key),
+                timeout=30,
+            )
+            assert timeline.status_code == 200, timeline.text
+            read = _wait_for_span(receiver, "classpulse-analytics")
     finally:
         stop(worker)
 
+    assert read["attributes"]["http.route"] == "/v1/lessons/{lesson}/timeline"
     trace_ids = {s["trace_id"] for s in spans}
     assert len(trace_ids) == 1, spans
     by_name = {s["name"]: s for s in spans}
@@ -204,3 +214,14 @@ def _wait_for_trace(
         assert worker.poll() is None, log.read_text()[-3000:]
         time.sleep(0.2)
     raise AssertionError(f"no whole trace for {frame_id}: {receiver.snapshot()}")
+
+
+def _wait_for_span(receiver: Receiver, service: str, timeout: float = 30) -> dict[str, Any]:
+    """The first request span (no parent) ``service`` exported."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for span in receiver.snapshot():
+            if span["service"] == service and not span["parent_id"]:
+                return span
+        time.sleep(0.2)
+    raise AssertionError(f"no span of {service}: {receiver.snapshot()}")
