@@ -1,14 +1,67 @@
-"""Servers of a test or benchmark's own, never the machine's: a throwaway Redis."""
+"""Servers of a test or benchmark's own, never the machine's: a throwaway Redis, and
+ASGI apps served by uvicorn in a thread of this process."""
 
 from __future__ import annotations
 
+import contextlib
 import subprocess
+import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import redis
+import uvicorn
+from starlette.types import ASGIApp
 
 from classpulse.harness.ports import HOST, free_port
+
+
+class ThreadedServer:
+    """An ASGI app served by uvicorn in a daemon thread, on ``port`` or a free one.
+
+    In-process, so that a test reaches the app over real HTTP and WebSockets while
+    its settings, database and fakes stay those of the test.
+    """
+
+    def __init__(self, app: ASGIApp, port: int | None = None) -> None:
+        self.port = free_port() if port is None else port
+        self.url = f"http://{HOST}:{self.port}"
+        self._server = uvicorn.Server(
+            uvicorn.Config(app, host=HOST, port=self.port, log_level="warning")
+        )
+        self._thread: threading.Thread | None = None
+
+    def start(self, timeout: float = 15) -> str:
+        """Serve, and return the URL once uvicorn has started (lifespan done, listening)."""
+        self._thread = threading.Thread(target=self._server.run, daemon=True)
+        self._thread.start()
+        deadline = time.monotonic() + timeout
+        while not self._server.started:
+            # A failed start-up (lifespan error, port taken) ends the thread early.
+            if not self._thread.is_alive() or time.monotonic() > deadline:
+                self.stop()
+                raise RuntimeError(f"the server on port {self.port} did not start")
+            time.sleep(0.01)
+        return self.url
+
+    def stop(self, timeout: float = 10) -> None:
+        """Ask uvicorn to shut down (as on SIGTERM) and wait for its thread."""
+        if self._thread is not None:
+            self._server.should_exit = True
+            self._thread.join(timeout=timeout)
+            self._thread = None
+
+
+@contextlib.contextmanager
+def serving(app: ASGIApp, port: int | None = None) -> Iterator[str]:
+    """``app`` served for the duration of the block; yields its URL."""
+    server = ThreadedServer(app, port)
+    server.start()
+    try:
+        yield server.url
+    finally:
+        server.stop()
 
 
 class OwnRedis:

@@ -2,18 +2,14 @@
 
 from __future__ import annotations
 
-import contextlib
-import threading
-import time
 from collections.abc import Iterator
 
 import httpx
 import pytest
-import uvicorn
 from sqlalchemy import Engine
 
 from classpulse.harness.factories import TOKEN_SECRET, SeededLesson, seed_lesson
-from classpulse.harness.ports import free_port
+from classpulse.harness.servers import serving
 from services.analytics.app import create_app
 from services.analytics.config import AnalyticsSettings
 
@@ -28,31 +24,10 @@ def analytics_config(pg_url: str, redis_url: str) -> AnalyticsSettings:
     )
 
 
-@contextlib.contextmanager
-def running_app(config: AnalyticsSettings) -> Iterator[str]:
-    """An analytics app served by uvicorn on a free port for the duration of the block."""
-    port = free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(create_app(config), host="127.0.0.1", port=port, log_level="warning")
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 15
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            raise RuntimeError("analytics server did not start")
-        time.sleep(0.01)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
-
-
 @pytest.fixture(scope="session")
 def analytics_url(analytics_config: AnalyticsSettings) -> Iterator[str]:
     """A running analytics app (one per test session; tests empty the database)."""
-    with running_app(analytics_config) as url:
+    with serving(create_app(analytics_config)) as url:
         yield url
 
 

@@ -16,12 +16,14 @@ import redis as redis_lib
 from sqlalchemy import Engine, update
 
 from classpulse.harness.factories import SeededLesson, SeedEvent, insert_events
+from classpulse.harness.servers import serving
+from services.analytics.app import create_app
 from services.analytics.config import AnalyticsSettings
 from shared.auth import key_prefix
 from shared.db.models import ApiKey
 from shared.labels import Expression
 from shared.schemas import LiveNotice, live_channel
-from tests.analytics.conftest import bearer, running_app
+from tests.analytics.conftest import bearer
 
 
 def sse_events(lines: Iterator[str]) -> Iterator[tuple[str, str]]:
@@ -100,7 +102,7 @@ def test_live_and_readiness_answer_503_when_redis_is_down(
     no_redis = analytics_config.model_copy(
         update={"redis_url": f"redis://127.0.0.1:{free_port()}/0"}
     )
-    with running_app(no_redis) as url, httpx.Client(base_url=url, timeout=10) as client:
+    with serving(create_app(no_redis)) as url, httpx.Client(base_url=url, timeout=10) as client:
         live = client.get(
             f"/v1/lessons/{lesson.lesson_id}/live", headers=bearer(lesson.teacher_key)
         )
@@ -128,7 +130,7 @@ def test_a_revoked_key_loses_its_open_stream(
     """``classpulse keys revoke`` ends the key's open streams within one re-check."""
     config = analytics_config.model_copy(update={"live_recheck_seconds": 0.5})
     # A stream that stays open past its key answers nothing more: the read times out.
-    with running_app(config) as url, httpx.Client(base_url=url, timeout=5) as client:
+    with serving(create_app(config)) as url, httpx.Client(base_url=url, timeout=5) as client:
         with _live(client, lesson) as stream:
             events = sse_events(stream.iter_lines())
             assert next(events)[0] == "ready"
@@ -157,7 +159,7 @@ def test_a_stream_ends_after_its_maximum_lifetime_and_asks_for_a_reconnect(
     analytics_config: AnalyticsSettings, lesson: SeededLesson
 ) -> None:
     config = analytics_config.model_copy(update={"live_max_seconds": 1.0})
-    with running_app(config) as url, httpx.Client(base_url=url, timeout=5) as client:
+    with serving(create_app(config)) as url, httpx.Client(base_url=url, timeout=5) as client:
         # Timed from before the request: the server's clock starts when it opens the
         # stream, which is after this and before the response reaches the client.
         started = time.monotonic()

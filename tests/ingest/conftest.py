@@ -4,18 +4,15 @@ from __future__ import annotations
 
 import datetime as dt
 import io
-import threading
-import time
 import uuid
 from collections.abc import Callable, Iterator
 
 import pytest
-import uvicorn
 from PIL import Image
 from sqlalchemy import Engine
 
 from classpulse.harness.factories import TOKEN_SECRET, SeededLesson, seed_lesson
-from classpulse.harness.ports import free_port
+from classpulse.harness.servers import ThreadedServer
 from services.ingest.app import create_app
 from services.ingest.config import IngestSettings
 from tests.conftest import MEDIA
@@ -53,28 +50,17 @@ class Servers:
     """Starts ingest apps on free ports and stops them all at the end of a test."""
 
     def __init__(self) -> None:
-        self._running: list[tuple[uvicorn.Server, threading.Thread]] = []
+        self._running: list[ThreadedServer] = []
 
     def start(self, config: IngestSettings) -> str:
-        port = free_port()
-        server = uvicorn.Server(
-            uvicorn.Config(create_app(config), host="127.0.0.1", port=port, log_level="warning")
-        )
-        thread = threading.Thread(target=server.run, daemon=True)
-        thread.start()
-        deadline = time.monotonic() + 15
-        while not server.started:
-            if not thread.is_alive() or time.monotonic() > deadline:
-                raise RuntimeError("ingest server did not start")
-            time.sleep(0.01)
-        self._running.append((server, thread))
-        return f"http://127.0.0.1:{port}"
+        server = ThreadedServer(create_app(config))
+        url = server.start()
+        self._running.append(server)
+        return url
 
     def stop_all(self) -> None:
-        for server, _ in self._running:
-            server.should_exit = True
-        for _, thread in self._running:
-            thread.join(timeout=10)
+        for server in self._running:
+            server.stop()
 
 
 @pytest.fixture

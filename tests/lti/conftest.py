@@ -4,8 +4,6 @@ registered through the API."""
 
 from __future__ import annotations
 
-import threading
-import time
 import urllib.parse
 import uuid
 from collections.abc import Iterator
@@ -13,18 +11,18 @@ from dataclasses import dataclass
 
 import httpx
 import pytest
-import uvicorn
 from pydantic import SecretStr
 from sqlalchemy import Engine, text
 from sqlalchemy.orm import Session
 
-from classpulse.harness.ports import free_port
+from classpulse.harness.factories import TOKEN_SECRET
+from classpulse.harness.servers import serving
 from services.analytics.app import create_app as create_analytics
 from services.analytics.config import AnalyticsSettings
+from services.ingest.app import create_app as create_ingest
 from services.ingest.config import IngestSettings
 from services.ingest.keys import new_api_key
 from shared.db.models import KeyRole, Organisation
-from tests.ingest.conftest import SECRET, Servers
 from tests.lti.platform import Platform, Scenario
 
 SECRETS_KEY = "lti-test-secrets-key-0123456789abcdef"
@@ -48,24 +46,8 @@ def counts(engine: Engine) -> dict[str, int]:
 @pytest.fixture
 def platform() -> Iterator[Platform]:
     moodle = Platform()
-    moodle.start()
-    yield moodle
-    moodle.stop()
-
-
-def start_analytics(config: AnalyticsSettings) -> tuple[str, uvicorn.Server, threading.Thread]:
-    port = free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(create_analytics(config), host="127.0.0.1", port=port, log_level="warning")
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 15
-    while not server.started:
-        if time.monotonic() > deadline:
-            raise RuntimeError("analytics did not start")
-        time.sleep(0.01)
-    return f"http://127.0.0.1:{port}", server, thread
+    with serving(moodle.app(), moodle.port):
+        yield moodle
 
 
 @dataclass
@@ -85,39 +67,33 @@ class Tool:
 def tool(
     clean_db: Engine, pg_url: str, redis_url: str, redis_client: object, platform: Platform
 ) -> Iterator[Tool]:
-    analytics_url, server, thread = start_analytics(
-        AnalyticsSettings(database_url=pg_url, redis_url=redis_url, token_secret=SECRET)
+    analytics = AnalyticsSettings(
+        database_url=pg_url, redis_url=redis_url, token_secret=TOKEN_SECRET
     )
-    servers = Servers()
-    try:
-        url = servers.start(
-            IngestSettings(
-                database_url=pg_url,
-                redis_url=redis_url,
-                token_secret=SECRET,
-                secrets_key=SecretStr(SECRETS_KEY),
-                lti_dashboard_url=analytics_url,
+    with serving(create_analytics(analytics)) as analytics_url:
+        ingest = IngestSettings(
+            database_url=pg_url,
+            redis_url=redis_url,
+            token_secret=TOKEN_SECRET,
+            secrets_key=SecretStr(SECRETS_KEY),
+            lti_dashboard_url=analytics_url,
+        )
+        with serving(create_ingest(ingest)) as url:
+            platform.tool_url = url
+            with Session(clean_db) as session:
+                org_id = uuid.uuid4()
+                session.add(Organisation(id=org_id, name="LTI school"))
+                session.flush()
+                row, lms_key = new_api_key(org_id, KeyRole.LMS, "lms")
+                session.add(row)
+                session.commit()
+            answer = httpx.post(
+                f"{url}/v1/lti/registrations",
+                json={**platform.registration(), "school_consent": True},
+                headers={"Authorization": f"Bearer {lms_key}"},
             )
-        )
-        platform.tool_url = url
-        with Session(clean_db) as session:
-            org_id = uuid.uuid4()
-            session.add(Organisation(id=org_id, name="LTI school"))
-            session.flush()
-            row, lms_key = new_api_key(org_id, KeyRole.LMS, "lms")
-            session.add(row)
-            session.commit()
-        answer = httpx.post(
-            f"{url}/v1/lti/registrations",
-            json={**platform.registration(), "school_consent": True},
-            headers={"Authorization": f"Bearer {lms_key}"},
-        )
-        assert answer.status_code == 201, answer.text
-        yield Tool(url, analytics_url, org_id, lms_key, answer.json()["id"])
-    finally:
-        servers.stop_all()
-        server.should_exit = True
-        thread.join(timeout=10)
+            assert answer.status_code == 201, answer.text
+            yield Tool(url, analytics_url, org_id, lms_key, answer.json()["id"])
 
 
 @dataclass

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import html
 import secrets
-import threading
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -20,7 +19,6 @@ from typing import Any
 
 import httpx
 import jwt
-import uvicorn
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from fastapi import FastAPI, Form, Header, Request
@@ -83,8 +81,6 @@ class Platform:
         self.token_requests: list[dict[str, Any]] = []
         self.deep_links: list[dict[str, Any]] = []
         self.roster_calls = 0
-        self._server: uvicorn.Server | None = None
-        self._thread: threading.Thread | None = None
 
     # ---- what the tests use ------------------------------------------------------
 
@@ -284,23 +280,6 @@ class Platform:
             return HTMLResponse("<p id='placed'>placed</p>")
 
         return app
-
-    def start(self) -> None:
-        self._server = uvicorn.Server(
-            uvicorn.Config(self.app(), host="127.0.0.1", port=self.port, log_level="warning")
-        )
-        self._thread = threading.Thread(target=self._server.run, daemon=True)
-        self._thread.start()
-        deadline = time.monotonic() + 15
-        while not self._server.started:
-            if time.monotonic() > deadline:
-                raise RuntimeError("the platform did not start")
-            time.sleep(0.01)
-
-    def stop(self) -> None:
-        if self._server is not None and self._thread is not None:
-            self._server.should_exit = True
-            self._thread.join(timeout=10)
 
 
 def _autopost(action: str, fields: dict[str, str]) -> HTMLResponse:

@@ -24,14 +24,15 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
 from classpulse.harness.factories import TOKEN_SECRET, SeededLesson, add_key, seed_lesson
+from classpulse.harness.servers import serving
+from services.analytics.app import create_app as create_analytics
 from services.analytics.config import AnalyticsSettings
 from services.inference.tasks import EXPIRE_FRAMES_TASK, REQUEUE_ORPHANS_TASK
+from services.ingest.app import create_app as create_ingest
 from services.ingest.config import IngestSettings
 from services.xapi.lrs_config import set_lrs
 from shared.db.models import KeyRole
-from tests.analytics.conftest import running_app
 from tests.conftest import MEDIA, send_task
-from tests.ingest.conftest import Servers
 
 STUDENTS = ("s1", "s2", "s3")
 #: Encrypts the LRS passwords of these tests (``CLASSPULSE_SECRETS_KEY``).
@@ -92,11 +93,8 @@ def ingest_config(pg_url: str, redis_url: str) -> IngestSettings:
 
 @pytest.fixture
 def ingest_url(ingest_config: IngestSettings) -> Iterator[str]:
-    servers = Servers()
-    try:
-        yield servers.start(ingest_config)
-    finally:
-        servers.stop_all()
+    with serving(create_ingest(ingest_config)) as url:
+        yield url
 
 
 @pytest.fixture(scope="session")
@@ -104,7 +102,7 @@ def analytics_url(pg_url: str, redis_url: str) -> Iterator[str]:
     config = AnalyticsSettings(
         database_url=pg_url, redis_url=redis_url, token_secret=TOKEN_SECRET, min_group_size=1
     )
-    with running_app(config) as url:
+    with serving(create_analytics(config)) as url:
         yield url
 
 

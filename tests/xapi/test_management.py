@@ -16,11 +16,12 @@ from typer.testing import CliRunner
 
 from classpulse.cli import app
 from classpulse.harness.factories import TOKEN_SECRET, SeededLesson, add_key, seed_lesson
+from classpulse.harness.servers import serving
+from services.analytics.app import create_app as create_analytics
 from services.analytics.config import AnalyticsSettings
+from services.ingest.app import create_app as create_ingest
 from services.ingest.config import IngestSettings
 from shared.db.models import KeyRole
-from tests.analytics.conftest import running_app
-from tests.ingest.conftest import Servers
 from tests.xapi.conftest import SECRETS_KEY
 from tests.xapi.lrs_server import LRS_PASSWORD, LRS_USER, Ralph
 from tests.xapi.test_delivery import ended_lesson, run, seed_events
@@ -42,18 +43,14 @@ def ingest(pg_url: str, redis_url: str, redis_client: object) -> Iterator[httpx.
         token_secret=TOKEN_SECRET,
         secrets_key=SecretStr(SECRETS_KEY),
     )
-    servers = Servers()
-    try:
-        with httpx.Client(base_url=servers.start(config), timeout=15) as client:
-            yield client
-    finally:
-        servers.stop_all()
+    with serving(create_ingest(config)) as url, httpx.Client(base_url=url, timeout=15) as client:
+        yield client
 
 
 @pytest.fixture
 def analytics(pg_url: str, redis_url: str) -> Iterator[httpx.Client]:
     config = AnalyticsSettings(database_url=pg_url, redis_url=redis_url, token_secret=TOKEN_SECRET)
-    with running_app(config) as url, httpx.Client(base_url=url, timeout=15) as client:
+    with serving(create_analytics(config)) as url, httpx.Client(base_url=url, timeout=15) as client:
         yield client
 
 
