@@ -25,11 +25,8 @@ from schemathesis.checks import (
     status_code_conformance,
 )
 
-from services.analytics.app import create_app as create_analytics
-from services.analytics.config import AnalyticsSettings
-from services.ingest.app import create_app as create_ingest
-from services.ingest.config import IngestSettings
 from tests.reliability.conftest import Realm, bearer
+from tests.reliability.openapi import openapi
 from tests.reliability.processes import Scratch, service_process
 
 pytestmark = pytest.mark.slow
@@ -45,18 +42,8 @@ CHECKS = [
     response_schema_conformance,
 ]
 
-#: The apps below are made for their OpenAPI documents only: nothing connects to these.
-UNUSED_STORES: dict[str, Any] = {
-    "database_url": "postgresql://127.0.0.1:1/unused",
-    "redis_url": "redis://127.0.0.1:1/0",
-    "token_secret": "unused-secret-of-at-least-32-bytes",
-}
-ingest_schema = schemathesis.openapi.from_dict(
-    create_ingest(IngestSettings(**UNUSED_STORES)).openapi()
-)
-analytics_schema = schemathesis.openapi.from_dict(
-    create_analytics(AnalyticsSettings(**UNUSED_STORES)).openapi()
-)
+ingest_schema = schemathesis.openapi.from_dict(openapi("ingest"))
+analytics_schema = schemathesis.openapi.from_dict(openapi("analytics"))
 SENT: Counter[str] = Counter()
 SEEN: dict[str, set[str]] = {"ingest": set(), "analytics": set()}
 
