@@ -19,7 +19,6 @@ no worker running; the frame's bytes and its message apart).
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import subprocess
 import tempfile
 import time
@@ -28,10 +27,11 @@ from pathlib import Path
 
 import psutil
 import redis
-from sqlalchemy import Engine, func, insert, select, text
+from sqlalchemy import Engine, func, select, text
 
 from bench.ingest_load import close_stores, open_stores, photos, seed
 from bench.soak import service_env
+from classpulse.harness.factories import store_frame
 from classpulse.harness.processes import start_worker, stop
 from services.ingest.queue import FrameQueue, producer_app
 from shared.db.engine import make_sync_engine
@@ -52,27 +52,18 @@ def store_frames(
     """``count`` frames stored as ingest stores them (a ``queued`` row, the bytes with a
     TTL), not yet queued; their queue messages."""
     images = photos()
-    refs = []
-    for n in range(count):
-        frame_id, student = uuid.uuid4(), students[n % len(students)]
-        image, now = images[n % len(images)], dt.datetime.now(dt.UTC)
-        with engine.begin() as conn:
-            conn.execute(insert(Frame).values(
-                id=frame_id, lesson_id=lesson_id, student_id=student, seq=first_seq + n,
-                captured_at=now, status=FrameStatus.QUEUED, media_type="image/jpeg",
-                size_bytes=len(image), width=640, height=480))  # fmt: skip
-        client.set(frame_key(frame_id), image, ex=FRAME_TTL_SECONDS)
-        refs.append(
-            FrameRef(
-                frame_id=frame_id,
-                lesson_id=lesson_id,
-                student_id=student,
-                captured_at=now,
-                enqueued_at=now,
-                redis_key=frame_key(frame_id),
-            )
+    return [
+        store_frame(
+            engine,
+            client,
+            lesson_id,
+            students[n % len(students)],
+            images[n % len(images)],
+            seq=first_seq + n,
+            ttl_seconds=FRAME_TTL_SECONDS,
         )
-    return refs
+        for n in range(count)
+    ]
 
 
 def pg_counters(engine: Engine) -> tuple[int, int]:

@@ -16,29 +16,27 @@ Usage:
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import json
 import tempfile
 import threading
 import time
-import uuid
 from pathlib import Path
 
 import cv2
 import numpy as np
 import psutil
 import redis
-from sqlalchemy import insert
 
 from bench.face_crops import crops_body
 from bench.ingest_load import close_stores, open_stores, photos, seed
 from bench.soak import service_env
+from classpulse.harness.factories import store_frame
 from classpulse.harness.processes import start_worker, stop
 from services.ingest.queue import FrameQueue, producer_app
 from shared.db.engine import make_sync_engine
-from shared.db.models import Frame, FrameStatus, Student
+from shared.db.models import Student
 from shared.face_crops import media_type
-from shared.schemas import FrameRef, frame_key, live_channel
+from shared.schemas import live_channel
 from shared.vision.detect import make_detector
 
 FRAME_TTL_SECONDS = 600
@@ -107,24 +105,17 @@ def main() -> None:
         for n in range(total):
             # A steady rate: wait for this frame's slot rather than sleeping a fixed time.
             time.sleep(max(0.0, start + n / args.rate - time.perf_counter()))
-            frame_id, student = uuid.uuid4(), students[n % len(students)]
-            now = dt.datetime.now(dt.UTC)
-            image = images[n % len(images)]
-            ref = FrameRef(
-                frame_id=frame_id,
-                lesson_id=lesson_id,
-                student_id=student,
-                captured_at=now,
-                enqueued_at=now,
-                redis_key=frame_key(frame_id),
+            ref = store_frame(
+                engine,
+                client,
+                lesson_id,
+                students[n % len(students)],
+                images[n % len(images)],
+                seq=n,
+                media_type=kind,
+                ttl_seconds=FRAME_TTL_SECONDS,
             )
-            with engine.begin() as conn:
-                conn.execute(insert(Frame).values(
-                    id=frame_id, lesson_id=lesson_id, student_id=student, seq=n,
-                    captured_at=now, status=FrameStatus.QUEUED, media_type=kind,
-                    size_bytes=len(image), width=640, height=480))  # fmt: skip
-            client.set(frame_key(frame_id), image, ex=FRAME_TTL_SECONDS)
-            sent[str(frame_id)] = time.perf_counter()
+            sent[str(ref.frame_id)] = time.perf_counter()
             queue.publish(ref)
         deadline = time.perf_counter() + 60
         while len(done) < total and time.perf_counter() < deadline:

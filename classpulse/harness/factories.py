@@ -1,5 +1,5 @@
 """Rows for tests and benchmarks: an organisation, keys, a class, a lesson, students,
-consents, events.
+consents, stored frames, events.
 
 Tests insert a few hand-made events with :func:`insert_events`; the benchmark
 generates hundreds of thousands with :func:`generate_events`, which does the
@@ -13,6 +13,7 @@ import uuid
 from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 
+import redis
 from sqlalchemy import Engine, insert, text
 from sqlalchemy.orm import Session
 
@@ -35,6 +36,7 @@ from shared.db.models import (
     Student,
 )
 from shared.labels import NUM_CLASSES
+from shared.schemas import FrameRef, frame_key
 
 TOKEN_SECRET = "analytics-test-secret-of-at-least-32-bytes"
 
@@ -168,6 +170,52 @@ def seed_lesson(
         )
         session.commit()
     return seeded
+
+
+def store_frame(
+    engine: Engine,
+    client: redis.Redis,
+    lesson_id: uuid.UUID,
+    student_id: uuid.UUID,
+    data: bytes | None,
+    *,
+    seq: int,
+    captured_at: dt.datetime | None = None,
+    received_at: dt.datetime | None = None,
+    media_type: str = "image/jpeg",
+    ttl_seconds: int = 600,
+) -> FrameRef:
+    """A frame stored as ingest stores it, not yet on the queue: a ``queued`` row
+    (640x480) and its bytes in Redis for ``ttl_seconds`` (none when ``data`` is None,
+    as if they had expired); returns its queue message."""
+    frame_id = uuid.uuid4()
+    captured_at = captured_at or dt.datetime.now(dt.UTC)
+    row = {
+        "id": frame_id,
+        "lesson_id": lesson_id,
+        "student_id": student_id,
+        "seq": seq,
+        "captured_at": captured_at,
+        "status": FrameStatus.QUEUED,
+        "media_type": media_type,
+        "size_bytes": len(data or b""),
+        "width": 640,
+        "height": 480,
+    }
+    if received_at is not None:
+        row["received_at"] = received_at
+    with engine.begin() as conn:
+        conn.execute(insert(Frame).values(row))
+    if data is not None:
+        client.set(frame_key(frame_id), data, ex=ttl_seconds)
+    return FrameRef(
+        frame_id=frame_id,
+        lesson_id=lesson_id,
+        student_id=student_id,
+        captured_at=captured_at,
+        enqueued_at=captured_at,
+        redis_key=frame_key(frame_id),
+    )
 
 
 @dataclass(frozen=True)

@@ -13,13 +13,13 @@ import redis as redis_lib
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
-from classpulse.harness.factories import seed_lesson
+from classpulse.harness.factories import seed_lesson, store_frame
 from services.inference.config import WorkerProcessSettings
 from services.inference.resources import WorkerResources
 from shared.db.engine import make_sync_engine
-from shared.db.models import Consent, ConsentParty, FaceEvent, Frame, FrameStatus
+from shared.db.models import Consent, ConsentParty, FaceEvent, Frame
 from shared.labels import Expression
-from shared.schemas import FrameRef, frame_key
+from shared.schemas import FrameRef
 from shared.vision.pipeline import Pipeline
 from tests.conftest import MEDIA
 
@@ -50,32 +50,15 @@ class World:
     def add_frame(self, data: bytes | None, *, received_at: dt.datetime | None = None) -> FrameRef:
         """A queued frame row and (unless None) its bytes in Redis; returns the queue message."""
         self.seq += 1
-        frame_id = uuid.uuid4()
-        with Session(self.engine) as session, session.begin():
-            session.add(
-                Frame(
-                    id=frame_id,
-                    lesson_id=self.lesson_id,
-                    student_id=self.student_id,
-                    seq=self.seq,
-                    captured_at=NOW,
-                    received_at=received_at or NOW,
-                    status=FrameStatus.QUEUED,
-                    media_type="image/jpeg",
-                    size_bytes=len(data or b""),
-                    width=640,
-                    height=480,
-                )
-            )
-        if data is not None:
-            self.redis.set(frame_key(frame_id), data, ex=600)
-        return FrameRef(
-            frame_id=frame_id,
-            lesson_id=self.lesson_id,
-            student_id=self.student_id,
+        return store_frame(
+            self.engine,
+            self.redis,
+            self.lesson_id,
+            self.student_id,
+            data,
+            seq=self.seq,
             captured_at=NOW,
-            enqueued_at=NOW,
-            redis_key=frame_key(frame_id),
+            received_at=received_at or NOW,
         )
 
     def frame(self, frame_id: uuid.UUID) -> Frame:

@@ -17,9 +17,6 @@ from services.ingest.app import create_app
 from services.ingest.config import IngestSettings
 from tests.conftest import MEDIA
 
-#: The secret the ingest under test verifies student tokens with (the harness's).
-SECRET = TOKEN_SECRET
-
 
 def jpeg_640x480(name: str = "obama.jpg", quality: int = 85) -> bytes:
     """A real photo from the shared media, as a classroom client would send it."""
@@ -41,7 +38,7 @@ def config(pg_url: str, redis_url: str) -> IngestSettings:
     return IngestSettings(
         database_url=pg_url,
         redis_url=redis_url,
-        token_secret=SECRET,
+        token_secret=TOKEN_SECRET,
         student_rate_per_second=1000.0,
     )
 

@@ -16,8 +16,9 @@ import pytest
 import redis as redis_lib
 import websockets
 
+from classpulse.harness.factories import TOKEN_SECRET
 from classpulse.harness.processes import ANALYTICS_APP, HEALTH_PATH, INGEST_APP, api_process
-from tests.ingest.conftest import SECRET, World
+from tests.ingest.conftest import World
 from tests.ingest.test_stream import send_frame, ws_url
 
 pytestmark = pytest.mark.asyncio
@@ -30,7 +31,7 @@ def env(pg_url: str, redis_url: str) -> dict[str, str]:
         **base,
         "CLASSPULSE_DATABASE_URL": pg_url,
         "CLASSPULSE_REDIS_URL": redis_url,
-        "CLASSPULSE_TOKEN_SECRET": SECRET,
+        "CLASSPULSE_TOKEN_SECRET": TOKEN_SECRET,
         "PYTHONUNBUFFERED": "1",
     }
 

@@ -98,10 +98,10 @@ def replace_queue(resources, queue):
 
 
 def _principal(world: World):
+    from classpulse.harness.factories import TOKEN_SECRET
     from shared.auth import verify_student_token
-    from tests.ingest.conftest import SECRET
 
-    return verify_student_token(SECRET, world.token())
+    return verify_student_token(TOKEN_SECRET, world.token())
 
 
 async def test_database_unreachable_answers_503_and_stores_no_bytes(
