@@ -7,9 +7,10 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine
 
+from classpulse.harness.processes import start_worker, stop
 from services.inference.tasks import SEND_XAPI_TASK
 from tests.conftest import send_task
-from tests.inference.test_worker import start_worker, stop, wait_for, worker_env
+from tests.inference.test_worker import wait_for, worker_env
 from tests.xapi.conftest import SECRETS_KEY
 from tests.xapi.lrs_server import LRS_PASSWORD, Ralph
 from tests.xapi.test_delivery import configure, ended_lesson, of_lesson, seed_events
@@ -26,7 +27,7 @@ def test_a_worker_delivers_statements_and_logs_no_credential(
     configure(clean_db, lesson, lrs)
     log = tmp_path / "worker.log"
     env = worker_env(pg_url, redis_url, CLASSPULSE_SECRETS_KEY=SECRETS_KEY)
-    worker = start_worker(env, log, "xapi")
+    worker = start_worker("xapi", env, log)
     try:
         send_task(redis_url, SEND_XAPI_TASK)
         wait_for(
