@@ -23,9 +23,6 @@ UV_SYNC := $(BIN)/uv sync --locked --inexact
 # own: ralph-malph pins FastAPI 0.114 and Starlette 0.38, older than ClassPulse's, so the two
 # cannot share .venv. uv.lock covers .venv only; Ralph installs from its own hashed pins
 # (`make lock-lrs` writes them again from ralph-requirements.in).
-# Test processes: each has its own database and Redis database, so the suite
-# (mostly waiting on servers, workers and browsers) takes about half as long on two cores.
-PYTEST_WORKERS ?= 2
 LRS_VENV := .venv-lrs
 LRS_PINS := tests/xapi/ralph-requirements.txt
 
@@ -65,6 +62,11 @@ lock: | $(BIN)/uv
 up: $(VENV)/.installed-run
 	$(BIN)/classpulse up --demo
 
+# Test processes: each has its own database and Redis database, so the suite
+# (mostly waiting on servers, workers and browsers) takes about half as long on two cores.
+# One file per process at a time (--dist loadfile): a module's servers start once.
+PYTEST_WORKERS ?= 2
+
 ## test: lint, type-check and run the test suite on real PostgreSQL and Redis.
 ## (PYTEST_ARGS="tests/test_up.py -x" narrows the run; PYTEST_WORKERS=0 runs it in one process.)
 # The machine's servers on 5432 / 6379 when they answer, else embedded ones
@@ -79,7 +81,7 @@ test: $(VENV)/.installed-dev $(LRS_VENV)/.installed chromium
 	$(BIN)/ruff check .; \
 	$(BIN)/ruff format --check .; \
 	$(BIN)/mypy shared services classpulse training bench ops; \
-	$(BIN)/pytest -q -n $(PYTEST_WORKERS) $(PYTEST_ARGS)
+	$(BIN)/pytest -q -n $(PYTEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
 # Browser tests drive headless Chromium; without it they are skipped.
 chromium:

@@ -187,7 +187,7 @@ def _create_lms_key(database_url: str, organisation_name: str) -> tuple[uuid.UUI
             )
             if organisation_id is None:
                 organisation_id, plaintext = open_organisation(
-                    session, organisation_name, actor="demo"
+                    session, organisation_name, actor="demo", key_name="demo"
                 )
             else:
                 key, plaintext = new_api_key(organisation_id, KeyRole.LMS, "demo")

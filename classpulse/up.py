@@ -94,6 +94,8 @@ class UpOptions:
     analytics_port: int
     postgres_port: int
     redis_port: int
+    #: The first worker's /metrics port; the next ones count up (another where taken).
+    worker_metrics_port: int
     workers: int
     demo: bool
     health_timeout: float
@@ -191,7 +193,7 @@ def _worker_metrics_env(env: dict[str, str], options: UpOptions, index: int) -> 
     folder = options.data_dir / "metrics" / f"worker{index}"
     shutil.rmtree(folder, ignore_errors=True)
     folder.mkdir(parents=True)
-    port = pick_port(WORKER_METRICS_PORT + index - 1, options.host)
+    port = pick_port(options.worker_metrics_port + index - 1, options.host)
     return {
         **env,
         "PROMETHEUS_MULTIPROC_DIR": str(folder),
@@ -357,6 +359,12 @@ def up_command(
     redis_port: Annotated[
         int, typer.Option(help="Port of the embedded Redis (another if taken)")
     ] = 6380,
+    worker_metrics_port: Annotated[
+        int,
+        typer.Option(
+            help="Port of the first worker's /metrics; the next ones count up (another if taken)"
+        ),
+    ] = WORKER_METRICS_PORT,
     data_dir: Annotated[
         Path | None, typer.Option(help="Data directory [CLASSPULSE_DATA_DIR, .classpulse]")
     ] = None,
@@ -374,6 +382,7 @@ def up_command(
             analytics_port=analytics_port or settings.analytics_port,
             postgres_port=postgres_port,
             redis_port=redis_port,
+            worker_metrics_port=worker_metrics_port,
             workers=0 if no_workers else workers,
             demo=demo,
             health_timeout=health_timeout,

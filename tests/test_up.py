@@ -27,6 +27,9 @@ from shared.db.engine import make_sync_engine
 
 START_TIMEOUT = 60.0
 CLASSPULSE = [sys.executable, "-c", "from classpulse.cli import main; main()"]
+#: Every port ``up`` takes (``--<name>-port``): a test gives each a free one, so that
+#: runs of ``up`` in tests side by side (make test's processes) never meet.
+PORTS = ("ingest", "analytics", "postgres", "redis", "worker-metrics")
 
 
 def up_env(**extra: str) -> dict[str, str]:
@@ -213,7 +216,7 @@ def _assert_nothing_left(processes: list[psutil.Process], ports: dict[str, int])
 @pytest.mark.slow
 def test_up_starts_answers_health_checks_and_stops_leaving_nothing(tmp_path: Path) -> None:
     data_dir = tmp_path / "data"
-    ports = {name: free_port() for name in ("ingest", "analytics", "postgres", "redis")}
+    ports = {name: free_port() for name in PORTS}
     # Started as a background job, SIGINT (Ctrl-C) must still stop it.
     first = UpRun(data_dir, ports, sigint_ignored=True)
     try:
@@ -302,7 +305,7 @@ def test_commands_find_the_embedded_database_of_a_running_up(tmp_path: Path) -> 
     assert "classpulse up" in alone.stderr
 
     # Postgres on a port other than its default: found through the data directory.
-    ports = {name: free_port() for name in ("ingest", "analytics", "postgres", "redis")}
+    ports = {name: free_port() for name in PORTS}
     run = UpRun(data_dir, ports)
     try:
         run.wait_until_up()
@@ -364,7 +367,7 @@ def test_up_restarts_a_killed_worker_and_redis_and_accounts_for_every_frame(
 ) -> None:
     """kill -9 of the worker's main process, then of the embedded Redis, during a demo lesson."""
     data_dir = tmp_path / "data"
-    ports = {name: free_port() for name in ("ingest", "analytics", "postgres", "redis")}
+    ports = {name: free_port() for name in PORTS}
     apis = [f"http://127.0.0.1:{ports[name]}" for name in ("ingest", "analytics")]
     engine = make_sync_engine(f"postgresql://postgres@127.0.0.1:{ports['postgres']}/classpulse")
 

@@ -15,7 +15,7 @@ import httpx
 import pytest
 
 from classpulse.harness.ports import free_port
-from tests.test_up import CLASSPULSE, up_env
+from tests.test_up import CLASSPULSE, PORTS, up_env
 
 START_TIMEOUT = 90.0
 
@@ -23,7 +23,7 @@ START_TIMEOUT = 90.0
 @pytest.mark.slow
 def test_up_demo_prints_the_keyed_dashboard_link_first_and_once(tmp_path: Path) -> None:
     data_dir = tmp_path / "data"
-    ports = {name: free_port() for name in ("ingest", "analytics", "postgres", "redis")}
+    ports = {name: free_port() for name in PORTS}
     command = [*CLASSPULSE, "up", "--demo", "--no-workers", "--data-dir", str(data_dir)]
     for name, port in ports.items():
         command += [f"--{name}-port", str(port)]

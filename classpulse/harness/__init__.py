@@ -1,4 +1,4 @@
-"""What tests, benchmarks and ``classpulse up``/``demo`` need to stand up a world:
+"""What tests, benchmarks and ``classpulse up`` need to stand up a world:
 factories for organisations, classes, lessons, students, consents and seeded
 events (:mod:`classpulse.harness.factories`), free ports
 (:mod:`classpulse.harness.ports`), the services as child processes, their

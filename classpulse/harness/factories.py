@@ -38,7 +38,8 @@ from shared.db.models import (
 from shared.labels import NUM_CLASSES
 from shared.schemas import FrameRef, frame_key
 
-TOKEN_SECRET = "analytics-test-secret-of-at-least-32-bytes"
+#: Signs the student tokens of every seeded world (tests and benchmarks, never a deployment).
+TOKEN_SECRET = "harness-test-secret-of-at-least-32-bytes"
 
 
 @dataclass

@@ -54,13 +54,15 @@ def key_created(row: ApiKey, actor: str) -> AuditEntry:
     )
 
 
-def open_organisation(session: Session, name: str, *, actor: str) -> tuple[uuid.UUID, str]:
-    """A new organisation and its first LMS key, both audited; returns the organisation's
-    id and the key's plaintext (shown once). The caller commits."""
+def open_organisation(
+    session: Session, name: str, *, actor: str, key_name: str = "lms"
+) -> tuple[uuid.UUID, str]:
+    """A new organisation and its first LMS key (named ``key_name``), both audited; returns
+    the organisation's id and the key's plaintext (shown once). The caller commits."""
     organisation = Organisation(id=uuid.uuid4(), name=name)
     session.add(organisation)
     session.flush()
-    key, plaintext = new_api_key(organisation.id, KeyRole.LMS, "lms")
+    key, plaintext = new_api_key(organisation.id, KeyRole.LMS, key_name)
     session.add(key)
     session.add(AuditEntry(actor=actor, action="org.create", subject=f"org:{organisation.id}"))
     session.add(key_created(key, actor))

@@ -138,7 +138,8 @@ class Lesson(Base):
     title: Mapped[str] = mapped_column(String(300))
     starts_at: Mapped[dt.datetime]
     ends_at: Mapped[dt.datetime]
-    #: Lessons made by ``classpulse demo`` are labelled as such everywhere.
+    #: A demonstration (``LessonIn.is_demo``, as ``classpulse demo`` makes): labelled in the
+    #: dashboard; no xAPI statements are sent for it.
     is_demo: Mapped[bool] = mapped_column(Boolean, default=False, server_default="false")
     created_at: Mapped[dt.datetime] = created_at_column()
 

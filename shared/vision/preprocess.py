@@ -60,8 +60,7 @@ def to_model_input(image: npt.NDArray[np.uint8]) -> GrayImage:
     if gray.shape == (INPUT_SIZE, INPUT_SIZE):
         return np.ascontiguousarray(gray)
     interpolation = cv2.INTER_AREA if min(gray.shape) >= INPUT_SIZE else cv2.INTER_LINEAR
-    resized = opencv.resize(gray, (INPUT_SIZE, INPUT_SIZE), interpolation=interpolation)
-    return resized
+    return opencv.resize(gray, (INPUT_SIZE, INPUT_SIZE), interpolation=interpolation)
 
 
 def square_box(box: Box, frame_w: int, frame_h: int, margin: float = DEFAULT_MARGIN) -> Box:

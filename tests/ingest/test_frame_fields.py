@@ -8,15 +8,14 @@ import datetime as dt
 import httpx
 import pytest
 
-from services.ingest.app import create_app
-from services.ingest.config import IngestSettings
 from tests.ingest.conftest import World, frame_params
+from tests.openapi import openapi
 
 FRAMES = "/v1/lessons/{lesson_id}/frames"
 
 
-def test_openapi_says_a_frame_needs_seq_and_captured_at(config: IngestSettings) -> None:
-    operation = create_app(config).openapi()["paths"][FRAMES]["post"]
+def test_openapi_says_a_frame_needs_seq_and_captured_at() -> None:
+    operation = openapi("ingest")["paths"][FRAMES]["post"]
     query = {p["name"]: p for p in operation["parameters"] if p["in"] == "query"}
     assert query["seq"]["required"] is True
     assert query["seq"]["schema"]["minimum"] == 0

@@ -59,6 +59,6 @@ def ingest_process(scratch: Scratch, env: dict[str, str]) -> contextlib.Abstract
     return service_process("ingest", scratch, env)
 
 
-def start_worker(scratch: Scratch, env: dict[str, str], name: str) -> subprocess.Popen[bytes]:
+def scratch_worker(scratch: Scratch, env: dict[str, str], name: str) -> subprocess.Popen[bytes]:
     """A Celery worker (solo pool) on the frames queue, once it consumes."""
     return harness.start_worker(name, env, scratch.logs / f"{name}.log", cwd=scratch.root)

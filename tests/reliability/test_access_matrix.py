@@ -23,8 +23,8 @@ from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect as ws_connect
 
 from tests.ingest.conftest import jpeg_640x480
+from tests.openapi import openapi
 from tests.reliability.conftest import Realm, bearer
-from tests.reliability.openapi import openapi
 
 CALLERS = (
     "none", "revoked", "expired", "other_org", "teacher", "student", "other_student", "lms",

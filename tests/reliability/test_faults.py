@@ -23,7 +23,7 @@ from sqlalchemy import Engine, text
 from classpulse.harness.processes import stop
 from classpulse.harness.servers import OwnRedis
 from tests.reliability.conftest import Realm, bearer, frame_stats, jpeg, wait_for_queue_to_drain
-from tests.reliability.processes import Scratch, service_process, start_worker
+from tests.reliability.processes import Scratch, scratch_worker, service_process
 
 pytestmark = pytest.mark.slow
 
@@ -94,7 +94,7 @@ def test_acknowledged_frames_survive_redis_and_ingest_restarts_and_a_killed_work
         CLASSPULSE_FRAME_TTL_SECONDS="45",
     )
     student = Student(realm, jpeg("obama.jpg"))
-    worker = start_worker(scratch, env, "first")
+    worker = scratch_worker(scratch, env, "first")
     second = None
     try:
         with service_process("ingest", scratch, env) as url:
@@ -125,7 +125,7 @@ def test_acknowledged_frames_survive_redis_and_ingest_restarts_and_a_killed_work
                 student.send(url)
             # The worker dies with SIGKILL while frames wait; another takes them over
             # (started first, so that no frame waits longer than its bytes' TTL).
-            second = start_worker(scratch, env, "second")
+            second = scratch_worker(scratch, env, "second")
             worker.send_signal(signal.SIGKILL)
             worker.wait(timeout=10)
             for _ in range(2):

@@ -25,7 +25,7 @@ from classpulse.harness.ports import free_port
 from shared.db.engine import make_sync_engine
 from tests.conftest import ROOT
 from tests.reliability.privacy_scan import image_in
-from tests.test_up import CLASSPULSE, up_env
+from tests.test_up import CLASSPULSE, PORTS, up_env
 
 pytestmark = pytest.mark.slow
 
@@ -83,7 +83,7 @@ def frames_on_disk(root: Path) -> list[tuple[str, str]]:
 
 def test_a_demo_lesson_leaves_no_frame_byte_in_the_data_directory(tmp_path: Path) -> None:
     data_dir = tmp_path / "data"
-    ports = {name: free_port() for name in ("ingest", "analytics", "postgres", "redis")}
+    ports = {name: free_port() for name in PORTS}
     command = [*CLASSPULSE, "up", "--demo", "--data-dir", str(data_dir)]
     for name, port in ports.items():
         command += [f"--{name}-port", str(port)]

@@ -46,7 +46,7 @@ from tests.reliability.privacy_scan import (
     images_in_redis,
     images_on_disk,
 )
-from tests.reliability.processes import Scratch, ingest_process, start_worker
+from tests.reliability.processes import Scratch, ingest_process, scratch_worker
 
 pytestmark = pytest.mark.slow
 
@@ -159,7 +159,7 @@ def test_every_acknowledged_frame_is_accounted_for_and_no_pixel_remains(
         # The scan does see frame bytes while they wait (it is not blind).
         assert images_in_redis(redis_client)
 
-        worker = start_worker(scratch, env, "accounting")
+        worker = scratch_worker(scratch, env, "accounting")
         try:
             send_task(redis_url, "classpulse.expire_frames")
             stats = wait_for_queue_to_drain(
@@ -232,7 +232,7 @@ def test_with_inference_switched_off_no_expression_is_stored_or_sent(
         client.accept("s1", jpeg(name))
     live = redis_client.pubsub()
     live.subscribe(live_channel(realm.a.lesson_id))
-    worker = start_worker(scratch, env, "no-inference")
+    worker = scratch_worker(scratch, env, "no-inference")
     try:
         stats = wait_for_queue_to_drain(analytics, realm, worker, scratch.logs / "no-inference.log")
     finally:

@@ -25,8 +25,8 @@ from schemathesis.checks import (
     status_code_conformance,
 )
 
+from tests.openapi import openapi
 from tests.reliability.conftest import Realm, bearer
-from tests.reliability.openapi import openapi
 from tests.reliability.processes import Scratch, service_process
 
 pytestmark = pytest.mark.slow

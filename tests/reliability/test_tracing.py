@@ -30,7 +30,7 @@ from classpulse.harness.factories import TOKEN_SECRET
 from classpulse.harness.processes import stop
 from shared import tracing
 from tests.reliability.conftest import SECRETS_KEY, Realm, bearer, jpeg
-from tests.reliability.processes import Scratch, ingest_process, service_process, start_worker
+from tests.reliability.processes import Scratch, ingest_process, scratch_worker, service_process
 
 pytestmark = pytest.mark.slow
 
@@ -119,7 +119,7 @@ def test_one_frame_is_one_trace_from_ingest_to_the_live_notice_without_credentia
         OTEL_BSP_SCHEDULE_DELAY="100",
     )
     token = realm.token("s1")
-    worker = start_worker(scratch, env, "traced")
+    worker = scratch_worker(scratch, env, "traced")
     try:
         with ingest_process(scratch, env) as url:
             answer = httpx.post(
@@ -137,6 +137,8 @@ def test_one_frame_is_one_trace_from_ingest_to_the_live_notice_without_credentia
             # A teacher reading the timeline: the analytics API traces its requests too.
             timeline = httpx.get(
                 f"{analytics_url}/v1/lessons/{realm.a.lesson_id}/timeline",
+                # A ticket in the query too, as SSE and export links carry one.
+                params={"ticket": "ticket-value-never-traced"},
                 headers=bearer(realm.a.teacher_key),
                 timeout=30,
             )
@@ -146,6 +148,7 @@ def test_one_frame_is_one_trace_from_ingest_to_the_live_notice_without_credentia
         stop(worker)
 
     assert read["attributes"]["http.route"] == "/v1/lessons/{lesson}/timeline"
+    assert "ticket=[redacted]" in repr(read["attributes"])
     trace_ids = {s["trace_id"] for s in spans}
     assert len(trace_ids) == 1, spans
     by_name = {s["name"]: s for s in spans}
@@ -164,7 +167,7 @@ def test_one_frame_is_one_trace_from_ingest_to_the_live_notice_without_credentia
     for mine in (request, enqueue, run, by_name["live notice"]):
         assert mine["attributes"][tracing.FRAME_ID] == frame_id
 
-    # No credential in any span or resource attribute of either process.
+    # No credential in any span or resource attribute of any process.
     secrets = [
         token,
         TOKEN_SECRET,
@@ -172,6 +175,7 @@ def test_one_frame_is_one_trace_from_ingest_to_the_live_notice_without_credentia
         realm.a.lms_key,
         realm.a.teacher_key,
         "lrs-password",
+        "ticket-value-never-traced",
     ]
     seen = repr([(s["attributes"], s["resource"]) for s in receiver.snapshot()])
     assert "token=[redacted]" in seen  # the request's URL was recorded, redacted
