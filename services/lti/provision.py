@@ -152,7 +152,13 @@ async def lesson_for_launch(
     if link_id is None:
         raise MissingClaim("the launch names no placement (its resource_link claim has no id)")
     title = _text(link.get("title"), 300) or DEFAULT_LESSON_TITLE
-    known = await session.get(LtiResourceLink, (registration.id, link_id), with_for_update=True)
+    # Launches of one placement take turns until they commit: a second launch (two
+    # learners opening a new placement in the same second) then finds the first's
+    # lesson instead of opening its own. A row lock cannot do it: the link row may
+    # not exist yet.
+    placement = f"{registration.id}/{link_id}"
+    await session.execute(select(func.pg_advisory_xact_lock(func.hashtextextended(placement, 0))))
+    known = await session.get(LtiResourceLink, (registration.id, link_id))
     if known is not None:
         lesson = await session.get(Lesson, known.lesson_id)
         if lesson is not None and lesson.ends_at > dt.datetime.now(dt.UTC):

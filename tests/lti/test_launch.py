@@ -260,6 +260,39 @@ def test_a_learner_launch_without_a_usable_student_id_is_refused(
     assert counts(clean_db) == before
 
 
+def test_a_platform_registered_with_its_keyset_inline_and_no_school_consent(
+    tool: Tool, platform: Platform, clean_db: Engine
+) -> None:
+    """A platform that publishes no keyset URL is registered with its JWKS itself; without
+    ``school_consent`` a learner's launch enrols them but grants nothing on the school's
+    behalf: the LMS (or the school) must still give its part."""
+    removed = httpx.delete(
+        f"{tool.url}/v1/lti/registrations/{tool.registration_id}", headers=tool.lms
+    )
+    assert removed.status_code == 204
+    inline = {**platform.registration(), "key_set": {"keys": [platform.jwk]}}
+    del inline["key_set_url"]
+    added = httpx.post(f"{tool.url}/v1/lti/registrations", json=inline, headers=tool.lms)
+    assert added.status_code == 201, added.text
+    assert (added.json()["key_set_url"], added.json()["school_consent"]) == (None, False)
+
+    answer = launch(tool, platform, Scenario("u-learner-2", LEARNER_ROLES))
+    assert answer.status_code == 303, answer.text
+    lesson_id = urllib.parse.urlsplit(answer.headers["location"]).path.rsplit("/", 1)[-1]
+    student = {"Authorization": f"Bearer {fragment(answer.headers['location'])['token']}"}
+    me = httpx.get(f"{tool.url}/v1/lessons/{lesson_id}/me", headers=student).json()
+    assert (me["student_external_id"], me["school_permission"]) == ("u-learner-2", False)
+    with clean_db.connect() as conn:
+        assert conn.execute(text("SELECT count(*) FROM consents")).scalar_one() == 0
+
+    # A token signed by another key is refused against the inline keyset too.
+    hint = platform.add(Scenario("u-learner-3", LEARNER_ROLES))
+    started = login(tool, platform, hint)
+    forged_key, _ = new_key()
+    forged = platform.sign(platform.claims(platform.scenarios[hint], started.nonce), key=forged_key)
+    _refused(post_launch(tool, forged, started.state, started.cookies), 401, "signature")
+
+
 def test_a_long_student_id_is_cut_as_the_roster_cuts_it(
     tool: Tool, platform: Platform, clean_db: Engine
 ) -> None:
