@@ -47,13 +47,14 @@ def ended_lesson(engine: Engine, *, minutes_ago: int = 30) -> SeededLesson:
 
 
 def configure(
-    engine: Engine, lesson: SeededLesson, lrs: Ralph, password: str = LRS_PASSWORD
+    engine: Engine, lesson: SeededLesson, endpoint: str, password: str = LRS_PASSWORD
 ) -> None:
+    """The lesson's organisation sends its statements to the LRS at ``endpoint``."""
     with Session(engine) as session:
         set_lrs(
             session,
             lesson.organisation_id,
-            endpoint=lrs.endpoint,
+            endpoint=endpoint,
             username=LRS_USER,
             password=password,
             lms_url=LMS_URL,
@@ -71,6 +72,23 @@ def seed_events(engine: Engine, lesson: SeededLesson) -> None:
     events += [SeedEvent(s2, lesson.at(20 + i), label=4) for i in range(2)]
     insert_events(engine, lesson.lesson_id, events)
     add_marker(engine, lesson.lesson_id, lesson.at(330), "Slide 2")
+
+
+def ready_lesson(engine: Engine, lrs: Ralph) -> SeededLesson:
+    """An ended lesson with :func:`seed_events`' events, its organisation sending to ``lrs``."""
+    lesson = ended_lesson(engine)
+    seed_events(engine, lesson)
+    configure(engine, lesson, lrs.endpoint)
+    return lesson
+
+
+def waiting_lesson(engine: Engine, lrs: Ralph) -> SeededLesson:
+    """A :func:`ready_lesson` whose three statements were built while the LRS was down,
+    so they wait; the LRS stays stopped."""
+    lesson = ready_lesson(engine, lrs)
+    lrs.stop()
+    run(engine)
+    return lesson
 
 
 def run(engine: Engine, now: dt.datetime | None = None) -> Any:
@@ -99,9 +117,7 @@ def outbox(engine: Engine, lesson: SeededLesson) -> list[XapiStatement]:
 def test_statements_reach_the_lrs_valid_and_per_segment(
     clean_db: Engine, lrs: Ralph, secrets_key: str
 ) -> None:
-    lesson = ended_lesson(clean_db)
-    seed_events(clean_db, lesson)
-    configure(clean_db, lesson, lrs)
+    lesson = ready_lesson(clean_db, lrs)
 
     done = run(clean_db)
 
@@ -137,9 +153,7 @@ def test_statements_reach_the_lrs_valid_and_per_segment(
 def test_an_unreachable_lrs_loses_nothing_and_sends_nothing_twice(
     clean_db: Engine, lrs: Ralph, secrets_key: str
 ) -> None:
-    lesson = ended_lesson(clean_db)
-    seed_events(clean_db, lesson)
-    configure(clean_db, lesson, lrs)
+    lesson = ready_lesson(clean_db, lrs)
     lrs.stop()
 
     down = run(clean_db)
@@ -180,7 +194,7 @@ def test_wrong_credentials_keep_statements_waiting(
     caplog.set_level(logging.DEBUG)
     lesson = ended_lesson(clean_db)
     seed_events(clean_db, lesson)
-    configure(clean_db, lesson, lrs, password="not-the-password")
+    configure(clean_db, lesson, lrs.endpoint, password="not-the-password")
 
     done = run(clean_db)
 
@@ -188,7 +202,7 @@ def test_wrong_credentials_keep_statements_waiting(
     assert {r.last_error for r in outbox(clean_db, lesson)} == {
         "HTTP 401: the LRS refused the credentials"
     }
-    configure(clean_db, lesson, lrs)
+    configure(clean_db, lesson, lrs.endpoint)
     assert run(clean_db, now=dt.datetime.now(dt.UTC) + dt.timedelta(hours=2)).sent == 3
     # Every library's debug lines included, no password and no Authorization value.
     assert "LRS of organisation" in caplog.text
@@ -209,7 +223,7 @@ def test_a_lesson_is_built_only_once_final(
             )
             session.commit()
     seed_events(clean_db, lesson)
-    configure(clean_db, lesson, lrs)
+    configure(clean_db, lesson, lrs.endpoint)
     if why == "frame queued":
         with Session(clean_db) as session:
             session.execute(
@@ -236,7 +250,7 @@ def test_no_lrs_no_statements(clean_db: Engine, secrets_key: str) -> None:
 
 def test_the_password_is_stored_encrypted(clean_db: Engine, lrs: Ralph, secrets_key: str) -> None:
     lesson = ended_lesson(clean_db)
-    configure(clean_db, lesson, lrs)
+    configure(clean_db, lesson, lrs.endpoint)
     with clean_db.connect() as conn:
         dump = conn.execute(text("SELECT row_to_json(c)::text FROM lrs_configs c")).scalar_one()
     assert LRS_PASSWORD not in dump
@@ -249,11 +263,7 @@ def test_the_password_is_stored_encrypted(clean_db: Engine, lrs: Ralph, secrets_
 def test_erasing_a_student_drops_its_waiting_statements(
     clean_db: Engine, lrs: Ralph, secrets_key: str
 ) -> None:
-    lesson = ended_lesson(clean_db)
-    seed_events(clean_db, lesson)
-    configure(clean_db, lesson, lrs)
-    lrs.stop()
-    run(clean_db)
+    lesson = waiting_lesson(clean_db, lrs)
     with clean_db.begin() as conn:
         conn.execute(text("DELETE FROM students WHERE id = :s"), {"s": lesson.students["s1"]})
     assert {r.student_id for r in outbox(clean_db, lesson)} == {lesson.students["s2"]}
@@ -264,11 +274,7 @@ def test_erasing_a_student_drops_its_waiting_statements(
 def test_retention_purges_what_left_or_has_nowhere_to_go_but_keeps_what_waits(
     clean_db: Engine, lrs: Ralph, secrets_key: str
 ) -> None:
-    lesson = ended_lesson(clean_db)
-    seed_events(clean_db, lesson)
-    configure(clean_db, lesson, lrs)
-    lrs.stop()
-    run(clean_db)  # three statements wait
+    lesson = waiting_lesson(clean_db, lrs)  # three statements wait
     after_retention = dt.datetime.now(dt.UTC) + RETENTION + dt.timedelta(hours=1)
 
     # The LRS is still down a retention period later: they wait, none is lost.
@@ -286,11 +292,7 @@ def test_retention_purges_what_left_or_has_nowhere_to_go_but_keeps_what_waits(
 def test_waiting_statements_of_an_organisation_without_lrs_go_after_retention(
     clean_db: Engine, lrs: Ralph, secrets_key: str
 ) -> None:
-    lesson = ended_lesson(clean_db)
-    seed_events(clean_db, lesson)
-    configure(clean_db, lesson, lrs)
-    lrs.stop()
-    run(clean_db)
+    waiting_lesson(clean_db, lrs)
     lrs.start()
     with Session(clean_db) as session:
         session.execute(delete(LrsConfig))
@@ -311,35 +313,32 @@ def withdraw(engine: Engine, lesson: SeededLesson, student: str) -> None:
         )
 
 
+def assert_only_s2_is_left(engine: Engine, lrs: Ralph, lesson: SeededLesson) -> None:
+    """s1 withdrew: only s2's statements stay in the outbox, and only s2's reach the LRS."""
+    assert {r.student_id for r in outbox(engine, lesson)} == {lesson.students["s2"]}
+    names = {s["actor"]["account"]["name"] for s in of_lesson(lrs, lesson).values()}
+    assert names == {"s2"}
+
+
 def test_a_student_who_withdrew_has_no_statement_built(
     clean_db: Engine, lrs: Ralph, secrets_key: str
 ) -> None:
-    lesson = ended_lesson(clean_db)
-    seed_events(clean_db, lesson)
-    configure(clean_db, lesson, lrs)
+    lesson = ready_lesson(clean_db, lrs)
     withdraw(clean_db, lesson, "s1")
     done = run(clean_db)
     assert (done.lessons_built, done.sent) == (1, 1)
-    assert {r.student_id for r in outbox(clean_db, lesson)} == {lesson.students["s2"]}
-    names = {s["actor"]["account"]["name"] for s in of_lesson(lrs, lesson).values()}
-    assert names == {"s2"}
+    assert_only_s2_is_left(clean_db, lrs, lesson)
 
 
 def test_waiting_statements_of_a_student_who_withdrew_are_dropped_not_sent(
     clean_db: Engine, lrs: Ralph, secrets_key: str
 ) -> None:
-    lesson = ended_lesson(clean_db)
-    seed_events(clean_db, lesson)
-    configure(clean_db, lesson, lrs)
-    lrs.stop()
-    run(clean_db)  # built; the LRS is down, so they wait
+    lesson = waiting_lesson(clean_db, lrs)  # built; the LRS is down, so they wait
     withdraw(clean_db, lesson, "s1")
     lrs.start()
     done = run(clean_db, now=dt.datetime.now(dt.UTC) + dt.timedelta(hours=2))
     assert done.sent == 1
-    assert {r.student_id for r in outbox(clean_db, lesson)} == {lesson.students["s2"]}
-    names = {s["actor"]["account"]["name"] for s in of_lesson(lrs, lesson).values()}
-    assert names == {"s2"}
+    assert_only_s2_is_left(clean_db, lrs, lesson)
 
 
 def test_one_lesson_that_cannot_be_built_holds_up_no_other(
@@ -350,7 +349,7 @@ def test_one_lesson_that_cannot_be_built_holds_up_no_other(
     broken, fine = ended_lesson(clean_db), ended_lesson(clean_db)
     for lesson in (broken, fine):
         seed_events(clean_db, lesson)
-        configure(clean_db, lesson, lrs)
+        configure(clean_db, lesson, lrs.endpoint)
     real = deliver_module.build_lesson
 
     def build(session: Session, lesson_id: Any, now: dt.datetime) -> int:
@@ -387,17 +386,7 @@ def test_a_moved_lrs_keeps_statements_waiting_and_says_where(
     threading.Thread(target=server.serve_forever, daemon=True).start()
     lesson = ended_lesson(clean_db)
     seed_events(clean_db, lesson)
-    with Session(clean_db) as session:
-        set_lrs(
-            session,
-            lesson.organisation_id,
-            endpoint=f"http://127.0.0.1:{port}/xapi",
-            username=LRS_USER,
-            password=LRS_PASSWORD,
-            lms_url=LMS_URL,
-            secrets_key=KEY,
-        )
-        session.commit()
+    configure(clean_db, lesson, f"http://127.0.0.1:{port}/xapi")
     try:
         done = run(clean_db)
     finally:
