@@ -177,6 +177,16 @@ async def test_bad_inputs_get_their_status_and_store_nothing(
     lesson = world.lesson_id
     past = dt.datetime.now(dt.UTC) - dt.timedelta(hours=5)
     async with httpx.AsyncClient(base_url=base_url) as client:
+
+        async def with_params(seq: str, captured_at: str) -> httpx.Response:
+            """The photo, well signed, with query parameters as given."""
+            return await client.post(
+                f"/v1/lessons/{lesson}/frames",
+                params={"seq": seq, "captured_at": captured_at},
+                content=photo,
+                headers={"Authorization": f"Bearer {world.token()}", "Content-Type": "image/jpeg"},
+            )
+
         cases = {
             "text as jpeg": (await post_jpeg(client, world, b"hello, I am a text file\n", 1), 415),
             "png sent as jpeg": (await post_jpeg(client, world, png_header(64, 64), 2), 415),
@@ -216,30 +226,8 @@ async def test_bad_inputs_get_their_status_and_store_nothing(
                 await post_jpeg(client, world, photo, 11, token=world.token("nocon")),
                 451,
             ),
-            "bad seq": (
-                await client.post(
-                    f"/v1/lessons/{lesson}/frames",
-                    params={"seq": "-1", "captured_at": "2026-01-01T00:00:00Z"},
-                    content=photo,
-                    headers={
-                        "Authorization": f"Bearer {world.token()}",
-                        "Content-Type": "image/jpeg",
-                    },
-                ),
-                422,
-            ),
-            "naive captured_at": (
-                await client.post(
-                    f"/v1/lessons/{lesson}/frames",
-                    params={"seq": "12", "captured_at": "2026-01-01T00:00:00"},
-                    content=photo,
-                    headers={
-                        "Authorization": f"Bearer {world.token()}",
-                        "Content-Type": "image/jpeg",
-                    },
-                ),
-                422,
-            ),
+            "bad seq": (await with_params("-1", "2026-01-01T00:00:00Z"), 422),
+            "naive captured_at": (await with_params("12", "2026-01-01T00:00:00"), 422),
         }
     for name, (response, expected) in cases.items():
         assert response.status_code == expected, (name, response.text)

@@ -116,18 +116,25 @@ async def test_end_to_end_with_the_inference_worker(
     tmp_path: Path,
 ) -> None:
     env = {**os.environ, "CLASSPULSE_DATABASE_URL": pg_url, "CLASSPULSE_REDIS_URL": redis_url}
-    worker = start_worker("stream", env, tmp_path / "worker.log")
+    log = tmp_path / "worker.log"
+    worker = start_worker("stream", env, log)
     try:
         async with websockets.connect(ws_url(base_url, world, world.token())) as ws:
             ack = await send_frame(ws, 1, photo)
             assert ack["type"] == "ack", ack
-            result = await next_of(ws, {"result"}, timeout=90)
-        assert result["frame_id"] == ack["frame_id"]
+            try:
+                result = await next_of(ws, {"result"}, timeout=90)
+            except TimeoutError as no_result:
+                raise AssertionError(
+                    f"no result from the worker:\n{log.read_text()[-3000:]}"
+                ) from no_result
+        assert result["frame_id"] == ack["frame_id"], log.read_text()[-3000:]
         with Session(clean_db) as session:
             status = session.scalar(
                 select(Frame.status).where(Frame.id == uuid.UUID(ack["frame_id"]))
             )
-        assert status == FrameStatus.DONE
-        assert result["faces"] >= 1  # obama.jpg shows one face
+        assert status == FrameStatus.DONE, log.read_text()[-3000:]
+        # obama.jpg shows one face
+        assert result["faces"] >= 1, log.read_text()[-3000:]
     finally:
         stop(worker)
