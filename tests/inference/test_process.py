@@ -17,7 +17,7 @@ from services.inference import process
 from services.inference.resources import WorkerResources
 from shared.db.models import Consent, ConsentParty, EventKind, FaceQuality, Frame, FrameStatus
 from shared.labels import Expression
-from shared.schemas import LiveNotice, frame_key, live_channel
+from shared.schemas import FrameRef, LiveNotice, frame_key, live_channel
 from tests.inference.conftest import NOW, FakeClassifier, World, make_resources
 
 
@@ -235,6 +235,14 @@ def test_database_down_raises_a_transient_error_then_a_retry_stores(
     assert len(world.events(ref.frame_id)) == 1
 
 
+def assert_expired_alone(world: World, expired: FrameRef, *queued: FrameRef) -> None:
+    """``expired`` is marked expired for its lost bytes; the ``queued`` frames still wait."""
+    assert world.frame(expired.frame_id).status is FrameStatus.EXPIRED
+    assert world.frame(expired.frame_id).failure_reason == "bytes_expired"
+    for ref in queued:
+        assert world.frame(ref.frame_id).status is FrameStatus.QUEUED
+
+
 def test_expire_marks_only_old_frames_whose_bytes_are_gone(
     world: World, resources: WorkerResources, one_face: bytes
 ) -> None:
@@ -245,10 +253,7 @@ def test_expire_marks_only_old_frames_whose_bytes_are_gone(
     # The frames' clock is NOW, fixed at import: a run that reaches this test
     # minutes later must not see the recent frame as old.
     assert process.expire_stale(resources, now=NOW) == 1
-    assert world.frame(gone.frame_id).status is FrameStatus.EXPIRED
-    assert world.frame(gone.frame_id).failure_reason == "bytes_expired"
-    assert world.frame(still_there.frame_id).status is FrameStatus.QUEUED
-    assert world.frame(recent.frame_id).status is FrameStatus.QUEUED
+    assert_expired_alone(world, gone, still_there, recent)
 
 
 def test_after_redis_lost_its_data_recent_frames_without_bytes_expire_at_once(
@@ -260,10 +265,7 @@ def test_after_redis_lost_its_data_recent_frames_without_bytes_expire_at_once(
     arrived_since = world.add_frame(one_face)  # its bytes are in the new Redis
     later = world.add_frame(None, received_at=restarted + dt.timedelta(seconds=5))
     assert process.expire_stale(resources, now=NOW, received_before=restarted) == 1
-    assert world.frame(lost.frame_id).status is FrameStatus.EXPIRED
-    assert world.frame(lost.frame_id).failure_reason == "bytes_expired"
-    assert world.frame(arrived_since.frame_id).status is FrameStatus.QUEUED
-    assert world.frame(later.frame_id).status is FrameStatus.QUEUED
+    assert_expired_alone(world, lost, arrived_since, later)
 
 
 def test_purge_deletes_what_is_older_than_the_retention(
