@@ -16,6 +16,7 @@ import re
 import statistics
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import pytest
@@ -102,12 +103,40 @@ def media_types(engine: Engine, lesson_id: Any) -> set[str]:
         return {r[0] for r in rows}
 
 
-def share(page: Any, url: str, engine: Engine, live: Lesson, student_id: Any) -> dict[str, Any]:
+@dataclass
+class Student:
+    """A student enrolled in the lesson and its page, whose traffic is recorded."""
+
+    student_id: Any
+    page: Any
+    #: Requests the page made to any origin but ClassPulse's.
+    elsewhere: list[str]
+
+
+@pytest.fixture
+def student(
+    lesson: Lesson,  # noqa: F811
+    stack: Stack,
+    page_factory: Callable[..., Any],  # noqa: F811
+    worker: None,
+) -> Callable[[str, str], Student]:
+    """Enrols a student by name and opens a recording page for it, the worker running."""
+
+    def enrol(name: str, page_name: str) -> Student:
+        student_id = lesson.enrol(name)
+        page = page_factory(page_name)
+        return Student(student_id, page, record_traffic(page, stack.ingest_url))
+
+    return enrol
+
+
+def share(engine: Engine, live: Lesson, student: Student, url: str) -> dict[str, Any]:
+    page = student.page
     page.goto(url)
     page.get_by_role("button", name=re.compile("I agree")).click()
     deadline = time.monotonic() + FRAME_TIMEOUT + FRAMES
     while time.monotonic() < deadline:
-        rows = frame_rows(engine, live.lesson_id, student_id)
+        rows = frame_rows(engine, live.lesson_id, student.student_id)
         if len([r for r in rows if r.status == "done"]) >= FRAMES:
             break
         # Waiting through Playwright lets it deliver the page's events meanwhile.
@@ -122,21 +151,17 @@ def share(page: Any, url: str, engine: Engine, live: Lesson, student_id: Any) ->
 @pytest.mark.parametrize("transport", ["websocket", "http"])
 def test_only_face_crops_leave_the_page(
     lesson: Lesson,  # noqa: F811
-    stack: Stack,
     sync_engine: Engine,
-    page_factory: Callable[..., Any],  # noqa: F811
-    worker: None,
+    student: Callable[[str, str], Student],
     transport: str,
 ) -> None:
-    student_id = lesson.enrol("e2e-crops")
-    page = page_factory(f"classroom-crops-{transport}")
-    elsewhere = record_traffic(page, stack.ingest_url)
+    crops = student("e2e-crops", f"classroom-crops-{transport}")
+    page, elsewhere = crops.page, crops.elsewhere
     state = share(
-        page,
-        lesson.classroom_url("e2e-crops", interval="1", transport=transport),
         sync_engine,
         lesson,
-        student_id,
+        crops,
+        lesson.classroom_url("e2e-crops", interval="1", transport=transport),
     )
 
     sent = sent_bodies(page)
@@ -174,22 +199,13 @@ def test_only_face_crops_leave_the_page(
 
 def test_without_the_detector_the_page_says_so_and_sends_whole_frames(
     lesson: Lesson,  # noqa: F811
-    stack: Stack,
     sync_engine: Engine,
-    page_factory: Callable[..., Any],  # noqa: F811
-    worker: None,
+    student: Callable[[str, str], Student],
 ) -> None:
-    student_id = lesson.enrol("e2e-fallback")
-    page = page_factory("classroom-fallback")
-    record_traffic(page, stack.ingest_url)
+    fallback = student("e2e-fallback", "classroom-fallback")
+    page = fallback.page
     page.route("**/detector-models/**", lambda route: route.fulfill(status=404, body="gone"))
-    state = share(
-        page,
-        lesson.classroom_url("e2e-fallback", interval="1"),
-        sync_engine,
-        lesson,
-        student_id,
-    )
+    state = share(sync_engine, lesson, fallback, lesson.classroom_url("e2e-fallback", interval="1"))
 
     sent = sent_bodies(page)
     assert state["mode"] == "frames"
@@ -205,14 +221,11 @@ def test_without_the_detector_the_page_says_so_and_sends_whole_frames(
 
 def test_a_detector_failing_mid_lesson_turns_the_page_to_whole_frames_and_says_so(
     lesson: Lesson,  # noqa: F811
-    stack: Stack,
     sync_engine: Engine,
-    page_factory: Callable[..., Any],  # noqa: F811
-    worker: None,
+    student: Callable[[str, str], Student],
 ) -> None:
-    student_id = lesson.enrol("e2e-breaks")
-    page = page_factory("classroom-breaks")
-    record_traffic(page, stack.ingest_url)
+    breaks = student("e2e-breaks", "classroom-breaks")
+    page = breaks.page
     page.goto(lesson.classroom_url("e2e-breaks", interval="1"))
     page.get_by_role("button", name=re.compile("I agree")).click()
     page.wait_for_function("() => window.classroom.acked >= 2", timeout=FRAME_TIMEOUT * 1000)
@@ -230,19 +243,16 @@ def test_a_detector_failing_mid_lesson_turns_the_page_to_whole_frames_and_says_s
     assert sent[0].startswith(face_crops.MAGIC)
     assert sent[-1].startswith(JPEG_MAGIC)
     assert {"crops.v1/png", "image/jpeg"} <= media_types(sync_engine, lesson.lesson_id)
-    assert frame_rows(sync_engine, lesson.lesson_id, student_id)
+    assert frame_rows(sync_engine, lesson.lesson_id, breaks.student_id)
 
 
 def test_with_client_detection_off_the_page_loads_no_detector_and_sends_frames(
     lesson: Lesson,  # noqa: F811
-    stack: Stack,
     sync_engine: Engine,
-    page_factory: Callable[..., Any],  # noqa: F811
-    worker: None,
+    student: Callable[[str, str], Student],
 ) -> None:
-    student_id = lesson.enrol("e2e-frames")
-    page = page_factory("classroom-frames")
-    record_traffic(page, stack.ingest_url)
+    frames = student("e2e-frames", "classroom-frames")
+    page = frames.page
     requested: list[str] = []
     page.on("request", lambda r: requested.append(r.url))
 
@@ -254,9 +264,7 @@ def test_with_client_detection_off_the_page_loads_no_detector_and_sends_frames(
         route.fulfill(response=answer, json=body)
 
     page.route("**/me", without_client_detection)
-    state = share(
-        page, lesson.classroom_url("e2e-frames", interval="1"), sync_engine, lesson, student_id
-    )
+    state = share(sync_engine, lesson, frames, lesson.classroom_url("e2e-frames", interval="1"))
 
     sent = sent_bodies(page)
     assert state["mode"] == "frames"

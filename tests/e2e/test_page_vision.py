@@ -17,6 +17,7 @@ import pytest
 
 from services.ingest.config import IngestSettings
 from services.ingest.routes_classroom import _client_detection
+from services.ingest.schemas import ClientDetectionOut
 from shared import face_crops
 from shared.vision.align import aligned_crop
 from shared.vision.blazeface import FULL_RANGE, BlazeFace
@@ -27,12 +28,9 @@ from tests.e2e.conftest import Stack
 
 pytestmark = pytest.mark.slow
 
-#: Photos at their own sizes (910x1137 to 970x2204: each letterbox path) and a webcam frame.
-PHOTOS = ("obama.jpg", "biden.jpg", "two_people.jpg", "meds-aa-S001-01.jpg", "video_01.mp4")
-
-# Runs the page's detector and cropper on a PNG given as base64; keypoints may be
-# forced (the server's) to compare the alignment alone.
-RUN_PAGE_VISION = """async ({ png, config, forced }) => {
+# Decodes the PNG given as base64 and runs the page's detector on its pixels: how each
+# script below begins (``vision``, ``bitmap``, ``pixels`` and ``faces`` are then in scope).
+DETECT_IN_PNG = """
   const vision = window.ClassPulseVision;
   const bytes = Uint8Array.from(atob(png), (c) => c.charCodeAt(0));
   const bitmap = await createImageBitmap(new Blob([bytes], { type: "image/png" }));
@@ -42,10 +40,21 @@ RUN_PAGE_VISION = """async ({ png, config, forced }) => {
   const pixels = context.getImageData(0, 0, bitmap.width, bitmap.height).data;
   const detector = await vision.createDetector(config);
   const faces = await detector.detect(pixels, bitmap.width, bitmap.height);
-  const crops = forced.map((kp) =>
+"""
+
+#: Photos at their own sizes (910x1137 to 970x2204: each letterbox path) and a webcam frame.
+PHOTOS = ("obama.jpg", "biden.jpg", "two_people.jpg", "meds-aa-S001-01.jpg", "video_01.mp4")
+
+# Runs the page's detector and cropper on a PNG given as base64; keypoints may be
+# forced (the server's) to compare the alignment alone.
+RUN_PAGE_VISION = (
+    "async ({ png, config, forced }) => {"
+    + DETECT_IN_PNG
+    + """  const crops = forced.map((kp) =>
     Array.from(vision.alignedCrop(pixels, bitmap.width, bitmap.height, kp, config)));
   return { faces, crops };
 }"""
+)
 
 
 def read_frame(name: str) -> np.ndarray[Any, np.dtype[np.uint8]]:
@@ -59,6 +68,23 @@ def read_frame(name: str) -> np.ndarray[Any, np.dtype[np.uint8]]:
     image = cv2.imread(str(MEDIA / name))
     assert image is not None
     return image
+
+
+def crops_config() -> ClientDetectionOut:
+    """The detector and crop settings ingest hands a page in crop mode, by default."""
+    config = _client_detection(
+        IngestSettings(
+            database_url="postgresql://unused", redis_url="redis://unused", token_secret="x" * 32
+        ),
+        None,
+    )
+    assert config is not None
+    return config
+
+
+def png_of(image: np.ndarray[Any, np.dtype[np.uint8]]) -> str:
+    """The image as a lossless PNG in base64, for a page script."""
+    return base64.b64encode(cv2.imencode(".png", image)[1].tobytes()).decode()
 
 
 @pytest.fixture(scope="module")
@@ -79,14 +105,8 @@ def test_page_finds_and_crops_faces_as_the_worker_does(page: Any, name: str) -> 
     height, width = image.shape[:2]
     server = BlazeFace(FULL_RANGE).detect(image)
     assert server, f"{name}: the worker's detector finds no face"
-    config = _client_detection(
-        IngestSettings(
-            database_url="postgresql://unused", redis_url="redis://unused", token_secret="x" * 32
-        ),
-        None,
-    )
-    assert config is not None
-    png = base64.b64encode(cv2.imencode(".png", image)[1].tobytes()).decode()
+    config = crops_config()
+    png = png_of(image)
     forced = [
         [
             list(p)
@@ -138,17 +158,10 @@ def test_page_finds_and_crops_faces_as_the_worker_does(page: Any, name: str) -> 
 
 
 # The page's face-crops bodies for the faces it finds in a PNG, and for no face.
-PAGE_BODIES = """async ({ png, config }) => {
-  const vision = window.ClassPulseVision;
-  const bytes = Uint8Array.from(atob(png), (c) => c.charCodeAt(0));
-  const bitmap = await createImageBitmap(new Blob([bytes], { type: "image/png" }));
-  const canvas = new OffscreenCanvas(bitmap.width, bitmap.height);
-  const context = canvas.getContext("2d");
-  context.drawImage(bitmap, 0, 0);
-  const pixels = context.getImageData(0, 0, bitmap.width, bitmap.height).data;
-  const detector = await vision.createDetector(config);
-  const faces = await detector.detect(pixels, bitmap.width, bitmap.height);
-  const crops = faces.map((f) =>
+PAGE_BODIES = (
+    "async ({ png, config }) => {"
+    + DETECT_IN_PNG
+    + """  const crops = faces.map((f) =>
     vision.alignedCrop(pixels, bitmap.width, bitmap.height, f.keypoints, config));
   const encode = async (blob) => {
     let text = "";
@@ -164,19 +177,14 @@ PAGE_BODIES = """async ({ png, config }) => {
       [], [], bitmap.width, bitmap.height, config.detector, side)),
   };
 }"""
+)
 
 
 def test_page_bodies_are_what_ingest_and_the_worker_read(page: Any) -> None:
     image = read_frame("two_people.jpg")
     height, width = image.shape[:2]
-    config = _client_detection(
-        IngestSettings(
-            database_url="postgresql://unused", redis_url="redis://unused", token_secret="x" * 32
-        ),
-        None,
-    )
-    assert config is not None
-    png = base64.b64encode(cv2.imencode(".png", image)[1].tobytes()).decode()
+    config = crops_config()
+    png = png_of(image)
     result = page.evaluate(PAGE_BODIES, {"png": png, "config": config.model_dump()})
 
     meta, strip = face_crops.unpack(base64.b64decode(result["faces"]))
@@ -196,32 +204,20 @@ def test_page_bodies_are_what_ingest_and_the_worker_read(page: Any) -> None:
     assert len(none) < 200
 
 
-STUDENT_FACE = """async ({ png, config }) => {
-  const vision = window.ClassPulseVision;
-  const bytes = Uint8Array.from(atob(png), (c) => c.charCodeAt(0));
-  const bitmap = await createImageBitmap(new Blob([bytes], { type: "image/png" }));
-  const canvas = new OffscreenCanvas(bitmap.width, bitmap.height);
-  const context = canvas.getContext("2d");
-  context.drawImage(bitmap, 0, 0);
-  const pixels = context.getImageData(0, 0, bitmap.width, bitmap.height).data;
-  const detector = await vision.createDetector(config);
-  const faces = await detector.detect(pixels, bitmap.width, bitmap.height);
-  return { found: faces.map((f) => f.box), sent: vision.studentFace(faces).map((f) => f.box),
+STUDENT_FACE = (
+    "async ({ png, config }) => {"
+    + DETECT_IN_PNG
+    + """  return { found: faces.map((f) => f.box), sent: vision.studentFace(faces).map((f) => f.box),
            none: vision.studentFace([]) };
 }"""
+)
 
 
 def test_only_the_students_own_face_leaves_the_page(page: Any) -> None:
     # Two people in view: the page sends the larger face only, nothing of the other.
     image = read_frame("two_people.jpg")
-    config = _client_detection(
-        IngestSettings(
-            database_url="postgresql://unused", redis_url="redis://unused", token_secret="x" * 32
-        ),
-        None,
-    )
-    assert config is not None
-    png = base64.b64encode(cv2.imencode(".png", image)[1].tobytes()).decode()
+    config = crops_config()
+    png = png_of(image)
     result = page.evaluate(STUDENT_FACE, {"png": png, "config": config.model_dump()})
 
     def area(box: list[float]) -> float:
