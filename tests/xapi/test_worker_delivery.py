@@ -13,7 +13,7 @@ from tests.conftest import send_task
 from tests.inference.test_worker import wait_for, worker_env
 from tests.xapi.conftest import SECRETS_KEY
 from tests.xapi.lrs_server import LRS_PASSWORD, Ralph
-from tests.xapi.test_delivery import configure, ended_lesson, of_lesson, seed_events
+from tests.xapi.test_delivery import of_lesson, ready_lesson
 
 pytestmark = pytest.mark.slow
 
@@ -22,9 +22,7 @@ def test_a_worker_delivers_statements_and_logs_no_credential(
     clean_db: Engine, lrs: Ralph, secrets_key: str, pg_url: str, redis_url: str,
     redis_client: object, tmp_path: Path,
 ) -> None:  # fmt: skip
-    lesson = ended_lesson(clean_db)
-    seed_events(clean_db, lesson)
-    configure(clean_db, lesson, lrs)
+    lesson = ready_lesson(clean_db, lrs)
     log = tmp_path / "worker.log"
     env = worker_env(pg_url, redis_url, CLASSPULSE_SECRETS_KEY=SECRETS_KEY)
     worker = start_worker("xapi", env, log)
