@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 from pathlib import Path
+from typing import Any
 
 import pytest
 import redis as redis_lib
@@ -24,7 +25,6 @@ from shared.schemas import LiveNotice, live_channel
 
 pytestmark = pytest.mark.slow
 
-CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 CALM = (Expression.NEUTRAL, Expression.HAPPY, Expression.NEUTRAL)
 HARD = (Expression.SAD, Expression.ANGRY, Expression.FEAR)
@@ -60,111 +60,100 @@ def live_lesson(clean_db: Engine) -> SeededLesson:
 
 
 def test_dashboard_chart_moments_drill_down_and_live(
-    analytics_url: str, live_lesson: SeededLesson, clean_db: Engine, redis_client: redis_lib.Redis
+    analytics_url: str,
+    live_lesson: SeededLesson,
+    clean_db: Engine,
+    redis_client: redis_lib.Redis,
+    browser: Any,
 ) -> None:
-    if not CHROMIUM.exists():
-        pytest.skip("Debian chromium is not installed")
-    from playwright.sync_api import expect, sync_playwright
+    from playwright.sync_api import expect
 
     lesson = live_lesson
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(
-            executable_path=str(CHROMIUM),
-            args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"],
+    page = browser.new_page(viewport={"width": 1280, "height": 1100})
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    # The page's Content-Security-Policy must not block anything it uses.
+    page.on(
+        "console",
+        lambda msg: errors.append(msg.text) if "Content Security Policy" in msg.text else 0,
+    )
+    page.goto(f"{analytics_url}/#key={lesson.teacher_key}&lesson={lesson.lesson_id}")
+    page.wait_for_selector(
+        f"body[data-loaded='{lesson.lesson_id}']", state="attached", timeout=15_000
+    )
+
+    # The chart: one point per closed one-minute bucket, markers known, DEMO shown.
+    assert page.evaluate("window.classpulse.points()") == 20
+    # Seven expressions, face presence, facing the screen and the uncertain share.
+    assert page.evaluate("window.classpulse.chart.data.datasets.length") == 10
+    assert (
+        page.evaluate("window.classpulse.chart.options.plugins.lessonMarkers.markers.length") == 3
+    )
+    expect(page.locator("#demo-badge")).to_be_visible()
+    assert "key=" not in page.url  # the key left the address bar
+    assert "feeling" not in page.inner_text("main").lower()
+    expect(page.locator("footer")).to_contain_text("Responsible use")
+
+    # A moment click zooms onto Slide 3; a segment (marker) click onto Slide 2.
+    moments = page.locator("#moments button")
+    expect(moments).to_have_count(1)
+    expect(moments.first).to_contain_text("Slide 3")
+    moments.first.click()
+    expect(page.locator("#class-chart")).to_have_attribute("data-zoom", "10-15")
+    assert page.evaluate("window.classpulse.chart.scales.x.min") < 10
+    # Over two minutes, ticks fall between whole minutes: still no label repeats.
+    ticks = page.evaluate(
+        """() => {
+          const chart = window.classpulse.chart;
+          Object.assign(chart.options.scales.x, { min: 11, max: 13 });
+          chart.update();
+          return chart.scales.x.ticks.map((t) => t.label);
+        }"""
+    )
+    assert len(ticks) > 3
+    assert len(set(ticks)) == len(ticks), ticks
+    page.locator("#segments button", has_text="Slide 2").click()
+    expect(page.locator("#class-chart")).to_have_attribute("data-zoom", "5-10")
+    page.locator("#reset-zoom").click()
+
+    # Drill-down to one student.
+    page.select_option("#student-select", str(lesson.students["s1"]))
+    expect(page.locator("#student-note")).to_contain_text("s1: 30 labelled frames")
+    assert page.evaluate("window.classpulse.studentPoints()") == 30
+
+    # Live: a new frame committed and announced reaches the chart.
+    page.wait_for_selector("body[data-live='ready']", timeout=10_000)
+    totals_before = page.inner_text("#totals")
+    now = dt.datetime.now(dt.UTC)
+    insert_events(
+        clean_db,
+        lesson.lesson_id,
+        [SeedEvent(lesson.students[s], now, Expression.SURPRISE) for s in STUDENTS],
+    )
+    for s in STUDENTS:
+        redis_client.publish(
+            live_channel(lesson.lesson_id),
+            LiveNotice(
+                frame_id=lesson.lesson_id,
+                lesson_id=lesson.lesson_id,
+                student_id=lesson.students[s],
+                captured_at=now,
+                status="done",
+                faces=1,
+                labels=["surprise"],
+            ).model_dump_json(),
         )
-        try:
-            page = browser.new_page(viewport={"width": 1280, "height": 1100})
-            errors: list[str] = []
-            page.on("pageerror", lambda exc: errors.append(str(exc)))
-            # The page's Content-Security-Policy must not block anything it uses.
-            page.on(
-                "console",
-                lambda msg: errors.append(msg.text) if "Content Security Policy" in msg.text else 0,
-            )
-            page.goto(f"{analytics_url}/#key={lesson.teacher_key}&lesson={lesson.lesson_id}")
-            page.wait_for_selector(
-                f"body[data-loaded='{lesson.lesson_id}']", state="attached", timeout=15_000
-            )
+    # The open bucket is pushed once it has closed (the lesson's grid is whole minutes).
+    closes = 60 - (now - lesson.starts_at).total_seconds() % 60
+    page.wait_for_selector("body[data-live-events]", timeout=(closes + 10) * 1000)
+    surprise_index = list(Expression).index(Expression.SURPRISE)
+    last = page.evaluate(f"window.classpulse.chart.data.datasets[{surprise_index}].data.at(-1)")
+    assert last["y"] == 1.0
+    expect(page.locator("#live-badge")).to_be_visible()
+    # The totals follow the live lesson too, keeping the teacher's drill-down.
+    expect(page.locator("#totals")).not_to_have_text(totals_before, timeout=15_000)
+    assert page.input_value("#student-select") == str(lesson.students["s1"])
 
-            # The chart: one point per closed one-minute bucket, markers known, DEMO shown.
-            assert page.evaluate("window.classpulse.points()") == 20
-            # Seven expressions, face presence, facing the screen and the uncertain share.
-            assert page.evaluate("window.classpulse.chart.data.datasets.length") == 10
-            assert (
-                page.evaluate(
-                    "window.classpulse.chart.options.plugins.lessonMarkers.markers.length"
-                )
-                == 3
-            )
-            expect(page.locator("#demo-badge")).to_be_visible()
-            assert "key=" not in page.url  # the key left the address bar
-            assert "feeling" not in page.inner_text("main").lower()
-            expect(page.locator("footer")).to_contain_text("Responsible use")
-
-            # A moment click zooms onto Slide 3; a segment (marker) click onto Slide 2.
-            moments = page.locator("#moments button")
-            expect(moments).to_have_count(1)
-            expect(moments.first).to_contain_text("Slide 3")
-            moments.first.click()
-            expect(page.locator("#class-chart")).to_have_attribute("data-zoom", "10-15")
-            assert page.evaluate("window.classpulse.chart.scales.x.min") < 10
-            # Over two minutes, ticks fall between whole minutes: still no label repeats.
-            ticks = page.evaluate(
-                """() => {
-                  const chart = window.classpulse.chart;
-                  Object.assign(chart.options.scales.x, { min: 11, max: 13 });
-                  chart.update();
-                  return chart.scales.x.ticks.map((t) => t.label);
-                }"""
-            )
-            assert len(ticks) > 3
-            assert len(set(ticks)) == len(ticks), ticks
-            page.locator("#segments button", has_text="Slide 2").click()
-            expect(page.locator("#class-chart")).to_have_attribute("data-zoom", "5-10")
-            page.locator("#reset-zoom").click()
-
-            # Drill-down to one student.
-            page.select_option("#student-select", str(lesson.students["s1"]))
-            expect(page.locator("#student-note")).to_contain_text("s1: 30 labelled frames")
-            assert page.evaluate("window.classpulse.studentPoints()") == 30
-
-            # Live: a new frame committed and announced reaches the chart.
-            page.wait_for_selector("body[data-live='ready']", timeout=10_000)
-            totals_before = page.inner_text("#totals")
-            now = dt.datetime.now(dt.UTC)
-            insert_events(
-                clean_db,
-                lesson.lesson_id,
-                [SeedEvent(lesson.students[s], now, Expression.SURPRISE) for s in STUDENTS],
-            )
-            for s in STUDENTS:
-                redis_client.publish(
-                    live_channel(lesson.lesson_id),
-                    LiveNotice(
-                        frame_id=lesson.lesson_id,
-                        lesson_id=lesson.lesson_id,
-                        student_id=lesson.students[s],
-                        captured_at=now,
-                        status="done",
-                        faces=1,
-                        labels=["surprise"],
-                    ).model_dump_json(),
-                )
-            # The open bucket is pushed once it has closed (the lesson's grid is whole minutes).
-            closes = 60 - (now - lesson.starts_at).total_seconds() % 60
-            page.wait_for_selector("body[data-live-events]", timeout=(closes + 10) * 1000)
-            surprise_index = list(Expression).index(Expression.SURPRISE)
-            last = page.evaluate(
-                f"window.classpulse.chart.data.datasets[{surprise_index}].data.at(-1)"
-            )
-            assert last["y"] == 1.0
-            expect(page.locator("#live-badge")).to_be_visible()
-            # The totals follow the live lesson too, keeping the teacher's drill-down.
-            expect(page.locator("#totals")).not_to_have_text(totals_before, timeout=15_000)
-            assert page.input_value("#student-select") == str(lesson.students["s1"])
-
-            ARTIFACTS.mkdir(exist_ok=True)
-            page.screenshot(path=str(ARTIFACTS / "dashboard.png"), full_page=True)
-            assert errors == []
-        finally:
-            browser.close()
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "dashboard.png"), full_page=True)
+    assert errors == []

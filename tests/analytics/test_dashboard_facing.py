@@ -9,10 +9,10 @@ from sqlalchemy import Engine
 
 from classpulse.harness.factories import SeededLesson, SeedEvent, add_marker, insert_events
 from shared.labels import Expression
-from tests.analytics.test_dashboard_views import _page, _until, _wait_loaded, browser
+from tests.analytics.conftest import every_ten_seconds
+from tests.analytics.test_dashboard_views import _open, _until
 
 pytestmark = pytest.mark.slow
-__all__ = ["browser"]  # the Chromium fixture, shared with the other dashboard views
 
 SIX = [f"s{i}" for i in range(1, 7)]
 
@@ -23,19 +23,15 @@ def turned_during_the_proof(clean_db: Engine, lesson: SeededLesson) -> SeededLes
     add_marker(clean_db, lesson.lesson_id, lesson.at(0), "Intro")
     add_marker(clean_db, lesson.lesson_id, lesson.at(120), "Proof")
     add_marker(clean_db, lesson.lesson_id, lesson.at(240), "Exercise")
-    events = []
-    for n, external_id in enumerate(SIX):
-        for tick in range(36):
-            seconds = tick * 10 + n
-            turned = 120 <= seconds < 240 and n < 3
-            events.append(
-                SeedEvent(
-                    lesson.students[external_id],
-                    lesson.at(seconds),
-                    Expression.NEUTRAL,
-                    facing=not turned,
-                )
-            )
+    events = [
+        SeedEvent(
+            student,
+            lesson.at(seconds),
+            Expression.NEUTRAL,
+            facing=not (120 <= seconds < 240 and n < 3),
+        )
+        for n, student, seconds in every_ten_seconds(lesson, SIX, minutes=6)
+    ]
     insert_events(clean_db, lesson.lesson_id, events)
     return lesson
 
@@ -44,9 +40,7 @@ def test_the_class_chart_draws_facing_beside_presence_and_names_the_turn(
     analytics_url: str, turned_during_the_proof: SeededLesson, browser: Any
 ) -> None:
     lesson = turned_during_the_proof
-    page, errors = _page(browser)
-    page.goto(f"{analytics_url}/#key={lesson.lms_key}&lesson={lesson.lesson_id}&bucket=1m")
-    _wait_loaded(page, lesson)
+    page, errors = _open(browser, analytics_url, lesson, "&bucket=1m")
 
     series = page.evaluate(
         """() => Object.fromEntries(window.classpulse.chart.data.datasets

@@ -9,10 +9,10 @@ from sqlalchemy import Engine
 
 from classpulse.harness.factories import SeededLesson, SeedEvent, insert_events
 from shared.labels import Expression
-from tests.analytics.test_dashboard_views import _page, _until, _wait_loaded, browser
+from tests.analytics.conftest import every_ten_seconds
+from tests.analytics.test_dashboard_views import _open, _until
 
 pytestmark = pytest.mark.slow
-__all__ = ["browser"]  # the Chromium fixture, shared with the other dashboard views
 
 SEVEN = [f"s{i}" for i in range(1, 8)]
 
@@ -22,19 +22,17 @@ def unsure_in_minute_two(clean_db: Engine, lesson: SeededLesson) -> SeededLesson
     """Seven students every 10 s for 4 minutes, smiling; in minute 2 the model is unsure of
     s1's and s2's faces (withheld top label: sad)."""
     events = []
-    for n, external_id in enumerate(SEVEN):
-        for tick in range(24):
-            seconds = tick * 10 + n
-            unsure = 120 <= seconds < 180 and n < 2
-            events.append(
-                SeedEvent(
-                    lesson.students[external_id],
-                    lesson.at(seconds),
-                    Expression.SAD if unsure else Expression.HAPPY,
-                    confidence=0.35 if unsure else 0.9,
-                    uncertain=unsure,
-                )
+    for n, student, seconds in every_ten_seconds(lesson, SEVEN, minutes=4):
+        unsure = 120 <= seconds < 180 and n < 2
+        events.append(
+            SeedEvent(
+                student,
+                lesson.at(seconds),
+                Expression.SAD if unsure else Expression.HAPPY,
+                confidence=0.35 if unsure else 0.9,
+                uncertain=unsure,
             )
+        )
     insert_events(clean_db, lesson.lesson_id, events)
     return lesson
 
@@ -43,9 +41,7 @@ def test_the_charts_draw_the_uncertain_share_and_the_totals_name_it(
     analytics_url: str, unsure_in_minute_two: SeededLesson, browser: Any
 ) -> None:
     lesson = unsure_in_minute_two
-    page, errors = _page(browser)
-    page.goto(f"{analytics_url}/#key={lesson.lms_key}&lesson={lesson.lesson_id}&bucket=1m")
-    _wait_loaded(page, lesson)
+    page, errors = _open(browser, analytics_url, lesson, "&bucket=1m")
 
     def series(chart: str) -> dict[str, list[float | None]]:
         return page.evaluate(

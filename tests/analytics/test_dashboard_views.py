@@ -10,8 +10,6 @@ from __future__ import annotations
 import datetime as dt
 import re
 import time
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -28,10 +26,10 @@ from classpulse.harness.factories import (
 )
 from shared.labels import LABELS, Expression
 from shared.palette import EXPRESSION_COLOURS, palette
+from tests.analytics.conftest import rotating_expressions
 
 pytestmark = pytest.mark.slow
 
-CHROMIUM = Path("/usr/bin/chromium")
 STUDENTS = [f"s{i}" for i in range(1, 7)]
 #: A past lesson (2024-05-06 08:00-09:00 UTC) seen from Seoul (17:00-18:00).
 ZONE = "Asia/Seoul"
@@ -57,33 +55,8 @@ def lesson(clean_db: Engine) -> SeededLesson:
     lesson = seed_lesson(clean_db, students=STUDENTS)
     for minute, label in MARKERS:
         add_marker(clean_db, lesson.lesson_id, lesson.at(minute * 60), label)
-    insert_events(
-        clean_db,
-        lesson.lesson_id,
-        [
-            SeedEvent(lesson.students[s], lesson.at(tick * 30 + n), Expression((tick + n) % 7))
-            for n, s in enumerate(STUDENTS)
-            for tick in range(30)
-        ],
-    )
+    insert_events(clean_db, lesson.lesson_id, rotating_expressions(lesson, STUDENTS, ticks=30))
     return lesson
-
-
-@pytest.fixture
-def browser() -> Iterator[Any]:
-    if not CHROMIUM.exists():
-        pytest.skip("Debian chromium is not installed")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(
-            executable_path=str(CHROMIUM),
-            args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"],
-        )
-        try:
-            yield browser
-        finally:
-            browser.close()
 
 
 def _page(browser: Any, **context: Any) -> tuple[Any, list[str]]:
@@ -98,6 +71,17 @@ def _wait_loaded(page: Any, lesson: SeededLesson) -> None:
     page.wait_for_selector(
         f"body[data-loaded='{lesson.lesson_id}']", state="attached", timeout=15_000
     )
+
+
+def _open(
+    browser: Any, analytics_url: str, lesson: SeededLesson, fragment: str = "", **context: Any
+) -> tuple[Any, list[str]]:
+    """A new page on the lesson's dashboard through the LMS key, loaded; ``fragment`` adds
+    to the link (``&bucket=1m``)."""
+    page, errors = _page(browser, **context)
+    page.goto(f"{analytics_url}/#key={lesson.lms_key}&lesson={lesson.lesson_id}{fragment}")
+    _wait_loaded(page, lesson)
+    return page, errors
 
 
 def _until(page: Any, expression: str, timeout: float = 10.0) -> None:
@@ -139,9 +123,7 @@ def test_a_keyed_link_pasted_into_an_open_tab_loads_without_a_reload(
 def test_the_bucket_choice_survives_a_reload(
     analytics_url: str, lesson: SeededLesson, browser: Any
 ) -> None:
-    page, errors = _page(browser)
-    page.goto(f"{analytics_url}/#key={lesson.lms_key}&lesson={lesson.lesson_id}")
-    _wait_loaded(page, lesson)
+    page, errors = _open(browser, analytics_url, lesson)
     assert page.evaluate("window.classpulse.points()") == 60
     page.select_option("#bucket-select", "30s")
     _until(page, "window.classpulse.points() === 120")
@@ -162,9 +144,7 @@ def test_the_bucket_choice_survives_a_reload(
 def test_times_in_one_named_zone_and_the_browsers_locale(
     analytics_url: str, lesson: SeededLesson, browser: Any
 ) -> None:
-    page, errors = _page(browser, locale="de-DE", timezone_id=ZONE)
-    page.goto(f"{analytics_url}/#key={lesson.lms_key}&lesson={lesson.lesson_id}")
-    _wait_loaded(page, lesson)
+    page, errors = _open(browser, analytics_url, lesson, locale="de-DE", timezone_id=ZONE)
     start = lesson.starts_at.astimezone(ZoneInfo(ZONE))
     end = start + dt.timedelta(hours=1)
 
@@ -192,9 +172,7 @@ def test_times_in_one_named_zone_and_the_browsers_locale(
 def test_both_charts_span_the_lesson_with_every_marker_and_their_titles_fit(
     analytics_url: str, lesson: SeededLesson, browser: Any
 ) -> None:
-    page, errors = _page(browser)
-    page.goto(f"{analytics_url}/#key={lesson.lms_key}&lesson={lesson.lesson_id}")
-    _wait_loaded(page, lesson)
+    page, errors = _open(browser, analytics_url, lesson)
     page.select_option("#student-select", str(lesson.students["s1"]))
     _until(page, "window.classpulse.studentPoints() === 30")
 
@@ -241,9 +219,7 @@ def test_one_student_and_one_frame_are_singular(
         lesson.lesson_id,
         [SeedEvent(lesson.students["solo"], lesson.at(90), Expression.HAPPY)],
     )
-    page, errors = _page(browser)
-    page.goto(f"{analytics_url}/#key={lesson.lms_key}&lesson={lesson.lesson_id}")
-    _wait_loaded(page, lesson)
+    page, errors = _open(browser, analytics_url, lesson)
     assert page.locator("#student-select option").all_inner_texts()[1] == "solo · 1 frame"
     page.select_option("#student-select", str(lesson.students["solo"]))
     _until(page, "window.classpulse.studentPoints() === 1")
@@ -261,9 +237,7 @@ def test_the_charts_use_the_palette_served_to_the_page(
     assert served.json() == palette()
     assert tuple(EXPRESSION_COLOURS) == LABELS  # one colour per label, in label order
 
-    page, errors = _page(browser)
-    page.goto(f"{analytics_url}/#key={lesson.lms_key}&lesson={lesson.lesson_id}")
-    _wait_loaded(page, lesson)
+    page, errors = _open(browser, analytics_url, lesson)
     for chart in ("chart", "studentChart"):
         colours = page.evaluate(
             f"window.classpulse.{chart}.data.datasets.map((d) => [d.label, d.borderColor])"

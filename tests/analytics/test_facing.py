@@ -13,36 +13,20 @@ from sqlalchemy import Engine
 
 from classpulse.harness.factories import SeededLesson, SeedEvent, add_marker, insert_events
 from shared.labels import Expression
-from tests.analytics.conftest import K, bearer
+from tests.analytics.conftest import K, every_ten_seconds, get
 
 HAPPY = Expression.HAPPY
 SIX = [f"s{i}" for i in range(1, 7)]
-
-
-def get(
-    api: httpx.Client, lesson: SeededLesson, path: str, key: str | None = None, **params: str
-) -> httpx.Response:
-    return api.get(
-        f"/v1/lessons/{lesson.lesson_id}/{path}",
-        params=params,
-        headers=bearer(key or lesson.teacher_key),
-    )
 
 
 @pytest.fixture
 def turned_in_minute_two(clean_db: Engine, lesson: SeededLesson) -> SeededLesson:
     """Six students, a frame each every 10 s for 4 minutes, all facing the screen except
     in minute 2, when s1..s3 are turned away; s7 is seen by a detector without a pose."""
-    events = []
-    for n, external_id in enumerate(SIX):
-        for tick in range(24):
-            seconds = tick * 10 + n
-            turned = 120 <= seconds < 180 and n < 3
-            events.append(
-                SeedEvent(
-                    lesson.students[external_id], lesson.at(seconds), HAPPY, facing=not turned
-                )
-            )
+    events = [
+        SeedEvent(student, lesson.at(seconds), HAPPY, facing=not (120 <= seconds < 180 and n < 3))
+        for n, student, seconds in every_ten_seconds(lesson, SIX, minutes=4)
+    ]
     events.append(SeedEvent(lesson.students["s7"], lesson.at(30), HAPPY))
     insert_events(clean_db, lesson.lesson_id, events)
     return lesson

@@ -10,17 +10,13 @@ from sqlalchemy import Engine
 
 from classpulse.harness.factories import SeededLesson, SeedEvent, insert_events
 from shared.labels import Expression
-from tests.analytics.conftest import bearer
+from tests.analytics.conftest import bearer, get
 
 HAPPY, SAD, NEUTRAL = Expression.HAPPY, Expression.SAD, Expression.NEUTRAL
 
 
 def timeline(api: httpx.Client, lesson: SeededLesson, **params: str) -> dict:
-    response = api.get(
-        f"/v1/lessons/{lesson.lesson_id}/timeline",
-        params=params,
-        headers=bearer(lesson.teacher_key),
-    )
+    response = get(api, lesson, "timeline", **params)
     assert response.status_code == 200, response.text
     return response.json()
 
@@ -71,21 +67,13 @@ def test_from_with_an_offset_is_converted_to_utc(
 
 
 def test_a_naive_time_is_refused(api: httpx.Client, lesson: SeededLesson) -> None:
-    response = api.get(
-        f"/v1/lessons/{lesson.lesson_id}/timeline",
-        params={"from": "2024-05-06T08:00:00"},
-        headers=bearer(lesson.teacher_key),
-    )
+    response = get(api, lesson, "timeline", **{"from": "2024-05-06T08:00:00"})
     assert response.status_code == 422
     assert response.json()["error"]["code"] == "validation_error"
 
 
 def test_an_unknown_bucket_is_a_validation_error(api: httpx.Client, lesson: SeededLesson) -> None:
-    response = api.get(
-        f"/v1/lessons/{lesson.lesson_id}/timeline",
-        params={"bucket": "7s"},
-        headers=bearer(lesson.lms_key),
-    )
+    response = get(api, lesson, "timeline", lesson.lms_key, bucket="7s")
     assert response.status_code == 422
     assert response.json()["error"]["field"] == "bucket"
 

@@ -13,8 +13,8 @@ from sqlalchemy import Engine
 
 from classpulse.harness.factories import SeededLesson, SeedEvent, insert_events
 from shared.labels import Expression
-from tests.analytics.conftest import K
-from tests.analytics.test_facing import SIX, get
+from tests.analytics.conftest import K, every_ten_seconds, get
+from tests.analytics.test_facing import SIX
 
 HAPPY, SAD = Expression.HAPPY, Expression.SAD
 SEVEN = [*SIX, "s7"]
@@ -27,19 +27,17 @@ def unsure_in_minute_one(clean_db: Engine, lesson: SeededLesson) -> SeededLesson
     and s2 are too uncertain for a label (the withheld top label: sad), so K = 5 students
     still have a labelled face."""
     events = []
-    for n, external_id in enumerate(SEVEN):
-        for tick in range(18):
-            seconds = tick * 10 + n
-            unsure = 60 <= seconds < 120 and n < 2
-            events.append(
-                SeedEvent(
-                    lesson.students[external_id],
-                    lesson.at(seconds),
-                    SAD if unsure else HAPPY,
-                    confidence=0.35 if unsure else 0.9,
-                    uncertain=unsure,
-                )
+    for n, student, seconds in every_ten_seconds(lesson, SEVEN, minutes=3):
+        unsure = 60 <= seconds < 120 and n < 2
+        events.append(
+            SeedEvent(
+                student,
+                lesson.at(seconds),
+                SAD if unsure else HAPPY,
+                confidence=0.35 if unsure else 0.9,
+                uncertain=unsure,
             )
+        )
     insert_events(clean_db, lesson.lesson_id, events)
     return lesson
 
