@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import uuid
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -73,6 +74,18 @@ def every_ten_seconds(
     for n, external_id in enumerate(external_ids):
         for tick in range(minutes * 6):
             yield n, lesson.students[external_id], tick * 10 + n
+
+
+def happy_or_unsure(student_id: uuid.UUID, at: dt.datetime, unsure: bool) -> SeedEvent:
+    """A confident happy face, or one the model is too unsure of for a label (its withheld
+    top label: sad)."""
+    return SeedEvent(
+        student_id,
+        at,
+        Expression.SAD if unsure else Expression.HAPPY,
+        confidence=0.35 if unsure else 0.9,
+        uncertain=unsure,
+    )
 
 
 def rotating_expressions(

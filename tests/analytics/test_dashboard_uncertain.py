@@ -7,9 +7,8 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine
 
-from classpulse.harness.factories import SeededLesson, SeedEvent, insert_events
-from shared.labels import Expression
-from tests.analytics.conftest import every_ten_seconds
+from classpulse.harness.factories import SeededLesson, insert_events
+from tests.analytics.conftest import every_ten_seconds, happy_or_unsure
 from tests.analytics.test_dashboard_views import _open, _until
 
 pytestmark = pytest.mark.slow
@@ -21,18 +20,10 @@ SEVEN = [f"s{i}" for i in range(1, 8)]
 def unsure_in_minute_two(clean_db: Engine, lesson: SeededLesson) -> SeededLesson:
     """Seven students every 10 s for 4 minutes, smiling; in minute 2 the model is unsure of
     s1's and s2's faces (withheld top label: sad)."""
-    events = []
-    for n, student, seconds in every_ten_seconds(lesson, SEVEN, minutes=4):
-        unsure = 120 <= seconds < 180 and n < 2
-        events.append(
-            SeedEvent(
-                student,
-                lesson.at(seconds),
-                Expression.SAD if unsure else Expression.HAPPY,
-                confidence=0.35 if unsure else 0.9,
-                uncertain=unsure,
-            )
-        )
+    events = [
+        happy_or_unsure(student, lesson.at(seconds), unsure=120 <= seconds < 180 and n < 2)
+        for n, student, seconds in every_ten_seconds(lesson, SEVEN, minutes=4)
+    ]
     insert_events(clean_db, lesson.lesson_id, events)
     return lesson
 

@@ -13,7 +13,7 @@ from sqlalchemy import Engine
 
 from classpulse.harness.factories import SeededLesson, SeedEvent, insert_events
 from shared.labels import Expression
-from tests.analytics.conftest import K, every_ten_seconds, get
+from tests.analytics.conftest import K, every_ten_seconds, get, happy_or_unsure
 from tests.analytics.test_facing import SIX
 
 HAPPY, SAD = Expression.HAPPY, Expression.SAD
@@ -26,18 +26,10 @@ def unsure_in_minute_one(clean_db: Engine, lesson: SeededLesson) -> SeededLesson
     """Seven students, a happy face every 10 s for 3 minutes; in minute 1, the faces of s1
     and s2 are too uncertain for a label (the withheld top label: sad), so K = 5 students
     still have a labelled face."""
-    events = []
-    for n, student, seconds in every_ten_seconds(lesson, SEVEN, minutes=3):
-        unsure = 60 <= seconds < 120 and n < 2
-        events.append(
-            SeedEvent(
-                student,
-                lesson.at(seconds),
-                SAD if unsure else HAPPY,
-                confidence=0.35 if unsure else 0.9,
-                uncertain=unsure,
-            )
-        )
+    events = [
+        happy_or_unsure(student, lesson.at(seconds), unsure=60 <= seconds < 120 and n < 2)
+        for n, student, seconds in every_ten_seconds(lesson, SEVEN, minutes=3)
+    ]
     insert_events(clean_db, lesson.lesson_id, events)
     return lesson
 
