@@ -21,7 +21,8 @@ from classpulse.harness.factories import (
 )
 from shared.db.models import KeyRole
 from shared.labels import Expression
-from shared.schemas import LiveNotice, live_channel
+from shared.schemas import live_channel
+from tests.analytics.test_live import notice
 
 pytestmark = pytest.mark.slow
 
@@ -131,18 +132,7 @@ def test_dashboard_chart_moments_drill_down_and_live(
         [SeedEvent(lesson.students[s], now, Expression.SURPRISE) for s in STUDENTS],
     )
     for s in STUDENTS:
-        redis_client.publish(
-            live_channel(lesson.lesson_id),
-            LiveNotice(
-                frame_id=lesson.lesson_id,
-                lesson_id=lesson.lesson_id,
-                student_id=lesson.students[s],
-                captured_at=now,
-                status="done",
-                faces=1,
-                labels=["surprise"],
-            ).model_dump_json(),
-        )
+        redis_client.publish(live_channel(lesson.lesson_id), notice(lesson, s, now, "surprise"))
     # The open bucket is pushed once it has closed (the lesson's grid is whole minutes).
     closes = 60 - (now - lesson.starts_at).total_seconds() % 60
     page.wait_for_selector("body[data-live-events]", timeout=(closes + 10) * 1000)

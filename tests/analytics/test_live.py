@@ -39,7 +39,8 @@ def sse_events(lines: Iterator[str]) -> Iterator[tuple[str, str]]:
             event, data = "message", ""
 
 
-def notice(lesson: SeededLesson, student: str, at: dt.datetime) -> str:
+def notice(lesson: SeededLesson, student: str, at: dt.datetime, label: str = "happy") -> str:
+    """The worker's notice of one ``label`` face of the student's, done, as published."""
     return LiveNotice(
         frame_id=lesson.lesson_id,  # any id: analytics reads only the lesson and time
         lesson_id=lesson.lesson_id,
@@ -47,7 +48,7 @@ def notice(lesson: SeededLesson, student: str, at: dt.datetime) -> str:
         captured_at=at,
         status="done",
         faces=1,
-        labels=["happy"],
+        labels=[label],
     ).model_dump_json()
 
 
