@@ -150,22 +150,31 @@ def test_lesson_scoped_consent_covers_only_its_lesson(
     assert process.process_frame(ref, resources).status is FrameStatus.DONE
 
 
+def lesson_consent(
+    world: World,
+    party: ConsentParty,
+    granted_at: dt.datetime,
+    withdrawn_at: dt.datetime | None = None,
+) -> Consent:
+    """A lesson-level consent decision of ``party`` for the world's student."""
+    return Consent(
+        student_id=world.student_id,
+        class_id=world.class_id,
+        lesson_id=world.lesson_id,
+        party=party,
+        granted_at=granted_at,
+        withdrawn_at=withdrawn_at,
+    )
+
+
 def test_lesson_refusal_overrides_class_consent_as_ingest_decides(
     world: World, resources: WorkerResources, one_face: bytes
 ) -> None:
     ref = world.add_frame(one_face)
     with Session(world.engine) as session, session.begin():
         # The class-level consent stays active; a later lesson-level refusal decides.
-        session.add(
-            Consent(
-                student_id=world.student_id,
-                class_id=world.class_id,
-                lesson_id=world.lesson_id,
-                party=ConsentParty.STUDENT,
-                granted_at=NOW + dt.timedelta(seconds=1),
-                withdrawn_at=NOW + dt.timedelta(seconds=1),
-            )
-        )
+        later = NOW + dt.timedelta(seconds=1)
+        session.add(lesson_consent(world, ConsentParty.STUDENT, later, withdrawn_at=later))
     outcome = process.process_frame(ref, resources)
     assert outcome.status is FrameStatus.FAILED
     assert world.frame(ref.frame_id).failure_reason == "consent_withdrawn"
@@ -316,21 +325,8 @@ def test_students_withdrawal_stops_processing_whatever_the_school_grants(
     with Session(world.engine) as session, session.begin():
         session.add_all(
             [
-                Consent(
-                    student_id=world.student_id,
-                    class_id=world.class_id,
-                    lesson_id=world.lesson_id,
-                    party=ConsentParty.STUDENT,
-                    granted_at=later,
-                    withdrawn_at=later,
-                ),
-                Consent(
-                    student_id=world.student_id,
-                    class_id=world.class_id,
-                    lesson_id=world.lesson_id,
-                    party=ConsentParty.SCHOOL,
-                    granted_at=later + dt.timedelta(seconds=1),
-                ),
+                lesson_consent(world, ConsentParty.STUDENT, later, withdrawn_at=later),
+                lesson_consent(world, ConsentParty.SCHOOL, later + dt.timedelta(seconds=1)),
             ]
         )
     outcome = process.process_frame(ref, resources)
