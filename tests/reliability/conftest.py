@@ -56,6 +56,22 @@ class Realm:
         return self.token(ttl=60, now=dt.datetime.now(dt.UTC) - dt.timedelta(hours=2))
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Each schemathesis operation test gets a node id of its own, as its name has.
+
+    Under pytest 9 schemathesis's operation tests of one function share a node
+    id (their parametrisation is not pytest's), and pytest-xdist's ``--dist
+    loadfile`` keys its work by node id: it ran the first operation of each API
+    and reported the rest passed. pytest 9 builds node ids from ``Node._id``;
+    test_schemathesis checks that every selected operation really ran.
+    """
+    for item in items:
+        label = getattr(item, "operation_label", None)
+        parent = item.parent
+        if label and parent is not None and item.id.params is None:
+            item._id = parent.id.child(item.originalname).with_params(label)
+
+
 def seed_realm(engine: Engine) -> Realm:
     starts_at = dt.datetime.now(dt.UTC) - dt.timedelta(minutes=10)
     a = seed_lesson(engine, students=STUDENTS, starts_at=starts_at, consenting=True, enrolled=True)

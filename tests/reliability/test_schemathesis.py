@@ -50,7 +50,10 @@ SEEN: dict[str, set[str]] = {"ingest": set(), "analytics": set()}
 
 @pytest.fixture(scope="module")
 def urls(
-    pg_url: str, redis_url: str, tmp_path_factory: pytest.TempPathFactory
+    pg_url: str,
+    redis_url: str,
+    tmp_path_factory: pytest.TempPathFactory,
+    request: pytest.FixtureRequest,
 ) -> Iterator[dict[str, str]]:
     root = tmp_path_factory.mktemp("schemathesis")
     scratch = Scratch(root / "scratch", root)
@@ -61,9 +64,17 @@ def urls(
     ):
         yield {"ingest": ingest, "analytics": analytics}
     for api, schema in (("ingest", ingest_schema), ("analytics", analytics_schema)):
-        operations = {op.ok().label for op in schema.get_all_operations()}
         print(f"\n{api}: {SENT[api]} generated requests over {len(SEEN[api])} operations")
-        if SEEN[api] >= operations:  # the whole API ran: it must have had its 1,000
+        # Every operation this session selected sent requests: a runner that
+        # reports operations it never ran (as xdist once did) fails here.
+        selected = {
+            getattr(item, "operation_label", None)
+            for item in request.session.items
+            if getattr(item, "originalname", None) == f"test_{api}"
+        }
+        assert SEEN[api] == selected, f"{api}: never called {sorted(selected - SEEN[api])}"
+        every = {op.ok().label for op in schema.get_all_operations()}
+        if selected == every:  # the whole API ran: it must have had its 1,000
             assert SENT[api] >= 1000, f"{api}: only {SENT[api]} requests generated"
 
 
