@@ -51,6 +51,7 @@ from shared.auth import issue_student_token
 from shared.db.base import Base
 from shared.db.engine import make_sync_engine
 from shared.db.models import Frame, FrameStatus
+from shared.db.partitions import day_start
 from shared.schemas import FRAME_KEY_PREFIX, FRAME_QUEUE
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -123,16 +124,23 @@ def close_stores(stores: Stores) -> None:
         admin.dispose()
 
 
-def seed(database_url: str, students: int) -> tuple[uuid.UUID, list[str]]:
-    """A live lesson with ``students`` enrolled, consenting students; their tokens."""
+def seed(
+    database_url: str, students: int, over_midnight: bool = False
+) -> tuple[uuid.UUID, list[str]]:
+    """A live lesson with ``students`` enrolled, consenting students; their tokens.
+
+    ``over_midnight``: the lesson began five minutes before the last midnight UTC,
+    so its frames take ingest's path for lessons over two day partitions.
+    """
     now = dt.datetime.now(dt.UTC)
+    starts_at = (day_start(now) if over_midnight else now) - dt.timedelta(minutes=5)
     engine = make_sync_engine(database_url)
     try:
         seeded = seed_lesson(
             engine,
             students=[f"b{n}" for n in range(students)],
-            starts_at=now - dt.timedelta(minutes=5),
-            minutes=125,
+            starts_at=starts_at,
+            minutes=int((now - starts_at) / dt.timedelta(minutes=1)) + 120,
             title="Load",
             consenting=True,
             enrolled=True,
@@ -337,6 +345,11 @@ def main() -> None:
         "--drain", action="store_true", help="then drain with a real inference worker"
     )
     parser.add_argument("--drain-timeout", type=float, default=900)
+    parser.add_argument(
+        "--over-midnight",
+        action="store_true",
+        help="a lesson that began before midnight UTC (frames inserted under a per-seq lock)",
+    )
     args = parser.parse_args()
 
     stores = open_stores(args)
@@ -344,7 +357,7 @@ def main() -> None:
     # Our ingest stops once the load is measured, before any drain.
     ingest = contextlib.ExitStack()
     try:
-        lesson_id, tokens = seed(stores.database_url, args.students)
+        lesson_id, tokens = seed(stores.database_url, args.students, args.over_midnight)
         url, server_pid = args.url, None
         if url is None:
             served = ingest.enter_context(

@@ -17,7 +17,7 @@ import logging
 import uuid
 from dataclasses import dataclass
 
-from sqlalchemy import Interval, bindparam, delete, select
+from sqlalchemy import Interval, bindparam, delete, func, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
@@ -219,6 +219,18 @@ _EXISTING = select(Frame.id).where(
     Frame.captured_at >= bindparam("day_start"),
     Frame.captured_at < bindparam("day_end"),
 )
+#: Any frame of this seq within the lesson's capture times (one or two day partitions).
+_EARLIER = (
+    select(Frame.id)
+    .where(
+        Frame.lesson_id == bindparam("lesson_id"),
+        Frame.student_id == bindparam("student_id"),
+        Frame.seq == bindparam("seq"),
+        Frame.captured_at.between(bindparam("earliest"), bindparam("latest")),
+    )
+    .limit(1)
+)
+_SEQ_LOCK = select(func.pg_advisory_xact_lock(func.hashtextextended(bindparam("seq_lock"), 0)))
 _DELETE = delete(Frame).where(
     Frame.id == bindparam("frame_id"), Frame.captured_at == bindparam("captured_at")
 )
@@ -232,6 +244,14 @@ class LessonGate:
     earlier: uuid.UUID | None
     #: The class's own face-crops mode; None follows the deployment's.
     class_crops: bool | None
+    #: The first and last capture time a frame of the lesson may carry.
+    earliest: dt.datetime
+    latest: dt.datetime
+
+    @property
+    def over_midnight(self) -> bool:
+        """The lesson's frames may lie in two UTC day partitions."""
+        return partitions.day_start(self.earliest) != partitions.day_start(self.latest)
 
 
 async def check_lesson(
@@ -254,12 +274,13 @@ async def check_lesson(
     if row is None:
         raise NotFound(f"lesson {lesson_id} not found", field="lesson")
     live, starts_at, ends_at, school, student, earlier, class_crops = row
+    window = _shifted(starts_at, -skew), _shifted(ends_at, skew)
     if earlier is not None:
         # An idempotent retry: the first answer stands, whatever changed since.
-        return LessonGate(uuid.UUID(str(earlier)), class_crops)
+        return LessonGate(uuid.UUID(str(earlier)), class_crops, *window)
     refuse_closed(live, school, student)
     check_capture_time(frame.captured_at, starts_at, ends_at, now, skew)
-    return LessonGate(None, class_crops)
+    return LessonGate(None, class_crops, *window)
 
 
 def refuse_closed(live: bool, school: bool, student: bool) -> None:
@@ -333,28 +354,29 @@ async def _accept(
     tracing.mark_frame(frame_id)
     await resources.admission.admit(student_id, frame_id, body.stored)
     key = {"lesson_id": lesson_id, "student_id": student_id, "seq": frame.seq}
+    row = {
+        **key,
+        "frame_id": frame_id,
+        "captured_at": frame.captured_at,
+        "media_type": body.media_type,
+        "size_bytes": len(frame.data),
+        "width": body.width,
+        "height": body.height,
+    }
     try:
-        inserted = await conn.scalar(
-            _INSERT,
-            {
-                **key,
-                "frame_id": frame_id,
-                "captured_at": frame.captured_at,
-                "media_type": body.media_type,
-                "size_bytes": len(frame.data),
-                "width": body.width,
-                "height": body.height,
-            },
-        )
+        inserted = await _insert(conn, row, gate)
     except BaseException:
         await resources.admission.discard(frame_id)
         raise
     if inserted is None:
         # A concurrent request with the same seq won the race: answer with its frame.
         await resources.admission.discard(frame_id)
-        day = partitions.day_start(frame.captured_at)
-        day_bounds = {"day_start": day, "day_end": day + partitions.DAY}
-        winner = await conn.scalar(_EXISTING, {**key, **day_bounds})
+        if gate.over_midnight:
+            winner = await conn.scalar(_EARLIER, {**key, **_window(gate)})
+        else:
+            day = partitions.day_start(frame.captured_at)
+            day_bounds = {"day_start": day, "day_end": day + partitions.DAY}
+            winner = await conn.scalar(_EXISTING, {**key, **day_bounds})
         if winner is None:
             raise ServiceUnavailable("a concurrent request with this seq did not finish; retry")
         return AcceptedFrame(winner, frame.seq, repeated=True)
@@ -384,3 +406,33 @@ async def _accept(
         extra={"frame_id": str(frame_id), "lesson_id": str(lesson_id), "seq": frame.seq},
     )
     return AcceptedFrame(frame_id, frame.seq)
+
+
+async def _insert(
+    conn: AsyncConnection, row: dict[str, object], gate: LessonGate
+) -> uuid.UUID | None:
+    """Insert the ``queued`` row; None when a request with the same seq got there first.
+
+    Each day partition's unique index sees only its own day, so two requests of
+    one seq captured on either side of midnight UTC would both be stored. A
+    lesson over midnight (a morning lesson in East Asia) therefore inserts in a
+    transaction: requests of one seq take turns on a lock, and each looks in both
+    days for the other's frame first. Other lessons keep the one autocommit INSERT.
+    """
+    if not gate.over_midnight:
+        return await conn.scalar(_INSERT, row)
+    seq_lock = f"frame-seq:{row['lesson_id']}:{row['student_id']}:{row['seq']}"
+    await conn.commit()  # ends the autocommit checks' (empty) transaction
+    await conn.execution_options(isolation_level="READ COMMITTED")
+    try:
+        async with conn.begin():
+            await conn.execute(_SEQ_LOCK, {"seq_lock": seq_lock})
+            if await conn.scalar(_EARLIER, {**row, **_window(gate)}) is not None:
+                return None
+            return await conn.scalar(_INSERT, row)
+    finally:
+        await conn.execution_options(isolation_level="AUTOCOMMIT")
+
+
+def _window(gate: LessonGate) -> dict[str, dt.datetime]:
+    return {"earliest": gate.earliest, "latest": gate.latest}

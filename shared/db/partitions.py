@@ -28,9 +28,10 @@ Unique keys of a partitioned table must hold the partition key, so they gain
 face_index, captured_at)``. That is no weaker: a frame has one capture time and
 its events copy it. One frame per ``(lesson_id, student_id, seq)`` cannot be a
 key of the parent (two requests of one seq carry two capture times), so each
-day partition has that unique index of its own: requests of one seq race to one
-frame unless their capture times lie on either side of midnight UTC (ingest's
-lookup of an earlier frame of the seq covers the whole lesson).
+day partition has that unique index of its own, on which requests of one seq
+race to one frame. Requests whose capture times lie on either side of midnight
+UTC meet in no one index: ingest inserts the frames of a lesson over midnight
+under a per-seq transaction lock instead (``services.ingest.intake._insert``).
 These functions run inside the caller's transaction and never commit.
 """
 

@@ -89,13 +89,19 @@ class World(SeededLesson):
         return {"Authorization": f"Bearer {self.lms_key}"}
 
 
-def seed_world(engine: Engine, students: tuple[str, ...] = ("s1", "s2", "nocon")) -> World:
-    """Rows for one live lesson (ten minutes in, an hour long) with every student enrolled;
-    every student but ``nocon`` has class consent of both parties."""
+def seed_world(
+    engine: Engine,
+    students: tuple[str, ...] = ("s1", "s2", "nocon"),
+    starts_at: dt.datetime | None = None,
+    minutes: int = 60,
+) -> World:
+    """Rows for one live lesson (by default ten minutes in, an hour long) with every student
+    enrolled; every student but ``nocon`` has class consent of both parties."""
     seeded = seed_lesson(
         engine,
         students=students,
-        starts_at=dt.datetime.now(dt.UTC) - dt.timedelta(minutes=10),
+        starts_at=starts_at or dt.datetime.now(dt.UTC) - dt.timedelta(minutes=10),
+        minutes=minutes,
         enrolled=True,
         consenting=[s for s in students if s != "nocon"],
     )
