@@ -17,7 +17,7 @@ import logging
 import uuid
 from dataclasses import dataclass
 
-from sqlalchemy import Interval, bindparam, delete, func, select
+from sqlalchemy import Interval, bindparam, delete, func, literal, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
@@ -192,22 +192,44 @@ _GATE = (
     .join_from(Lesson, SchoolClass, SchoolClass.id == Lesson.class_id)
     .where(Lesson.id == bindparam("lesson_id"))
 )
-_INSERT = (
+#: A new ``queued`` row's columns as typed parameters, for both INSERTs.
+_ROW = {
+    "id": bindparam("frame_id", type_=Frame.__table__.c.id.type),
+    **{
+        name: bindparam(name, type_=Frame.__table__.c[name].type)
+        for name in (
+            "lesson_id",
+            "student_id",
+            "seq",
+            "captured_at",
+            "media_type",
+            "size_bytes",
+            "width",
+            "height",
+        )
+    },
+    "status": literal(FrameStatus.QUEUED, Frame.__table__.c.status.type),
+}
+# No conflict target: one frame per seq is a unique index of each day partition
+# (``shared.db.partitions``), which a partitioned table's parent cannot name.
+_INSERT = insert(Frame).values(_ROW).on_conflict_do_nothing().returning(Frame.id)
+#: For a lesson over midnight UTC, whose frames lie in two day partitions: the
+#: row only if no frame of the seq is in either day, checked under a per-seq lock
+#: held until this INSERT commits (migration 0013's ``frame_seq_is_new``).
+_INSERT_ONCE = (
     insert(Frame)
-    .values(
-        id=bindparam("frame_id"),
-        lesson_id=bindparam("lesson_id"),
-        student_id=bindparam("student_id"),
-        seq=bindparam("seq"),
-        captured_at=bindparam("captured_at"),
-        status=FrameStatus.QUEUED,
-        media_type=bindparam("media_type"),
-        size_bytes=bindparam("size_bytes"),
-        width=bindparam("width"),
-        height=bindparam("height"),
+    .from_select(
+        list(_ROW),
+        select(*_ROW.values()).where(
+            func.frame_seq_is_new(
+                bindparam("lesson_id"),
+                bindparam("student_id"),
+                bindparam("seq"),
+                bindparam("earliest"),
+                bindparam("latest"),
+            )
+        ),
     )
-    # No conflict target: one frame per seq is a unique index of each day partition
-    # (``shared.db.partitions``), which a partitioned table's parent cannot name.
     .on_conflict_do_nothing()
     .returning(Frame.id)
 )
@@ -230,7 +252,6 @@ _EARLIER = (
     )
     .limit(1)
 )
-_SEQ_LOCK = select(func.pg_advisory_xact_lock(func.hashtextextended(bindparam("seq_lock"), 0)))
 _DELETE = delete(Frame).where(
     Frame.id == bindparam("frame_id"), Frame.captured_at == bindparam("captured_at")
 )
@@ -364,7 +385,10 @@ async def _accept(
         "height": body.height,
     }
     try:
-        inserted = await _insert(conn, row, gate)
+        if gate.over_midnight:
+            inserted = await conn.scalar(_INSERT_ONCE, {**row, **_window(gate)})
+        else:
+            inserted = await conn.scalar(_INSERT, row)
     except BaseException:
         await resources.admission.discard(frame_id)
         raise
@@ -406,32 +430,6 @@ async def _accept(
         extra={"frame_id": str(frame_id), "lesson_id": str(lesson_id), "seq": frame.seq},
     )
     return AcceptedFrame(frame_id, frame.seq)
-
-
-async def _insert(
-    conn: AsyncConnection, row: dict[str, object], gate: LessonGate
-) -> uuid.UUID | None:
-    """Insert the ``queued`` row; None when a request with the same seq got there first.
-
-    Each day partition's unique index sees only its own day, so two requests of
-    one seq captured on either side of midnight UTC would both be stored. A
-    lesson over midnight (a morning lesson in East Asia) therefore inserts in a
-    transaction: requests of one seq take turns on a lock, and each looks in both
-    days for the other's frame first. Other lessons keep the one autocommit INSERT.
-    """
-    if not gate.over_midnight:
-        return await conn.scalar(_INSERT, row)
-    seq_lock = f"frame-seq:{row['lesson_id']}:{row['student_id']}:{row['seq']}"
-    await conn.commit()  # ends the autocommit checks' (empty) transaction
-    await conn.execution_options(isolation_level="READ COMMITTED")
-    try:
-        async with conn.begin():
-            await conn.execute(_SEQ_LOCK, {"seq_lock": seq_lock})
-            if await conn.scalar(_EARLIER, {**row, **_window(gate)}) is not None:
-                return None
-            return await conn.scalar(_INSERT, row)
-    finally:
-        await conn.execution_options(isolation_level="AUTOCOMMIT")
 
 
 def _window(gate: LessonGate) -> dict[str, dt.datetime]:

@@ -30,8 +30,8 @@ its events copy it. One frame per ``(lesson_id, student_id, seq)`` cannot be a
 key of the parent (two requests of one seq carry two capture times), so each
 day partition has that unique index of its own, on which requests of one seq
 race to one frame. Requests whose capture times lie on either side of midnight
-UTC meet in no one index: ingest inserts the frames of a lesson over midnight
-under a per-seq transaction lock instead (``services.ingest.intake._insert``).
+UTC meet in no one index: for a lesson over midnight, ingest's INSERT checks
+both days under a per-seq lock instead (migration 0013's ``frame_seq_is_new``).
 These functions run inside the caller's transaction and never commit.
 """
 
