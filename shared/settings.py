@@ -55,6 +55,11 @@ class StoreSettings(BaseSettings):
     data_dir: Path = Path(".classpulse")
 
 
+#: The most clock skew a deployment may allow: a process without the ingest
+#: settings bounds a lesson's capture times with it (``shared.db.partitions``).
+MAX_CLOCK_SKEW_SECONDS = 3600
+
+
 class FrameSettings(BaseSettings):
     """Limits on incoming frames and their life in the queue."""
 
@@ -72,7 +77,7 @@ class FrameSettings(BaseSettings):
     #: server's clock. Student devices' clocks are often off by seconds, some by
     #: minutes; times further out are refused (422), because a time far from the
     #: lesson would escape retention and break the lesson's time buckets.
-    clock_skew_seconds: int = Field(300, ge=0, le=3600)
+    clock_skew_seconds: int = Field(300, ge=0, le=MAX_CLOCK_SKEW_SECONDS)
     #: The classroom page finds, aligns and crops faces itself and sends only
     #: the crops (``shared.face_crops``); off, it sends whole frames. A browser
     #: that cannot run the detector sends whole frames either way.

@@ -29,7 +29,7 @@ async def list_lessons(session: SessionDep, principal: PrincipalDep) -> LessonLi
     responses=READ_ERRORS,
 )
 async def frame_stats(access: ClassLessonDep, session: SessionDep) -> FrameStats:
-    by_status, by_reason = await frame_status_counts(session, access.lesson.id)
+    by_status, by_reason = await frame_status_counts(session, access.lesson)
     return FrameStats(
         lesson_id=access.lesson.id,
         accepted=sum(by_status.values()),

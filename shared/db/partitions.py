@@ -42,9 +42,13 @@ from collections.abc import Callable, MutableMapping
 from dataclasses import dataclass
 from typing import Literal
 
-from sqlalchemy import Connection, text
+from sqlalchemy import ColumnElement, Connection, SQLColumnExpression, text
+
+from shared.settings import MAX_CLOCK_SKEW_SECONDS
 
 DAY = dt.timedelta(days=1)
+#: How far a frame's capture time may lie outside its lesson's times.
+CAPTURE_MARGIN = dt.timedelta(seconds=MAX_CLOCK_SKEW_SECONDS)
 #: Days created ahead of today: a week of beat outages before rows go to the default.
 DAYS_AHEAD = 7
 #: A drop waits at most this long for queries reading the table (it needs an
@@ -72,6 +76,18 @@ TABLES = (
     PartitionedTable("face_event_minutes", "minute"),
     PartitionedTable("frames", "captured_at", ("lesson_id", "student_id", "seq")),
 )
+
+
+def within_lesson(
+    captured_at: SQLColumnExpression[dt.datetime], starts_at: dt.datetime, ends_at: dt.datetime
+) -> ColumnElement[bool]:
+    """A capture time within its lesson's, give or take the most clock skew allowed.
+
+    Added to a query of one lesson's frames, it lets the planner read the lesson's
+    day partitions instead of probing every day's index. The times must be values:
+    as a lesson row's columns in a join they only filter, they do not prune.
+    """
+    return captured_at.between(starts_at - CAPTURE_MARGIN, ends_at + CAPTURE_MARGIN)
 
 
 def day_start(at: dt.datetime) -> dt.datetime:

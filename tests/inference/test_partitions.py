@@ -8,14 +8,16 @@ import datetime as dt
 from collections.abc import Iterator
 
 import pytest
-from sqlalchemy import Engine, text
+from sqlalchemy import Connection, Engine, text
+from sqlalchemy.orm import Session
 
+from services.analytics.queries.lessons import status_counts_query
 from services.inference import process, store, tasks
 from services.inference.celery_app import celery_config
 from services.inference.config import CelerySettings
 from services.inference.resources import WorkerResources
 from shared.db import partitions
-from shared.db.models import FrameStatus
+from shared.db.models import FrameStatus, Lesson
 from tests.inference.conftest import NOW, World
 
 DAY = dt.timedelta(days=1)
@@ -78,6 +80,35 @@ def test_the_worker_finds_its_frame_in_one_partition(
         found = store.lock_frame(conn, ref.frame_id, ref.captured_at, resources.clock_skew)
         assert found is not None
         assert found.key_time == ref.captured_at
+
+
+def frame_partitions_read(conn: Connection, query: str) -> set[str]:
+    """The partitions the plan of ``query`` reads (pruned ones are not in it)."""
+    names = partitions.partition_names(conn)
+    plan = conn.scalars(text(f"EXPLAIN (COSTS OFF) {query}"))
+    return {word for line in plan for word in line.split() if word in names}
+
+
+def test_a_lesson_s_frame_counts_read_only_its_days(world: World, clean_db: Engine) -> None:
+    """The frame counts a teacher sees read the lesson's day partitions (its times give or
+    take the largest clock skew allowed), not every day's."""
+    with clean_db.begin() as conn:
+        partitions.ensure_ahead(conn, NOW - 3 * DAY, days_ahead=partitions.DAYS_AHEAD + 3)
+    world.add_frame(None)
+    with Session(clean_db) as session:
+        lesson = session.get_one(Lesson, world.lesson_id)
+        query = status_counts_query(lesson).compile(
+            clean_db, compile_kwargs={"literal_binds": True}
+        )
+    margin = partitions.CAPTURE_MARGIN
+    first = partitions.day_start(lesson.starts_at - margin)
+    last = partitions.day_start(lesson.ends_at + margin)
+    days = {f"frames_p{first + n * DAY:%Y%m%d}" for n in range((last - first) // DAY + 1)}
+    with clean_db.connect() as conn:
+        assert frame_partitions_read(conn, str(query)) == days
+        assert len(partitions.existing_days(conn, "frames")) >= len(days) + 8
+        (status, _, count), *_ = conn.execute(text(str(query))).all()
+    assert (FrameStatus(status), count) == (FrameStatus.QUEUED, 1)
 
 
 def test_a_frame_whose_time_changed_after_its_message_is_still_finished(

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import datetime as dt
-import uuid
 
-from sqlalchemy import func, select
+from sqlalchemy import Select, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.access import lesson_is_live
 from shared.auth import Principal, PrincipalKind
+from shared.db import partitions
 from shared.db.models import Frame, FrameStatus, Lesson, SchoolClass
 from shared.errors import Forbidden
 
@@ -44,22 +44,27 @@ async def visible_lessons(session: AsyncSession, principal: Principal) -> list[d
     return [lesson_info(lesson, cls, now) for lesson, cls in (await session.execute(query)).all()]
 
 
+def status_counts_query(lesson: Lesson) -> Select[FrameStatus, str | None, int]:
+    """Frames of the lesson per status and failure reason, from its own day partitions."""
+    return (
+        select(Frame.status, Frame.failure_reason, func.count())
+        .where(
+            Frame.lesson_id == lesson.id,
+            partitions.within_lesson(Frame.captured_at, lesson.starts_at, lesson.ends_at),
+        )
+        .group_by(Frame.status, Frame.failure_reason)
+    )
+
+
 async def frame_status_counts(
-    session: AsyncSession, lesson_id: uuid.UUID
+    session: AsyncSession, lesson: Lesson
 ) -> tuple[dict[str, int], dict[str, int]]:
     """Frames per status, and failed frames per reason."""
     by_status = {status.value: 0 for status in FrameStatus}
-    rows = await session.execute(
-        select(Frame.status, func.count())
-        .where(Frame.lesson_id == lesson_id)
-        .group_by(Frame.status)
-    )
-    for status, count in rows.all():
-        by_status[FrameStatus(status).value] = count
-    reason = func.coalesce(Frame.failure_reason, "unknown")
-    reasons = await session.execute(
-        select(reason, func.count())
-        .where(Frame.lesson_id == lesson_id, Frame.status == FrameStatus.FAILED)
-        .group_by(reason)
-    )
-    return by_status, {str(r): int(n) for r, n in reasons.all()}
+    by_reason: dict[str, int] = {}
+    for status, reason, count in (await session.execute(status_counts_query(lesson))).all():
+        by_status[FrameStatus(status).value] += count
+        if status is FrameStatus.FAILED:
+            key = reason or "unknown"
+            by_reason[key] = by_reason.get(key, 0) + count
+    return by_status, by_reason
