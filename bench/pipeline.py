@@ -20,7 +20,7 @@ whatever else the machine runs. Detection quality is measured by
     python -m bench.pipeline [--detector NAME ...] [--rounds 3] [--no-fer]
 
 The comparison needs the ``fer`` package, installed without its dependency
-pins: ``pip install --no-deps fer`` (it runs offline on TensorFlow Lite).
+pins by ``make bench-peers`` (it runs offline on TensorFlow Lite).
 """
 
 from __future__ import annotations
