@@ -15,7 +15,7 @@ Worker "a" runs the periodic tasks (beat). Afterwards the queue is drained
 every acknowledged frame is looked up: printed are frames accepted, done,
 failed by reason, expired, still queued and lost (acknowledged but not in a
 final state), answers by status, p50/p99 ingest latency of acknowledged
-frames, and the RSS of the worker that is never killed at start and end.
+frames, and the RSS of the worker that is never killed, sampled through the run.
 
     .venv/bin/python -m bench.soak --rate 50 --duration 600
 """
@@ -290,6 +290,14 @@ def final_states(database_url: str, acknowledged: dict[str, float]) -> Counter[s
     )
 
 
+async def sample_rss(pid: int, every: float, into: list[float]) -> None:
+    """Append the RSS of process ``pid`` every ``every`` seconds until cancelled: a
+    steady rise after warm-up is a leak, a plateau is caches and allocator arenas."""
+    while True:
+        into.append(rss_mib(pid))
+        await asyncio.sleep(every)
+
+
 def percentile(values: list[float], q: int) -> float:
     if len(values) < 2:
         return values[0] if values else float("nan")
@@ -330,12 +338,14 @@ async def run(args: argparse.Namespace, work: Path) -> None:
             drive(ingest_url, lesson_id, tokens, args.rate, args.duration)
         )
         await asyncio.sleep(min(10.0, args.duration / 4))
-        rss_start = rss_mib(workers["a"].pid)
+        rss: list[float] = []
+        sampler = asyncio.create_task(sample_rss(workers["a"].pid, args.rss_every, rss))
         await inject_faults(args, own_redis, workers, env, logs, faults)
         load = await load_task
         load_seconds = time.monotonic() - started
+        sampler.cancel()
         stats = drain(analytics_url, lesson_id, key, own_redis.url, args.drain_timeout)
-        rss_end = rss_mib(workers["a"].pid)
+        rss.append(rss_mib(workers["a"].pid))
         states = final_states(stores.database_url, load.acknowledged)
         requeued = sum(
             log.read_text(errors="replace").count(REQUEUED_LOG) for log in logs.glob("worker-*.log")
@@ -364,8 +374,10 @@ async def run(args: argparse.Namespace, work: Path) -> None:
         f"p99={percentile(latencies, 99) * 1000:.0f} ms"
     )
     print(f"frames whose message was lost, queued again: {requeued}")
-    growth = (rss_end - rss_start) / rss_start * 100
-    print(f"worker a RSS: start={rss_start:.0f} MiB end={rss_end:.0f} MiB ({growth:+.1f} %)")
+    growth = (rss[-1] - rss[0]) / rss[0] * 100
+    print(f"worker a RSS: start={rss[0]:.0f} MiB end={rss[-1]:.0f} MiB ({growth:+.1f} %)")
+    series = " ".join(f"{value:.0f}" for value in rss)
+    print(f"worker a RSS every {args.rss_every:g} s under load, then after the drain: {series} MiB")
 
 
 def main() -> None:
@@ -379,6 +391,9 @@ def main() -> None:
     parser.add_argument("--redis-down", type=float, default=5.0, help="0: no Redis restart")
     parser.add_argument("--frame-ttl", type=int, default=120, help="CLASSPULSE_FRAME_TTL_SECONDS")
     parser.add_argument("--drain-timeout", type=float, default=600.0)
+    parser.add_argument(
+        "--rss-every", type=float, default=60.0, help="seconds between RSS samples of worker a"
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="classpulse-soak-") as work:
         asyncio.run(run(args, Path(work)))
