@@ -51,7 +51,7 @@ from shared.auth import issue_student_token
 from shared.db.base import Base
 from shared.db.engine import make_sync_engine
 from shared.db.models import Frame, FrameStatus
-from shared.db.partitions import day_start
+from shared.db.partitions import capture_window, day_start
 from shared.schemas import FRAME_KEY_PREFIX, FRAME_QUEUE
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -134,19 +134,23 @@ def seed(
     """
     now = dt.datetime.now(dt.UTC)
     starts_at = (day_start(now) if over_midnight else now) - dt.timedelta(minutes=5)
+    minutes = (now - starts_at) // dt.timedelta(minutes=1) + 120
     engine = make_sync_engine(database_url)
     try:
         seeded = seed_lesson(
             engine,
             students=[f"b{n}" for n in range(students)],
             starts_at=starts_at,
-            minutes=int((now - starts_at) / dt.timedelta(minutes=1)) + 120,
+            minutes=minutes,
             title="Load",
             consenting=True,
             enrolled=True,
         )
     finally:
         engine.dispose()
+    ends_at = starts_at + dt.timedelta(minutes=minutes)
+    first, last = map(day_start, capture_window(starts_at, ends_at))
+    print(f"lesson over midnight UTC (ingest's locked INSERT): {'yes' if first != last else 'no'}")
     tokens = [
         issue_student_token(SECRET, student_id=i, lesson_id=seeded.lesson_id, ttl_seconds=7200)
         for i in seeded.students.values()

@@ -344,6 +344,8 @@ async def run(args: argparse.Namespace, work: Path) -> None:
         load = await load_task
         load_seconds = time.monotonic() - started
         sampler.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await sampler
         stats = drain(analytics_url, lesson_id, key, own_redis.url, args.drain_timeout)
         rss.append(rss_mib(workers["a"].pid))
         states = final_states(stores.database_url, load.acknowledged)
@@ -395,6 +397,8 @@ def main() -> None:
         "--rss-every", type=float, default=60.0, help="seconds between RSS samples of worker a"
     )
     args = parser.parse_args()
+    if args.rss_every <= 0:
+        parser.error("--rss-every must be more than 0")
     with tempfile.TemporaryDirectory(prefix="classpulse-soak-") as work:
         asyncio.run(run(args, Path(work)))
 

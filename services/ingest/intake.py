@@ -140,7 +140,8 @@ def check_capture_time(
     Outside, a time would be stored as PostgreSQL's ±infinity (years 1 and
     9999), break the lesson's time buckets, or escape retention.
     """
-    earliest, latest = _shifted(starts_at, -skew), _shifted(min(ends_at, now), skew)
+    earliest = partitions.shifted(starts_at, -skew)
+    latest = partitions.shifted(min(ends_at, now), skew)
     if not earliest <= captured_at <= latest:
         raise InvalidValue(
             f"captured_at {captured_at.isoformat()} is not a time of this lesson so far: "
@@ -149,14 +150,6 @@ def check_capture_time(
             "the device's clock",
             field="captured_at",
         )
-
-
-def _shifted(at: dt.datetime, delta: dt.timedelta) -> dt.datetime:
-    """``at + delta``, held at the ends of Python's time range."""
-    try:
-        return at + delta
-    except OverflowError:
-        return at
 
 
 def _iso(at: dt.datetime) -> str:
@@ -186,6 +179,8 @@ _GATE = (
                 Lesson.ends_at + bindparam("skew", type_=Interval),
             ),
         )
+        # One is enough; a pair stored before migration 0013 must not fail the gate.
+        .limit(1)
         .scalar_subquery(),
         SchoolClass.client_detection,
     )
@@ -265,7 +260,7 @@ class LessonGate:
     earlier: uuid.UUID | None
     #: The class's own face-crops mode; None follows the deployment's.
     class_crops: bool | None
-    #: The first and last capture time a frame of the lesson may carry.
+    #: The lesson's ``partitions.capture_window``.
     earliest: dt.datetime
     latest: dt.datetime
 
@@ -295,7 +290,9 @@ async def check_lesson(
     if row is None:
         raise NotFound(f"lesson {lesson_id} not found", field="lesson")
     live, starts_at, ends_at, school, student, earlier, class_crops = row
-    window = _shifted(starts_at, -skew), _shifted(ends_at, skew)
+    # The largest skew any deployment allows, not this process's: replicas with
+    # different settings must agree on which INSERT a lesson's frames take.
+    window = partitions.capture_window(starts_at, ends_at)
     if earlier is not None:
         # An idempotent retry: the first answer stands, whatever changed since.
         return LessonGate(uuid.UUID(str(earlier)), class_crops, *window)

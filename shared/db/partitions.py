@@ -78,16 +78,34 @@ TABLES = (
 )
 
 
+def shifted(at: dt.datetime, delta: dt.timedelta) -> dt.datetime:
+    """``at + delta``, held at the ends of Python's time range (a lesson may be stored
+    as ending in year 9999)."""
+    try:
+        return at + delta
+    except OverflowError:
+        return at
+
+
+def capture_window(starts_at: dt.datetime, ends_at: dt.datetime) -> tuple[dt.datetime, dt.datetime]:
+    """The first and last capture time a frame of a lesson with these times may carry,
+    under any deployment's clock skew setting."""
+    return shifted(starts_at, -CAPTURE_MARGIN), shifted(ends_at, CAPTURE_MARGIN)
+
+
 def within_lesson(
     captured_at: SQLColumnExpression[dt.datetime], starts_at: dt.datetime, ends_at: dt.datetime
 ) -> ColumnElement[bool]:
-    """A capture time within its lesson's, give or take the most clock skew allowed.
+    """A capture time within the lesson's :func:`capture_window`.
 
     Added to a query of one lesson's frames, it lets the planner read the lesson's
     day partitions instead of probing every day's index. The times must be values:
     as a lesson row's columns in a join they only filter, they do not prune.
+    Ingest has refused capture times outside the window since issue 19; rows
+    stored before that and outside it were marked failed (``invalid_capture_time``)
+    and are not counted by such a query.
     """
-    return captured_at.between(starts_at - CAPTURE_MARGIN, ends_at + CAPTURE_MARGIN)
+    return captured_at.between(*capture_window(starts_at, ends_at))
 
 
 def day_start(at: dt.datetime) -> dt.datetime:

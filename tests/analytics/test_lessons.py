@@ -54,6 +54,26 @@ def test_frame_stats_count_frames_by_status_and_reason(
     assert body["failed_by_reason"] == {"undecodable": 1}
 
 
+def test_frame_stats_of_a_lesson_at_the_ends_of_time(
+    api: httpx.Client, lesson: SeededLesson, clean_db: Engine
+) -> None:
+    """A lesson stored as starting in year 1 and ending in 9999 (an LMS's "no dates")
+    still has its frames counted: the capture-time bound stops at the ends of time."""
+    insert_events(clean_db, lesson.lesson_id, [SeedEvent(lesson.students["s1"], lesson.at(0))])
+    with clean_db.begin() as conn:
+        conn.execute(
+            text("UPDATE lessons SET starts_at = :s, ends_at = :e WHERE id = :l"),
+            {
+                "s": dt.datetime(1, 1, 1, tzinfo=dt.UTC),
+                "e": dt.datetime(9999, 12, 31, 23, 59, tzinfo=dt.UTC),
+                "l": lesson.lesson_id,
+            },
+        )
+    answer = api.get(f"/v1/lessons/{lesson.lesson_id}/frames/stats", headers=bearer(lesson.lms_key))
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["by_status"]["done"] == 1
+
+
 def test_openapi_documents_every_endpoint_in_terms_of_displayed_expressions(
     api: httpx.Client,
 ) -> None:

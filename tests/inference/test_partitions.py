@@ -97,12 +97,11 @@ def test_a_lesson_s_frame_counts_read_only_its_days(world: World, clean_db: Engi
     world.add_frame(None)
     with Session(clean_db) as session:
         lesson = session.get_one(Lesson, world.lesson_id)
+        starts, ends = lesson.starts_at, lesson.ends_at
         query = status_counts_query(lesson).compile(
             clean_db, compile_kwargs={"literal_binds": True}
         )
-    margin = partitions.CAPTURE_MARGIN
-    first = partitions.day_start(lesson.starts_at - margin)
-    last = partitions.day_start(lesson.ends_at + margin)
+    first, last = map(partitions.day_start, partitions.capture_window(starts, ends))
     days = {f"frames_p{first + n * DAY:%Y%m%d}" for n in range((last - first) // DAY + 1)}
     with clean_db.connect() as conn:
         assert frame_partitions_read(conn, str(query)) == days

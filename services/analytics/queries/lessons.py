@@ -65,6 +65,6 @@ async def frame_status_counts(
     for status, reason, count in (await session.execute(status_counts_query(lesson))).all():
         by_status[FrameStatus(status).value] += count
         if status is FrameStatus.FAILED:
-            key = reason or "unknown"
+            key = "unknown" if reason is None else reason
             by_reason[key] = by_reason.get(key, 0) + count
     return by_status, by_reason

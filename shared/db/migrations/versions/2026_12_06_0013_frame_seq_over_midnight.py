@@ -9,7 +9,9 @@ in East Asia crosses UTC midnight, so this is not rare.
 such a lesson's frames: it takes a lock on the seq, held until the INSERT
 commits, then looks for the seq in the lesson's capture times. A VOLATILE
 function's queries each take a fresh snapshot, so a request that waited on the
-lock sees the frame its holder committed. One statement, one round trip.
+lock sees the frame its holder committed (under READ COMMITTED, ingest's
+isolation; a REPEATABLE READ caller would keep its first snapshot and miss it).
+One statement, one round trip.
 
 Revision ID: 0013
 Revises: 0012
