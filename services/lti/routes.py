@@ -30,6 +30,7 @@ import logging
 import urllib.parse
 import uuid
 from collections.abc import AsyncIterator, Mapping
+from http.cookies import SimpleCookie
 from typing import Annotated, Any
 
 from fastapi import APIRouter, FastAPI, Form, Request, Response, status
@@ -131,17 +132,28 @@ async def _tool_key(session: AsyncSession, settings: IngestSettings) -> adapter.
 
 
 def _set_cookies(response: Response, cookies: list[adapter.CookieToSet]) -> None:
+    """Set pylti1p3's state cookies: sent back on the platform's cross-site POST to
+    /lti/launch (``SameSite=None; Secure``) and ``Partitioned``.
+
+    A launch inside the LMS's iframe (content selection always is) makes the tool a
+    third party of the course page, and browsers that block third-party cookies
+    (Safari, private windows, Chrome where set) drop an unpartitioned one: the
+    launch then fails with "State not found". A partitioned cookie is kept for
+    that course page's frames only. Browsers without partitioned cookies ignore
+    the attribute. Starlette sets it only on Python 3.14 and newer.
+    """
     for cookie in cookies:
-        # Sent back on the platform's cross-site POST to /lti/launch: SameSite=None, Secure.
-        response.set_cookie(
-            cookie.name,
-            cookie.value,
-            max_age=cookie.max_age,
-            path="/lti/",
-            secure=True,
-            httponly=True,
-            samesite="none",
-        )
+        morsel: SimpleCookie = SimpleCookie()
+        morsel[cookie.name] = cookie.value
+        attributes = morsel[cookie.name]
+        attributes["path"] = "/lti/"
+        attributes["secure"] = True
+        attributes["httponly"] = True
+        attributes["samesite"] = "none"
+        if cookie.max_age is not None:
+            attributes["max-age"] = cookie.max_age
+        header = morsel.output(header="").strip() + "; Partitioned"
+        response.raw_headers.append((b"set-cookie", header.encode("latin-1")))
 
 
 @protocol.api_route("/login", methods=["GET", "POST"])

@@ -103,6 +103,10 @@ class Platform:
     def start_url(self, hint: str) -> str:
         return f"{self.url}/start/{hint}"
 
+    def course_url(self, hint: str) -> str:
+        """A course page that shows the launch in an iframe, as content selection is shown."""
+        return f"{self.url}/course/{hint}"
+
     def login_params(self, hint: str) -> dict[str, str]:
         scenario = self.scenarios[hint]
         return {
@@ -211,6 +215,11 @@ class Platform:
         async def start(hint: str) -> HTMLResponse:
             # Moodle starts a launch with an auto-submitted form to the tool's login URL.
             return _autopost(f"{self.tool_url}/lti/login", self.login_params(hint))
+
+        @app.get("/course/{hint}")
+        async def course(hint: str) -> HTMLResponse:
+            start = html.escape(f"/start/{hint}")
+            return HTMLResponse(f'<iframe name="tool" src="{start}" width="900" height="600">')
 
         @app.get("/mod/lti/auth.php")
         async def auth(request: Request) -> HTMLResponse:

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine, text
 
-from tests.e2e.conftest import ARTIFACTS, browser, fake_camera  # noqa: F401  (fixtures)
+from tests.e2e.conftest import ARTIFACTS, CHROMIUM, browser, fake_camera  # noqa: F401  (fixtures)
 from tests.lti.conftest import Tool
 from tests.lti.platform import INSTRUCTOR_ROLES, LEARNER_ROLES, Platform, Scenario
 
@@ -76,3 +76,43 @@ def test_learner_launch_opens_the_classroom_consent_step(
             ).scalars()
         )
     assert parties == {"school", "student"}
+
+
+@pytest.fixture(scope="module")
+def cookieless_browser(browser: Any) -> Iterator[Any]:  # noqa: F811
+    """Headless Chromium that blocks third-party cookies, as Safari does and Chrome may
+    (Playwright's contexts are private windows, which block them already)."""
+    blocking = browser.browser_type.launch(
+        executable_path=str(CHROMIUM),
+        args=["--headless", "--no-sandbox", "--disable-gpu", "--test-third-party-cookie-phaseout"],
+    )
+    yield blocking
+    blocking.close()
+
+
+def test_a_framed_placement_works_with_third_party_cookies_blocked(
+    tool: Tool, platform: Platform, cookieless_browser: Any
+) -> None:
+    """Moodle and Canvas show content selection in an iframe: the tool (here on localhost)
+    is a third party of the course page (127.0.0.1). Its state cookie is Partitioned, so
+    a browser that blocks third-party cookies keeps it for that course page's frame."""
+    platform.tool_url = tool.url.replace("127.0.0.1", "localhost")
+    hint = platform.add(
+        Scenario("u-teach", INSTRUCTOR_ROLES, message_type="LtiDeepLinkingRequest",
+                 resource_link_id=None),
+    )  # fmt: skip
+    context = cookieless_browser.new_context()
+    page = context.new_page()
+    page.goto(platform.course_url(hint))
+    frame = page.frame_locator("iframe[name=tool]")
+    try:
+        frame.locator("input[name=title]").fill("Quiz day")
+        frame.locator("input[name=minutes]").fill("45")
+        frame.locator("button[type=submit]").click()
+        frame.locator("#placed").wait_for(timeout=30_000)
+    finally:
+        page.screenshot(path=str(ARTIFACTS / "framed-placement.png"), full_page=True)
+        context.close()
+    (placed,) = platform.deep_links
+    items = placed["https://purl.imsglobal.org/spec/lti-dl/claim/content_items"]
+    assert [item["title"] for item in items] == ["Quiz day"]
