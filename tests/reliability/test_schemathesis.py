@@ -58,9 +58,7 @@ def started(request: pytest.FixtureRequest) -> None:
 
 @pytest.fixture(scope="module")
 def urls(
-    pg_url: str,
-    redis_url: str,
-    tmp_path_factory: pytest.TempPathFactory,
+    pg_url: str, redis_url: str, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[dict[str, str]]:
     root = tmp_path_factory.mktemp("schemathesis")
     scratch = Scratch(root / "scratch", root)
