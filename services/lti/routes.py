@@ -143,16 +143,16 @@ def _set_cookies(response: Response, cookies: list[adapter.CookieToSet]) -> None
     the attribute. Starlette sets it only on Python 3.14 and newer.
     """
     for cookie in cookies:
-        morsel: SimpleCookie = SimpleCookie()
-        morsel[cookie.name] = cookie.value
-        attributes = morsel[cookie.name]
+        jar: SimpleCookie = SimpleCookie()
+        jar[cookie.name] = cookie.value
+        attributes = jar[cookie.name]
         attributes["path"] = "/lti/"
         attributes["secure"] = True
         attributes["httponly"] = True
         attributes["samesite"] = "none"
         if cookie.max_age is not None:
             attributes["max-age"] = cookie.max_age
-        header = morsel.output(header="").strip() + "; Partitioned"
+        header = jar.output(header="").strip() + "; Partitioned"
         response.raw_headers.append((b"set-cookie", header.encode("latin-1")))
 
 
