@@ -48,10 +48,10 @@ from classpulse.harness.processes import (
 )
 from classpulse.harness.servers import OwnRedis
 from shared.auth import issue_student_token
+from shared.db import partitions
 from shared.db.base import Base
 from shared.db.engine import make_sync_engine
 from shared.db.models import Frame, FrameStatus
-from shared.db.partitions import capture_window, day_start
 from shared.schemas import FRAME_KEY_PREFIX, FRAME_QUEUE
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -133,7 +133,7 @@ def seed(
     so its frames take ingest's path for lessons over two day partitions.
     """
     now = dt.datetime.now(dt.UTC)
-    starts_at = (day_start(now) if over_midnight else now) - dt.timedelta(minutes=5)
+    starts_at = (partitions.day_start(now) if over_midnight else now) - dt.timedelta(minutes=5)
     minutes = (now - starts_at) // dt.timedelta(minutes=1) + 120
     engine = make_sync_engine(database_url)
     try:
@@ -148,9 +148,8 @@ def seed(
         )
     finally:
         engine.dispose()
-    ends_at = starts_at + dt.timedelta(minutes=minutes)
-    first, last = map(day_start, capture_window(starts_at, ends_at))
-    print(f"lesson over midnight UTC (ingest's locked INSERT): {'yes' if first != last else 'no'}")
+    crosses = partitions.over_midnight(starts_at, starts_at + dt.timedelta(minutes=minutes))
+    print(f"lesson over midnight UTC (ingest's locked INSERT): {'yes' if crosses else 'no'}")
     tokens = [
         issue_student_token(SECRET, student_id=i, lesson_id=seeded.lesson_id, ttl_seconds=7200)
         for i in seeded.students.values()

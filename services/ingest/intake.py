@@ -228,15 +228,8 @@ _INSERT_ONCE = (
     .on_conflict_do_nothing()
     .returning(Frame.id)
 )
-_EXISTING = select(Frame.id).where(
-    Frame.lesson_id == bindparam("lesson_id"),
-    Frame.student_id == bindparam("student_id"),
-    Frame.seq == bindparam("seq"),
-    # The winner conflicted in this frame's day partition.
-    Frame.captured_at >= bindparam("day_start"),
-    Frame.captured_at < bindparam("day_end"),
-)
-#: Any frame of this seq within the lesson's capture times (one or two day partitions).
+#: Any frame of this seq within the lesson's capture times: the partition of its
+#: day, or of each day for a lesson over midnight.
 _EARLIER = (
     select(Frame.id)
     .where(
@@ -263,11 +256,8 @@ class LessonGate:
     #: The lesson's ``partitions.capture_window``.
     earliest: dt.datetime
     latest: dt.datetime
-
-    @property
-    def over_midnight(self) -> bool:
-        """The lesson's frames may lie in two UTC day partitions."""
-        return partitions.day_start(self.earliest) != partitions.day_start(self.latest)
+    #: Its frames may lie in two UTC day partitions (``partitions.over_midnight``).
+    over_midnight: bool
 
 
 async def check_lesson(
@@ -293,12 +283,13 @@ async def check_lesson(
     # The largest skew any deployment allows, not this process's: replicas with
     # different settings must agree on which INSERT a lesson's frames take.
     window = partitions.capture_window(starts_at, ends_at)
+    midnight = partitions.over_midnight(starts_at, ends_at)
     if earlier is not None:
         # An idempotent retry: the first answer stands, whatever changed since.
-        return LessonGate(uuid.UUID(str(earlier)), class_crops, *window)
+        return LessonGate(uuid.UUID(str(earlier)), class_crops, *window, midnight)
     refuse_closed(live, school, student)
     check_capture_time(frame.captured_at, starts_at, ends_at, now, skew)
-    return LessonGate(None, class_crops, *window)
+    return LessonGate(None, class_crops, *window, midnight)
 
 
 def refuse_closed(live: bool, school: bool, student: bool) -> None:
@@ -392,12 +383,7 @@ async def _accept(
     if inserted is None:
         # A concurrent request with the same seq won the race: answer with its frame.
         await resources.admission.discard(frame_id)
-        if gate.over_midnight:
-            winner = await conn.scalar(_EARLIER, {**key, **_window(gate)})
-        else:
-            day = partitions.day_start(frame.captured_at)
-            day_bounds = {"day_start": day, "day_end": day + partitions.DAY}
-            winner = await conn.scalar(_EXISTING, {**key, **day_bounds})
+        winner = await conn.scalar(_EARLIER, {**key, **_window(gate)})
         if winner is None:
             raise ServiceUnavailable("a concurrent request with this seq did not finish; retry")
         return AcceptedFrame(winner, frame.seq, repeated=True)

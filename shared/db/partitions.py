@@ -93,6 +93,12 @@ def capture_window(starts_at: dt.datetime, ends_at: dt.datetime) -> tuple[dt.dat
     return shifted(starts_at, -CAPTURE_MARGIN), shifted(ends_at, CAPTURE_MARGIN)
 
 
+def over_midnight(starts_at: dt.datetime, ends_at: dt.datetime) -> bool:
+    """Whether a lesson's frames may lie in two or more UTC day partitions."""
+    first, last = capture_window(starts_at, ends_at)
+    return day_start(first) != day_start(last)
+
+
 def within_lesson(
     captured_at: SQLColumnExpression[dt.datetime], starts_at: dt.datetime, ends_at: dt.datetime
 ) -> ColumnElement[bool]:
