@@ -67,6 +67,11 @@ class FrameQueue:
     def __init__(self, redis: Redis, broker: Celery) -> None:
         self._redis = redis
         self._broker = broker
+        # Made here, once: Celery makes the pool on first use and sets kombu's
+        # process-wide pool limit only after handing it out, so the first burst of
+        # publishing threads could resize a pool another thread holds ("Can't
+        # shrink pool when in use", a 500 seen with 24 frames arriving at once).
+        self._producers = broker.producer_pool
         self._threads = ThreadPoolExecutor(PRODUCER_POOL_SIZE, thread_name_prefix="frame-publish")
 
     async def enqueue(self, ref: FrameRef) -> None:
@@ -98,7 +103,7 @@ class FrameQueue:
         )
         headers = dict(message.headers)
         tracing.inject(headers)
-        with self._broker.producer_pool.acquire(block=True) as producer:
+        with self._producers.acquire(block=True) as producer:
             producer.publish(
                 message.body,
                 exchange="",
